@@ -1,0 +1,180 @@
+"""The identities that write Airflow logs cannot create objects under remote_base_log_folder."""
+from __future__ import annotations
+
+import re
+
+from doctor.context import Context, DataUnavailable
+from doctor.iam import evaluate, member_roles
+from doctor.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
+from doctor.model import Finding, Remediation, Result, finding_id, from_findings, skipped
+from doctor.registry import check
+
+from ._common import bucket_resource, node_pool_resource, project, q
+
+PERM = "storage.objects.create"
+_403 = re.compile(r"(?i)(403|forbidden|access ?denied|insufficient(?: authentication)? ?(?:scopes|permission)|"
+                  r"does not have storage\.objects\.create)")
+_GCS = re.compile(r"(?i)(storage\.googleapis\.com|gs://|\bgcs\b|google\.cloud\.storage|storage\.objects)")
+
+
+@check(id="gcs-log-write-denied", title="Airflow can write task logs to its Cloud Storage bucket",
+       severity="error", category="logging", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
+       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"))
+def run(ctx: Context) -> Result:
+    """The log-writing identity cannot create objects in the gs:// log bucket (IAM, scopes, missing bucket, 403 in logs)."""
+    targets: dict[str, list[tuple[Identity, str, str]]] = {}
+    for comp in LOG_WRITERS:
+        folder, where = remote_log_folder(ctx, comp)
+        if not folder:
+            continue
+        for ident in resolve(ctx, comp):
+            targets.setdefault(bucket_of(folder), []).append((ident, folder, where))
+    if not targets:
+        return skipped("remote logging does not write to gs:// (no [logging] remote_logging with a gs:// "
+                       "remote_base_log_folder for any log-writing component)")
+    findings = []
+    for bucket, idents in targets.items():
+        f = _check_bucket(ctx, bucket, idents)
+        if isinstance(f, Finding):
+            findings.append(f)
+        elif isinstance(f, DataUnavailable):
+            raise f
+    return from_findings(findings)
+
+
+def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
+    folder, where = idents[0][1], idents[0][2]
+    p = project(ctx)
+    head = [f"[logging] remote_base_log_folder = {folder} ({where})"]
+    b_entry = ctx.entry("bucket", bucket=bucket)
+    if b_entry is not None and b_entry.not_found:
+        return Finding(
+            title=f"Log bucket gs://{bucket} does not exist",
+            message=(f"Airflow is configured to write logs under {folder}, but Cloud Storage answers 404 for bucket "
+                     f"{bucket}: every log upload fails and the UI shows no remote logs."),
+            resource=bucket_resource(bucket),
+            evidence=head + [f"GET storage/v1/b/{bucket}: HTTP 404 {b_entry.message}"],
+            remediation=Remediation(
+                summary="Create the bucket in the project (or point remote_base_log_folder at an existing one).",
+                commands=[f"gcloud storage buckets create gs://{bucket} --project {q(p)} --location "
+                          f"{q(_region(ctx))} --uniform-bucket-level-access"]),
+        )
+    iam_e = ctx.entry("bucket_iam", bucket=bucket)
+    proj_e = ctx.entry("project_iam")
+    bucket_policy = iam_e.data if iam_e is not None and iam_e.ok else None
+    project_policy = proj_e.data if proj_e is not None and proj_e.ok else None
+    bucket_why = _why(iam_e, f"storage/v1/b/{bucket}/iam", "storage.buckets.getIamPolicy")
+    project_why = _why(proj_e, f"projects/{p}:getIamPolicy", "resourcemanager.projects.getIamPolicy")
+    log_hits = _log_403(ctx, idents)
+
+    problems: list[str] = []   # identities that cannot write
+    doubts: list[str] = []
+    evidence = list(head)
+    caused_by: list[str] = []
+    fix_members: list[str] = []
+    seen = set()
+    for ident, _folder, _where in idents:
+        members = ident.members(ctx)
+        key = (ident.kind, tuple(sorted(members)))
+        if key in seen:
+            continue
+        seen.add(key)
+        who = _describe(ctx, ident)
+        if ident.kind == "node":
+            ro = [pool for pool in ident.pools if not pool.can_write_storage]
+            if ro:
+                problems.append(who)
+                evidence.append(f"{who}: node pool(s) {', '.join(pl.name for pl in ro)} have read-only Cloud Storage "
+                                "scopes, so the token cannot create objects whatever IAM grants")
+                caused_by += [finding_id("node-storage-scope-read-only", node_pool_resource(ctx, pl.name)) for pl in ro]
+        roles = member_roles(project_policy, members)
+        ev = evaluate(PERM, members, [(f"bucket gs://{bucket}", bucket_policy, bucket_why),
+                                      (f"project {p}", project_policy, project_why)],
+                      project_roles_of_member=roles, project_id=ctx.target.project)
+        if ev.verdict == "granted":
+            evidence.append(f"{who}: IAM grants {PERM} via {'; '.join(ev.grants)}")
+        elif ev.verdict == "denied":
+            problems.append(who) if who not in problems else None
+            evidence.append(f"{who}: no role with {PERM} on bucket gs://{bucket} or project {p} "
+                            f"(members checked: {', '.join(sorted(members))})")
+            fix_members += sorted(m for m in members if not m.startswith("principal://"))[:1]
+        else:
+            doubts.append(who)
+            evidence.append(f"{who}: unproven: " + "; ".join(ev.doubts))
+            fix_members += sorted(m for m in members if not m.startswith("principal://"))[:1]
+        if ident.kind == "gsa" and ident.gsa:
+            g = ctx.entry("gsa", email=ident.gsa)
+            if g is not None and g.not_found:
+                problems.append(who) if who not in problems else None
+                evidence.append(f"Google service account {ident.gsa} does not exist (HTTP 404)")
+    for line in log_hits:
+        evidence.append(line)
+    if log_hits and not problems:
+        problems.append("a log-writing component")
+    if not problems and not doubts:
+        return None
+    severity = "error" if problems else "warning"
+    idents_text = ", ".join(problems or doubts)
+    cmds = [f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} --role roles/storage.objectUser"
+            for m in dict.fromkeys(fix_members)]
+    if caused_by:
+        cmds.append("# and fix the node scopes: see node-storage-scope-read-only (Workload Identity)")
+    if severity == "warning":
+        title = f"Cannot prove that Airflow may write logs to gs://{bucket}"
+        message = (f"The doctor could not read every IAM policy that decides whether {idents_text} may create "
+                   f"objects in gs://{bucket}; the result is unproven, not denied. Grant the reader permissions "
+                   "below to the identity running the doctor, or confirm by hand.")
+        cmds = [f"gcloud storage buckets get-iam-policy gs://{bucket} --format=json",
+                f"gcloud projects get-iam-policy {q(p)} --format=json"] + cmds
+    else:
+        title = f"{idents_text[0].upper() + idents_text[1:]} cannot write logs to gs://{bucket}"
+        message = (f"Airflow writes task and component logs under {folder}, but {idents_text} cannot create objects "
+                   f"there ({PERM}); uploads fail with 403 and the logs are lost when the pod goes. "
+                   "Grant a storage object role on the bucket to the identity that writes (never roles/editor).")
+    return Finding(
+        title=title, message=message, resource=bucket_resource(bucket), evidence=evidence,
+        remediation=Remediation(
+            summary=("Grant roles/storage.objectUser on the bucket to the identity the log writers act as"
+                     + (" and give it a token that may write (Workload Identity)" if caused_by else "") + "."),
+            commands=cmds or [f"gcloud storage buckets get-iam-policy gs://{bucket} --format=json"]),
+        caused_by=caused_by, severity=severity,
+    )
+
+
+def _describe(ctx: Context, ident: Identity) -> str:
+    if ident.kind == "gsa":
+        return f"{ident.label} (KSA {ident.ksa} → {ident.gsa})"
+    if ident.kind == "federated":
+        return f"{ident.label} (KSA {ident.ksa}, federated principal, no annotation)"
+    sas = sorted({ctx.node_service_account(pl) for pl in ident.pools})
+    return f"{ident.label} (KSA {ident.ksa} → node service account {', '.join(sas) or 'unknown'})"
+
+
+def _why(entry, what: str, perm: str) -> str | None:
+    if entry is None:
+        return f"not collected ({what})"
+    if entry.ok:
+        return None
+    return f"HTTP {entry.status}: {entry.message} (needs {perm})"
+
+
+def _log_403(ctx: Context, idents) -> list[str]:
+    """Log lines of the writers' containers that show a 403 talking to Cloud Storage."""
+    out = []
+    for ident, _f, _w in idents:
+        for pod in ident.pods[:20]:
+            for c in pod.containers:
+                for previous in (False, True):
+                    for line in ctx.log_lines(pod.name, str(c.get("name")), previous)[-200:]:
+                        if _403.search(line) and _GCS.search(line):
+                            out.append(f"log {pod.name}/{c.get('name')}: {line.strip()[:400]}")
+                            break
+            if len(out) >= 3:
+                return out
+    return out
+
+
+def _region(ctx: Context) -> str:
+    loc = ctx.target.location or "LOCATION"
+    parts = loc.split("-")
+    return "-".join(parts[:2]) if len(parts) == 3 and len(parts[2]) == 1 else loc

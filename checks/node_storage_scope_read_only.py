@@ -1,0 +1,94 @@
+"""Airflow pods take Google credentials from the node, and the node pool's OAuth scopes cannot
+write to Cloud Storage, so remote logs to gs:// fail with 403 whatever IAM says."""
+from __future__ import annotations
+
+from doctor.context import Context
+from doctor.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
+from doctor.model import Finding, Remediation, Result, from_findings, skipped
+from doctor.registry import check
+
+from ._common import CHART_SA_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade, node_pool_resource, ns, project, q
+
+
+@check(id="node-storage-scope-read-only", title="Nodes running Airflow can write to Cloud Storage",
+       severity="error", category="identity", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
+       uses=("deployments", "statefulsets", "nodes", "project"))
+def run(ctx: Context) -> Result:
+    """Remote logging writes to gs:// with node credentials whose scopes are read-only."""
+    by_pool: dict[str, dict] = {}
+    any_remote = False
+    for comp in LOG_WRITERS:
+        folder, where = remote_log_folder(ctx, comp)
+        if not folder:
+            continue
+        for ident in resolve(ctx, comp):
+            any_remote = True
+            if ident.kind != "node":
+                continue
+            for pool in ident.pools:
+                if pool.can_write_storage:
+                    continue
+                slot = by_pool.setdefault(pool.name, {"pool": pool, "idents": [], "folder": folder, "where": where})
+                slot["idents"].append(ident)
+    if not any_remote:
+        return skipped("remote logging does not write to gs:// (no [logging] remote_logging with a gs:// "
+                       "remote_base_log_folder for any log-writing component)")
+    return from_findings([_finding(ctx, v["pool"], v["idents"], v["folder"], v["where"]) for v in by_pool.values()])
+
+
+def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
+    p, c = project(ctx), cluster_name(ctx)
+    bucket = bucket_of(folder)
+    node_sa = ctx.node_service_account(pool)
+    comps = sorted({i.label for i in idents})
+    ksas = sorted({i.ksa for i in idents})
+    evidence = [
+        f"[logging] remote_base_log_folder = {folder} ({where})",
+        f"node pool {pool.name}: config.oauthScopes {pool.scopes or '[] (none)'}: none of cloud-platform, "
+        "devstorage.read_write, devstorage.full_control",
+        f"node pool {pool.name}: config.serviceAccount {pool.service_account}"
+        + (f" ({node_sa})" if pool.service_account == "default" else ""),
+    ]
+    seen = set()
+    for i in idents:
+        for n in i.notes:
+            if n not in seen:
+                seen.add(n)
+                evidence.append(n)
+    gsa = f"airflow@{p}.iam.gserviceaccount.com"
+    cmds = [
+        f"gcloud container clusters update {q(c)} {gke_flags(ctx)} --workload-pool={q(p + '.svc.id.goog')}",
+        f"gcloud container node-pools update {q(pool.name)} --cluster {q(c)} {gke_flags(ctx)} --workload-metadata=GKE_METADATA",
+        f"gcloud iam service-accounts create airflow --project {q(p)} --display-name 'Airflow on GKE'",
+        f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q('serviceAccount:' + gsa)} "
+        "--role roles/storage.objectUser",
+    ]
+    for ksa in ksas:
+        cmds.append(f"gcloud iam service-accounts add-iam-policy-binding {q(gsa)} --project {q(p)} "
+                    f"--role roles/iam.workloadIdentityUser --member {q(f'serviceAccount:{p}.svc.id.goog[{ns(ctx)}/{ksa}]')}")
+    sets = []
+    for comp in sorted({i.component for i in idents}):
+        key = CHART_SA_KEY.get(comp)
+        if key and helm_sa_annotation(key, gsa) not in sets:
+            sets.append(helm_sa_annotation(key, gsa))
+    if sets:
+        cmds.append(helm_upgrade(ctx, *sets))
+    cmds.append(f"# or, without Workload Identity: a new pool whose dedicated service account may write\n"
+                f"gcloud container node-pools create {q(pool.name + '-rw')} --cluster {q(c)} {gke_flags(ctx)} "
+                f"--service-account {q('gke-nodes@' + p + '.iam.gserviceaccount.com')} --scopes=cloud-platform")
+    return Finding(
+        title=f"Node pool {pool.name} has read-only Cloud Storage scopes, and {', '.join(comps)} use its credentials "
+              f"to write logs to gs://{bucket}",
+        message=(f"{', '.join(comps)} are not on Workload Identity, so they take the node's service account token, "
+                 f"which the OAuth scopes of node pool {pool.name} limit to reading Cloud Storage. Log uploads to "
+                 f"gs://{bucket} fail with 403 whatever IAM grants; scopes of an existing node pool cannot be changed. "
+                 "Prefer Workload Identity (node scopes do not limit it); never grant roles/editor to work around this."),
+        resource=node_pool_resource(ctx, pool.name),
+        evidence=evidence,
+        remediation=Remediation(
+            summary=("Move Airflow to Workload Identity: enable the workload pool, run the GKE metadata server on the "
+                     "pool, give a dedicated Google service account write access to the bucket, let the Airflow "
+                     "service accounts impersonate it, and annotate them (or create a new node pool with "
+                     "--scopes=cloud-platform and a dedicated service account)."),
+            commands=cmds),
+    )

@@ -1,0 +1,121 @@
+"""What the doctor reads: the target it diagnoses and the catalogue of data keys.
+
+A *data key* names one kind of API read (``pods``, ``cluster``, ``bucket`` ...) and knows its
+snapshot-v1 path, what it needs of the target, and the permission that allows it. Checks declare
+the keys they need; the snapshot reader, the live reader, the ``permissions`` command and the
+runner's "could not read" messages all derive from this one table, so they cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is being diagnosed. Any field may be unknown (None) except the namespace."""
+
+    namespace: str = "airflow"
+    project: str | None = None
+    location: str | None = None
+    cluster: str | None = None
+    release: str | None = None
+    context: str | None = None
+
+    def with_overrides(self, **kw) -> "Target":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class DataKey:
+    name: str
+    template: str                     # snapshot path without extension, {placeholders}
+    scope: str                        # "k8s" or "gcp"
+    requires: tuple[str, ...]         # Target fields the path needs
+    describe: str                     # what the read is, for messages ("list pods in namespace {namespace}")
+    rbac: tuple[str, str, str] | None = None   # (apiGroup, resource, verb) for Kubernetes reads
+    iam: str | None = None            # Google IAM permission for Google reads
+    not_found_is_data: bool = False   # a 404 is an answer (the bucket does not exist), not a failure
+    per: str | None = None            # extra placeholder filled per item ("bucket", "email", "service", ...)
+
+    def path(self, target: Target, **params: str) -> str:
+        values = {f: getattr(target, f) for f in ("namespace", "project", "location", "cluster")}
+        values.update(params)
+        return self.template.format(**values)
+
+    def resource_text(self, target: Target, **params: str) -> str:
+        values = {f: getattr(target, f) for f in ("namespace", "project", "location", "cluster")}
+        values.update(params)
+        return self.describe.format(**values)
+
+
+def _k8s(name, template, resource, group="", namespaced=True, verb="list", per=None):
+    where = " in namespace {namespace}" if namespaced else " (cluster-wide)"
+    return DataKey(
+        name=name,
+        template=template,
+        scope="k8s",
+        requires=("namespace",) if namespaced else (),
+        describe=f"{verb} {resource}{where}",
+        rbac=(group, resource, verb),
+        per=per,
+    )
+
+
+def _gcp(name, template, requires, iam, describe, not_found_is_data=False, per=None):
+    return DataKey(name, template, "gcp", requires, describe, iam=iam,
+                   not_found_is_data=not_found_is_data, per=per)
+
+
+NS = "k8s/api/v1/namespaces/{namespace}"
+APPS = "k8s/apis/apps/v1/namespaces/{namespace}"
+
+KEYS: dict[str, DataKey] = {k.name: k for k in [
+    _k8s("pods", f"{NS}/pods", "pods"),
+    _k8s("events", f"{NS}/events", "events"),
+    _k8s("pvcs", f"{NS}/persistentvolumeclaims", "persistentvolumeclaims"),
+    _k8s("configmaps", f"{NS}/configmaps", "configmaps"),
+    _k8s("serviceaccounts", f"{NS}/serviceaccounts", "serviceaccounts"),
+    _k8s("deployments", f"{APPS}/deployments", "deployments", group="apps"),
+    _k8s("statefulsets", f"{APPS}/statefulsets", "statefulsets", group="apps"),
+    _k8s("jobs", "k8s/apis/batch/v1/namespaces/{namespace}/jobs", "jobs", group="batch"),
+    _k8s("storageclasses", "k8s/apis/storage.k8s.io/v1/storageclasses", "storageclasses",
+         group="storage.k8s.io", namespaced=False),
+    _k8s("nodes", "k8s/api/v1/nodes", "nodes", namespaced=False),
+    _k8s("logs", f"{NS}/pods/{{pod}}/log/{{container}}", "pods/log", verb="get", per="container"),
+    _gcp("services", "gcp/serviceusage/v1/projects/{project}/services/{service}", ("project",),
+         "serviceusage.services.get", "get the state of {service} in project {project}", per="service"),
+    _gcp("project", "gcp/cloudresourcemanager/v3/projects/{project}", ("project",),
+         "resourcemanager.projects.get", "get project {project}"),
+    _gcp("project_iam", "gcp/cloudresourcemanager/v3/projects/{project}:getIamPolicy", ("project",),
+         "resourcemanager.projects.getIamPolicy", "read the IAM policy of project {project}"),
+    _gcp("cluster", "gcp/container/v1/projects/{project}/locations/{location}/clusters/{cluster}",
+         ("project", "location", "cluster"), "container.clusters.get",
+         "get cluster projects/{project}/locations/{location}/clusters/{cluster}"),
+    _gcp("bucket", "gcp/storage/storage/v1/b/{bucket}", (), "storage.buckets.get",
+         "get bucket gs://{bucket}", not_found_is_data=True, per="bucket"),
+    _gcp("bucket_iam", "gcp/storage/storage/v1/b/{bucket}/iam", (), "storage.buckets.getIamPolicy",
+         "read the IAM policy of bucket gs://{bucket}", per="bucket"),
+    _gcp("gsa", "gcp/iam/v1/projects/{project}/serviceAccounts/{email}", ("project",),
+         "iam.serviceAccounts.get", "get service account {email}", not_found_is_data=True, per="email"),
+    _gcp("gsa_iam", "gcp/iam/v1/projects/{project}/serviceAccounts/{email}:getIamPolicy", ("project",),
+         "iam.serviceAccounts.getIamPolicy", "read the IAM policy of service account {email}", per="email"),
+]}
+
+# The APIs whose state snapshot v1 records.
+SERVICES = (
+    "container.googleapis.com",
+    "storage.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "secretmanager.googleapis.com",
+)
+
+# Data keys read once per run with no per-item parameter, in the order a live run fetches them.
+STATIC_KEYS = tuple(k for k in KEYS.values() if k.per is None)
+
+
+def key(name: str) -> DataKey:
+    try:
+        return KEYS[name]
+    except KeyError:
+        raise KeyError(f"unknown data key {name!r}; known: {', '.join(sorted(KEYS))}") from None

@@ -1,0 +1,219 @@
+"""Redaction where data enters: every object read (live or from a snapshot) passes through here
+before a context, a report or a collected file can see it.
+
+The doctor never reads Secret objects. What remains sensitive sits in ConfigMaps (``airflow.cfg``
+keys), container env values, annotations that echo whole manifests, and log lines. Values of
+sensitive keys are replaced by ``MASK``; passwords inside URIs keep the URI's shape so a host can
+still be diagnosed (``postgresql://airflow:<redacted>@10.0.0.3/airflow``).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "<redacted>"
+
+# Key names (airflow.cfg keys, ConfigMap keys, the KEY part of AIRFLOW__SECTION__KEY) whose values are secret.
+_SENSITIVE_KEY = re.compile(
+    r"(?ix)^(?:"
+    r"sql_alchemy_conn|fernet_key|secret_key|jwt_secret|broker_url|result_backend|"
+    r"connection|conn_uri|dsn|"
+    r".*pass(?:word|wd)?.*|.*token.*|.*secret.*|.*credential.*|.*private_?key.*|.*api_?key.*|"
+    r".*access_?key.*|.*client_?key.*|.*_cmd|.*sas_?key.*|.*auth_?key.*|ssh_?key|gitsshkey"
+    r")$"
+)
+# Keys that look sensitive by name but hold no secret (ids, paths, switches).
+_NOT_SENSITIVE = re.compile(
+    r"(?ix)^(?:.*_conn_id|.*_key_path|.*_secret_name|.*secretname|.*_file|.*_path|"
+    r"secrets_backend|backend_kwargs_path|auth_manager|.*_secret_key_ref)$"
+)
+# Whole env vars whose value is secret by convention.
+_SENSITIVE_ENV = re.compile(r"(?i)^(?:AIRFLOW_CONN_.+|AIRFLOW_VAR_.+|.+_CMD|.+_SECRET|.+_PASSWORD|.+_TOKEN)$")
+
+_URI_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@'\"]+)(?P<at>@)")
+_LOG_PATTERNS = [
+    (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1" + MASK),
+    (re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\b)[^\s\"',]+"), r"\1" + MASK),
+    (re.compile(r"(?i)([\"']?(?:password|passwd|pwd|secret|token|access_token|refresh_token|api_key|apikey|"
+                r"fernet_key|secret_key|jwt_secret|private_key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+"),
+     r"\1" + MASK),
+    (re.compile(r"(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+     "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----"),
+    (re.compile(r"\bya29\.[A-Za-z0-9._\-]{10,}"), MASK),          # Google OAuth access tokens
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), MASK),             # Google API keys
+]
+# Annotations that echo whole manifests (and so whatever secret a manifest held).
+_ECHO_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+class Redactor:
+    """Masks secrets and remembers which keys it masked (names, never values)."""
+
+    def __init__(self) -> None:
+        self.masked: set[str] = set()
+
+    # --- primitives -------------------------------------------------------------------------
+    def is_sensitive_key(self, key: str) -> bool:
+        k = key.strip().lower().replace("-", "_")
+        return bool(_SENSITIVE_KEY.match(k)) and not _NOT_SENSITIVE.match(k)
+
+    def is_sensitive_env(self, name: str) -> bool:
+        if _SENSITIVE_ENV.match(name):
+            return True
+        if name.startswith("AIRFLOW__"):
+            parts = name.split("__")
+            return len(parts) >= 3 and self.is_sensitive_key(parts[-1])
+        return self.is_sensitive_key(name)
+
+    def text(self, value: str) -> str:
+        """Mask credentials inside free text (URIs with passwords, tokens, key=value secrets)."""
+        if not value:
+            return value
+        out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), value)
+        for pattern, repl in _LOG_PATTERNS:
+            out = pattern.sub(repl, out)
+        return out
+
+    def ini(self, text: str, where: str) -> str:
+        """Mask values of sensitive keys in an INI document such as airflow.cfg."""
+        lines = []
+        section = ""
+        for line in text.splitlines(keepends=True):
+            stripped = line.strip()
+            if stripped.startswith("[") and stripped.endswith("]"):
+                section = stripped[1:-1]
+            elif stripped and not stripped.startswith(("#", ";")) and ("=" in stripped or ":" in stripped):
+                sep = "=" if "=" in stripped else ":"
+                k, _, v = line.partition(sep)
+                if v.strip() and self.is_sensitive_key(k):
+                    self.masked.add(f"{where}[{section}] {k.strip()}")
+                    end = "\n" if line.endswith("\n") else ""
+                    line = f"{k}{sep} {MASK}{end}"
+                    lines.append(line)
+                    continue
+            lines.append(self.text(line))
+        return "".join(lines)
+
+    # --- Kubernetes objects -----------------------------------------------------------------
+    def configmap(self, cm: dict) -> dict:
+        name = ((cm.get("metadata") or {}).get("name")) or "?"
+        data = cm.get("data")
+        if isinstance(data, dict):
+            for k, v in list(data.items()):
+                if not isinstance(v, str):
+                    continue
+                if self.is_sensitive_key(k):
+                    data[k] = MASK
+                    self.masked.add(f"configmap {name}: {k}")
+                elif k.endswith(".cfg") or k.endswith(".ini"):
+                    data[k] = self.ini(v, f"configmap {name}: {k} ")
+                else:
+                    data[k] = self.yaml_env(self.text(v), f"configmap {name}: {k}")
+        if "binaryData" in cm and isinstance(cm["binaryData"], dict):
+            for k in cm["binaryData"]:
+                self.masked.add(f"configmap {name}: {k} (binary)")
+            cm["binaryData"] = {k: MASK for k in cm["binaryData"]}
+        self.metadata(cm)
+        return cm
+
+    def yaml_env(self, text: str, where: str) -> str:
+        """Mask ``value:`` lines that follow ``- name: <SENSITIVE>`` in a YAML manifest (pod templates)."""
+        if "name:" not in text or "value:" not in text:
+            return text
+        lines = text.splitlines(keepends=True)
+        pending = None
+        for i, line in enumerate(lines):
+            s = line.strip()
+            if s.startswith("- name:") or s.startswith("name:"):
+                name = s.split("name:", 1)[1].strip().strip("'\"")
+                pending = name if self.is_sensitive_env(name) else None
+            elif pending and s.startswith("value:") and s[len("value:"):].strip():
+                indent = line[: len(line) - len(line.lstrip())]
+                end = "\n" if line.endswith("\n") else ""
+                lines[i] = f"{indent}value: {MASK}{end}"
+                self.masked.add(f"{where}: env {pending}")
+                pending = None
+        return "".join(lines)
+
+    def metadata(self, obj: dict) -> None:
+        md = obj.get("metadata")
+        if not isinstance(md, dict):
+            return
+        ann = md.get("annotations")
+        if isinstance(ann, dict):
+            for k in list(ann):
+                v = ann[k]
+                if k in _ECHO_ANNOTATIONS:
+                    ann[k] = MASK
+                    self.masked.add(f"annotation {k}")
+                elif isinstance(v, str):
+                    if self.is_sensitive_key(k.rsplit("/", 1)[-1]):
+                        ann[k] = MASK
+                        self.masked.add(f"annotation {k}")
+                    else:
+                        ann[k] = self.text(v)
+
+    def pod_spec(self, spec: Any, owner: str) -> None:
+        if not isinstance(spec, dict):
+            return
+        for field in ("initContainers", "containers", "ephemeralContainers"):
+            for c in spec.get(field) or []:
+                if not isinstance(c, dict):
+                    continue
+                for env in c.get("env") or []:
+                    if not isinstance(env, dict) or not isinstance(env.get("value"), str):
+                        continue
+                    name = str(env.get("name", ""))
+                    if self.is_sensitive_env(name):
+                        env["value"] = MASK
+                        self.masked.add(f"env {name}")
+                    else:
+                        env["value"] = self.text(env["value"])
+                for fld in ("command", "args"):
+                    vals = c.get(fld)
+                    if isinstance(vals, list):
+                        c[fld] = [self.text(v) if isinstance(v, str) else v for v in vals]
+
+    def workload(self, obj: dict) -> dict:
+        """Pods, Deployments, StatefulSets, Jobs: env values, args, annotations."""
+        self.metadata(obj)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return obj
+        if "containers" in spec:
+            self.pod_spec(spec, "pod")
+        tpl = spec.get("template") or (spec.get("jobTemplate") or {}).get("spec", {}).get("template")
+        if isinstance(tpl, dict):
+            self.metadata(tpl)
+            self.pod_spec(tpl.get("spec"), "template")
+        return obj
+
+    # --- whole entries ----------------------------------------------------------------------
+    def body(self, path: str, data: Any) -> Any:
+        """Redact the body read from ``path`` (a snapshot-v1 path without extension)."""
+        if isinstance(data, str):
+            return self.log(data)
+        if not isinstance(data, dict):
+            return data
+        items = data.get("items") if isinstance(data.get("items"), list) else None
+        objs = items if items is not None else [data]
+        if path.endswith("/configmaps"):
+            for o in objs:
+                if isinstance(o, dict):
+                    self.configmap(o)
+        elif path.endswith(("/pods", "/deployments", "/statefulsets", "/jobs", "/cronjobs", "/daemonsets",
+                            "/replicasets")):
+            for o in objs:
+                if isinstance(o, dict):
+                    self.workload(o)
+        elif path.startswith("k8s/"):
+            for o in objs:
+                if isinstance(o, dict):
+                    self.metadata(o)
+                    if o.get("kind") == "Event" or "involvedObject" in o:
+                        if isinstance(o.get("message"), str):
+                            o["message"] = self.text(o["message"])
+        return data
+
+    def log(self, text: str) -> str:
+        return self.text(text)

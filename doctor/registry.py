@@ -1,0 +1,107 @@
+"""The registry of checks: a decorator for built-in modules, entry points for third parties.
+
+A check is a function from the context to a ``Result``, declared with::
+
+    @check(id="pvc-access-mode-unsupported", title="Logs PVC can be provisioned",
+           severity="error", category="storage", needs=("pvcs", "storageclasses", "events", "pods"))
+    def run(ctx): ...
+
+``id`` is a slug that never changes once released; ``title`` states the good state; ``needs`` names
+data keys (doctor/data.py) the check cannot do without: when one is missing the runner skips
+the check (or ends it ``error`` when the read failed) without calling it.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .data import KEYS
+from .model import Result
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SEVERITIES = ("error", "warning", "info")
+ENTRY_POINT_GROUP = "airflow_gke.checks"
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    severity: str
+    category: str
+    func: Callable = field(repr=False, compare=False)
+    needs: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()       # data read when present (optional)
+    extended: bool = False           # heuristic: only with --extended
+    module: str = ""
+
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.needs + self.uses))
+
+    @property
+    def summary(self) -> str:
+        doc = (self.func.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else self.title
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+class RegistryError(Exception):
+    pass
+
+
+def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str, ...] = (),
+          uses: tuple[str, ...] = (), extended: bool = False) -> Callable:
+    """Register a check function under ``id``."""
+    if not SLUG.match(id):
+        raise RegistryError(f"check id {id!r} is not a slug (lowercase words joined by '-')")
+    if severity not in SEVERITIES:
+        raise RegistryError(f"check {id}: severity must be one of {SEVERITIES}")
+    for k in tuple(needs) + tuple(uses):
+        if k not in KEYS:
+            raise RegistryError(f"check {id}: unknown data key {k!r}")
+
+    def deco(func: Callable[..., Result]) -> Callable[..., Result]:
+        existing = REGISTRY.get(id)
+        if existing is not None and existing.module != func.__module__:
+            raise RegistryError(f"check id {id!r} registered twice ({existing.module} and {func.__module__})")
+        REGISTRY[id] = Check(id, title, severity, category, func, tuple(needs), tuple(uses), extended,
+                             func.__module__)
+        return func
+
+    return deco
+
+
+_loaded = False
+load_errors: list[str] = []
+
+
+def load_checks() -> dict[str, Check]:
+    """Import the built-in check modules and third-party entry points, once."""
+    global _loaded
+    if _loaded:
+        return REGISTRY
+    import checks as builtin
+
+    for mod in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda m: m.name):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"checks.{mod.name}")
+    try:
+        from importlib.metadata import entry_points
+
+        eps = entry_points(group=ENTRY_POINT_GROUP) if sys.version_info >= (3, 10) else []
+    except Exception:  # pragma: no cover - broken metadata
+        eps = []
+    for ep in eps:
+        try:
+            ep.load()
+        except Exception as e:  # a broken plugin must not stop the doctor
+            load_errors.append(f"plugin {ep.name} ({ep.value}) failed to load: {type(e).__name__}: {e}")
+    _loaded = True
+    return REGISTRY

@@ -1,0 +1,76 @@
+"""Reports: every output format renders the same run document (schema version "1")."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import SEVERITY_RANK, CheckRun, Finding
+
+SCHEMA_VERSION = "1"
+
+
+@dataclass
+class RunInfo:
+    mode: str
+    context: str | None
+    project: str | None
+    location: str | None
+    cluster: str | None
+    namespace: str
+    release: str | None
+    airflow_version: str | None
+    chart_version: str | None
+    started_at: str
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__, duration_s=round(self.duration_s, 4))
+
+
+@dataclass
+class RunReport:
+    tool_version: str
+    run: RunInfo
+    checks: list[CheckRun]
+    errors: list[dict] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        out = [f for c in self.checks for f in c.findings]
+        return sorted(out, key=lambda f: (-SEVERITY_RANK.get(f.severity or "info", 0), f.check, f.resource.ref))
+
+    def summary(self) -> dict:
+        checks = {"pass": 0, "fail": 0, "skip": 0, "error": 0}
+        for c in self.checks:
+            checks[c.status] += 1
+        findings = {"error": 0, "warning": 0, "info": 0}
+        for f in self.findings:
+            findings[f.severity or "info"] += 1
+        return {"checks": checks, "findings": findings}
+
+    def all_errors(self) -> list[dict]:
+        out = list(self.errors)
+        out += [{"check": c.id, "message": c.reason or "error"} for c in self.checks if c.status == "error"]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool_version": self.tool_version,
+            "run": self.run.to_dict(),
+            "summary": self.summary(),
+            "checks": [c.to_dict() for c in self.checks],
+            "findings": [f.to_dict() for f in self.findings],
+            "errors": self.all_errors(),
+        }
+
+    def exit_code(self, fail_on: str) -> int:
+        """0 nothing at/above the threshold; 1 findings at/above it; 3 incomplete run."""
+        if fail_on == "never":
+            return 0
+        threshold = SEVERITY_RANK[fail_on]
+        if any(SEVERITY_RANK.get(f.severity or "info", 0) >= threshold for f in self.findings):
+            return 1
+        if any(c.status == "error" for c in self.checks) or self.errors:
+            return 3
+        return 0

@@ -1,0 +1,94 @@
+"""The terminal report: errors first, each with its evidence, the commands that fix it and the
+runbook; then what could not be checked; then one summary line. Colour only on a TTY and never
+with NO_COLOR (rich honours both)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from ..model import Finding
+from . import RunReport
+
+_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold cyan"}
+_LABEL = {"error": "ERROR", "warning": "WARN ", "info": "INFO "}
+
+
+def _console(file: TextIO):
+    from rich.console import Console
+
+    no_color = bool(os.environ.get("NO_COLOR")) or not file.isatty()
+    return Console(file=file, no_color=no_color, highlight=False, emoji=False,
+                   width=None if file.isatty() else 120, soft_wrap=False)
+
+
+def render(report: RunReport, file: TextIO | None = None, verbose: bool = False) -> None:
+    from rich.markup import escape
+
+    out = file or sys.stdout
+    con = _console(out)
+    r = report.run
+    where = [f"{r.mode}"]
+    if r.project:
+        where.append(f"project {r.project}")
+    if r.cluster:
+        where.append(f"cluster {r.location + '/' if r.location else ''}{r.cluster}")
+    where.append(f"namespace {r.namespace}")
+    if r.release:
+        where.append(f"release {r.release}")
+    if r.airflow_version:
+        where.append(f"Airflow {r.airflow_version}")
+    if r.chart_version:
+        where.append(f"chart {r.chart_version}")
+    con.print(f"[bold]airflow-gke doctor[/bold] · {escape(' · '.join(where))}")
+    con.print()
+
+    by_id = {f.id: f for f in report.findings}
+    for f in report.findings:
+        _finding(con, f, by_id, escape)
+
+    problems = [c for c in report.checks if c.status in ("error", "skip")]
+    if problems:
+        con.print("[bold]Not checked[/bold]")
+        for c in problems:
+            style = "red" if c.status == "error" else "dim"
+            con.print(f"  [{style}]{c.status:5}[/{style}] {escape(c.id)}: {escape(c.reason or '')}", soft_wrap=True)
+        con.print()
+    for e in report.errors:
+        con.print(f"[red]error[/red] {escape(e.get('message', ''))}", soft_wrap=True)
+    if verbose:
+        con.print("[bold]Checks[/bold]")
+        for c in report.checks:
+            con.print(f"  {c.status:5} {c.id:38} {c.duration_s * 1000:8.1f} ms  {escape(c.title)}")
+        con.print()
+
+    s = report.summary()
+    ch, fi = s["checks"], s["findings"]
+    passed = f"{ch['pass']} passed, {ch['fail']} failed, {ch['skip']} skipped, {ch['error']} errors"
+    found = f"{fi['error']} errors, {fi['warning']} warnings, {fi['info']} info"
+    style = "bold red" if fi["error"] else "bold yellow" if fi["warning"] else "bold green"
+    con.print(f"[{style}]Findings: {found}[/{style}] · Checks: {passed} · {r.duration_s:.2f}s")
+
+
+def _finding(con, f: Finding, by_id: dict, escape) -> None:
+    sev = f.severity or "info"
+    res = f.resource
+    where = f"{res.kind} {res.namespace + '/' if res.namespace else ''}{res.name}"
+    con.print(f"[{_STYLE[sev]}]{_LABEL[sev]}[/{_STYLE[sev]}] [bold]{escape(f.title)}[/bold]", soft_wrap=True)
+    con.print(f"       [dim]{escape(f.check)} · {escape(where)}[/dim]", soft_wrap=True)
+    con.print(f"       {escape(f.message)}")
+    if f.evidence:
+        con.print("       [bold]Evidence[/bold]")
+        for ev in f.evidence:
+            con.print(f"         - {escape(ev)}", soft_wrap=True)
+    if f.caused_by:
+        con.print("       [bold]Caused by[/bold]")
+        for cid in f.caused_by:
+            cause = by_id.get(cid)
+            con.print(f"         - {escape(cause.title if cause else cid)} [dim]({escape(cid)})[/dim]", soft_wrap=True)
+    con.print(f"       [bold]Fix[/bold]: {escape(f.remediation.summary)}")
+    for cmd in f.remediation.commands:
+        for i, line in enumerate(cmd.splitlines()):
+            con.print(f"         {'$ ' if i == 0 else '  '}{escape(line)}", soft_wrap=True)
+    con.print(f"       [bold]Runbook[/bold]: {escape(f.runbook)}", soft_wrap=True)
+    con.print()

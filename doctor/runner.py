@@ -1,0 +1,72 @@
+"""Runs the selected checks on a context and collects their results.
+
+One failing check never stops the others: an exception ends that check ``error`` with the
+reason. Data a check declared it needs is verified first, so a check never passes on missing
+data.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from .context import Context, DataUnavailable
+from .data import KEYS
+from .model import CheckRun, Result
+from .registry import Check
+
+DEFAULT_RUNBOOK_BASE = "https://github.com/airflow-gke/airflow-gke/blob/main/docs/runbooks"
+
+
+def runbook_url(slug: str, base: str | None = None) -> str:
+    base = (base or DEFAULT_RUNBOOK_BASE).rstrip("/")
+    return f"{base}/{slug}.md" if base == DEFAULT_RUNBOOK_BASE else f"{base}/{slug}"
+
+
+def gate(ctx: Context, chk: Check) -> DataUnavailable | None:
+    """The first reason the check cannot run for lack of data, or None."""
+    for name in chk.needs:
+        if KEYS[name].per is not None:
+            continue   # per-item data is looked up by the check itself
+        entry = ctx.entry(name)
+        if entry is not None and entry.ok:
+            continue
+        if entry is not None and entry.not_found and KEYS[name].not_found_is_data:
+            continue
+        return ctx.unavailable(name, entry)
+    return None
+
+
+def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> CheckRun:
+    t0 = time.perf_counter()
+    findings = []
+    reason = None
+    blocked = gate(ctx, chk)
+    if blocked is not None:
+        status, reason = blocked.status, blocked.reason
+    else:
+        try:
+            result = chk.func(ctx)
+            if not isinstance(result, Result):
+                raise TypeError(f"returned {type(result).__name__}, not a Result")
+            status, reason, findings = result.status, result.reason, result.findings
+            if status == "fail" and not findings:
+                status, reason = "error", "check reported failure without findings"
+        except DataUnavailable as e:
+            status, reason, findings = e.status, e.reason, []
+        except Exception as e:  # noqa: BLE001 - any bug in one check must not stop the others
+            status, reason, findings = "error", f"check crashed: {type(e).__name__}: {e}", []
+    for f in findings:
+        f.check = f.check or chk.id
+        f.severity = f.severity or chk.severity
+        f.runbook = f.runbook or runbook_url(chk.id, runbook_base)
+    return CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
+                    time.perf_counter() - t0, findings)
+
+
+def run_checks(ctx: Context, checks: Iterable[Check], runbook_base: str | None = None) -> list[CheckRun]:
+    runs = [run_check(ctx, c, runbook_base) for c in checks]
+    ids = {f.id for r in runs for f in r.findings}
+    for r in runs:
+        for f in r.findings:
+            f.caused_by = [c for c in dict.fromkeys(f.caused_by) if c in ids and c != f.id]
+    return runs

@@ -1,0 +1,221 @@
+"""Reading snapshot-v1 directories and ``.tar.gz`` archives (see docs/snapshot-format.md)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from .redact import Redactor
+from .source import Entry, Source
+
+FORMAT = "airflow-gke/snapshot@1"
+
+# Bounds for archives from strangers; override with the environment for very large snapshots.
+MAX_ARCHIVE_BYTES = int(os.environ.get("AIRFLOW_GKE_MAX_ARCHIVE_BYTES", 4 * 1024**3))
+MAX_ARCHIVE_FILES = int(os.environ.get("AIRFLOW_GKE_MAX_ARCHIVE_FILES", 500_000))
+
+
+class SnapshotError(Exception):
+    """The input is not a readable snapshot. The message is for the user."""
+
+
+@dataclass
+class Meta:
+    captured_at: datetime
+    namespace: str
+    project: str | None = None
+    location: str | None = None
+    cluster: str | None = None
+    release: str | None = None
+    context: str | None = None
+    tool_version: str | None = None
+    raw: dict = field(default_factory=dict)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 timestamp → aware UTC datetime; None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    v = value.strip()
+    if v.endswith("Z") or v.endswith("z"):
+        v = v[:-1] + "+00:00"
+    # Python 3.10's fromisoformat does not take fractions of other than 3 or 6 digits.
+    v = re.sub(r"\.(\d{1,6})\d*(?=[+-]\d\d:\d\d$)", lambda m: "." + m.group(1).ljust(6, "0"), v)
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def parse_meta(raw: Any, where: str) -> Meta:
+    if not isinstance(raw, dict):
+        raise SnapshotError(f"{where}: meta.json must hold a JSON object")
+    if raw.get("format") != FORMAT:
+        raise SnapshotError(
+            f"{where}: meta.json has format {raw.get('format')!r}; this version reads {FORMAT!r}")
+    captured = parse_time(raw.get("captured_at"))
+    if captured is None:
+        raise SnapshotError(f"{where}: meta.json 'captured_at' must be an RFC 3339 timestamp")
+    ns = raw.get("namespace")
+    if not isinstance(ns, str) or not ns:
+        raise SnapshotError(f"{where}: meta.json 'namespace' must be a non-empty string")
+
+    def opt(k: str) -> str | None:
+        v = raw.get(k)
+        return v if isinstance(v, str) and v else None
+
+    return Meta(captured, ns, opt("project"), opt("location"), opt("cluster"), opt("release"),
+                opt("context"), opt("tool_version"), raw)
+
+
+class SnapshotSource(Source):
+    """A snapshot directory, indexed once, each file parsed (and redacted) on first use."""
+
+    mode = "snapshot"
+
+    def __init__(self, root: Path, cleanup: Path | None = None) -> None:
+        self.root = root
+        self._cleanup = cleanup
+        self.redactor = Redactor()
+        self._files: dict[str, tuple[Path, str]] = {}
+        self._cache: dict[str, Entry] = {}
+        for dirpath, _dirs, files in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+            for f in files:
+                for ext, kind in ((".error.json", "error"), (".json", "json"), (".log", "log")):
+                    if f.endswith(ext):
+                        self._files.setdefault(rel_dir + f[: -len(ext)], (Path(dirpath) / f, kind))
+                        break
+        meta_path = root / "meta.json"
+        if not meta_path.is_file():
+            raise SnapshotError(f"{root}: not a snapshot (no meta.json at its top level)")
+        try:
+            raw = orjson.loads(meta_path.read_bytes())
+        except orjson.JSONDecodeError as e:
+            raise SnapshotError(f"{root}/meta.json: invalid JSON ({e})") from None
+        self.meta = parse_meta(raw, str(root))
+
+    def close(self) -> None:
+        if self._cleanup is not None:
+            shutil.rmtree(self._cleanup, ignore_errors=True)
+            self._cleanup = None
+
+    def __enter__(self) -> "SnapshotSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def paths(self, prefix: str = "") -> Iterable[str]:
+        return [p for p in self._files if p.startswith(prefix)]
+
+    def get(self, path: str) -> Entry | None:
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
+        found = self._files.get(path)
+        if found is None:
+            return None
+        file, kind = found
+        entry = self._load(path, file, kind)
+        self._cache[path] = entry
+        return entry
+
+    def _load(self, path: str, file: Path, kind: str) -> Entry:
+        try:
+            raw = file.read_bytes()
+        except OSError as e:
+            return Entry(path, error={"message": f"unreadable snapshot file {file.name}: {e.strerror}"})
+        if kind == "log":
+            return Entry(path, data=self.redactor.log(raw.decode("utf-8", errors="replace")))
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            return Entry(path, error={"message": f"invalid JSON in snapshot file {file.relative_to(self.root)}: {e}"})
+        if kind == "error":
+            if not isinstance(body, dict) or not isinstance(body.get("status"), int):
+                return Entry(path, error={"message": f"malformed error file {file.relative_to(self.root)}: "
+                                                     "expected {\"status\": <int>, \"body\": ...}"})
+            err = body.get("body")
+            if isinstance(err, (dict, str)):
+                err = self.redactor.body(path, err) if isinstance(err, dict) else self.redactor.text(err)
+            return Entry(path, status=body["status"], error=err if err is not None else {})
+        return Entry(path, data=self.redactor.body(path, body))
+
+
+def open_snapshot(path: str | os.PathLike) -> SnapshotSource:
+    """Open a snapshot directory or ``.tar.gz``; raises SnapshotError with a message for the user."""
+    p = Path(path)
+    if not p.exists():
+        raise SnapshotError(f"{p}: no such file or directory")
+    if p.is_dir():
+        return SnapshotSource(p)
+    if not tarfile.is_tarfile(p):
+        raise SnapshotError(f"{p}: neither a snapshot directory nor a .tar.gz archive")
+    tmp = Path(tempfile.mkdtemp(prefix="airflow-gke-snapshot-"))
+    try:
+        _extract(p, tmp)
+        root = tmp
+        if not (tmp / "meta.json").exists():
+            tops = [c for c in tmp.iterdir()]
+            if len(tops) == 1 and tops[0].is_dir():
+                root = tops[0]
+        return SnapshotSource(root, cleanup=tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    """Extract regular files and folders only, refusing anything that could escape ``dest``."""
+    total = 0
+    count = 0
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for m in tar:
+                count += 1
+                if count > MAX_ARCHIVE_FILES:
+                    raise SnapshotError(f"{archive}: more than {MAX_ARCHIVE_FILES} members; refused "
+                                        "(set AIRFLOW_GKE_MAX_ARCHIVE_FILES to allow more)")
+                name = m.name
+                parts = Path(name).parts
+                if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in parts or re.match(r"^[A-Za-z]:", name):
+                    raise SnapshotError(f"{archive}: member {name!r} has an absolute or parent path; refused")
+                if m.issym() or m.islnk():
+                    raise SnapshotError(f"{archive}: member {name!r} is a link; refused")
+                if m.isdir():
+                    (dest / name).mkdir(parents=True, exist_ok=True)
+                    continue
+                if not m.isfile():
+                    raise SnapshotError(f"{archive}: member {name!r} is not a regular file; refused")
+                total += m.size
+                if total > MAX_ARCHIVE_BYTES:
+                    raise SnapshotError(f"{archive}: unpacks to more than {MAX_ARCHIVE_BYTES} bytes; refused "
+                                        "(set AIRFLOW_GKE_MAX_ARCHIVE_BYTES to allow more)")
+                target = dest / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(m)
+                if src is None:
+                    continue
+                with src, open(target, "wb") as out:
+                    remaining = m.size
+                    while remaining > 0:
+                        chunk = src.read(min(1 << 20, remaining))
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        remaining -= len(chunk)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        raise SnapshotError(f"{archive}: cannot read archive ({e})") from None

@@ -1,0 +1,115 @@
+"""Sources: where the data the checks see comes from.
+
+Both modes hand the context the same thing: a mapping from snapshot-v1 paths (without the file
+extension) to ``Entry`` objects. A snapshot directory is read lazily, file by file; a live run
+fills an in-memory source with the bodies it fetched. Everything entering a source passes the
+redactor first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .redact import Redactor
+
+
+@dataclass
+class Entry:
+    """One read: its body, or the error it ended with."""
+
+    path: str
+    data: Any = None                # parsed JSON body, or text for logs
+    status: int | None = None       # HTTP status of a failed read (None when it succeeded or did not answer)
+    error: Any = None               # the API's error body (dict) for a failed read
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is None
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def message(self) -> str:
+        """The API's error message, whatever family of error body it came in."""
+        return error_message(self.error, self.status)
+
+    @property
+    def error_reason(self) -> str | None:
+        return error_info(self.error).get("reason")
+
+
+def error_message(body: Any, status: int | None = None) -> str:
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])            # google.rpc.Status and legacy JSON API
+        if isinstance(err, str):
+            return err
+        if body.get("message"):
+            return str(body["message"])           # Kubernetes Status, or {"message": ...}
+    if isinstance(body, str) and body:
+        return body
+    return f"HTTP {status}" if status else "no answer"
+
+
+def error_info(body: Any) -> dict:
+    """The google.rpc.ErrorInfo of a Google error body as ``{"reason", "domain", "metadata"}``;
+    legacy reasons (``errors[].reason``) fill ``reason`` when there is no ErrorInfo."""
+    out: dict = {}
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        if isinstance(body, dict) and body.get("reason"):
+            out["reason"] = body.get("reason")      # Kubernetes Status: Forbidden, NotFound ...
+        return out
+    err = body["error"]
+    for d in err.get("details") or []:
+        if isinstance(d, dict) and d.get("@type", "").endswith("google.rpc.ErrorInfo"):
+            return {"reason": d.get("reason"), "domain": d.get("domain"), "metadata": d.get("metadata") or {}}
+    for e in err.get("errors") or []:
+        if isinstance(e, dict) and e.get("reason"):
+            reason = e["reason"]
+            if reason == "accessNotConfigured":
+                reason = "SERVICE_DISABLED"
+            return {"reason": reason, "domain": e.get("domain"), "metadata": {}}
+    if err.get("status"):
+        out["reason"] = err["status"]
+    return out
+
+
+class Source:
+    """Read-only mapping of snapshot-v1 paths to entries."""
+
+    mode = "snapshot"
+
+    def get(self, path: str) -> Entry | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def paths(self, prefix: str = "") -> Iterable[str]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class MemorySource(Source):
+    """Entries held in memory, as a live run produces them. ``put`` redacts on the way in."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+    redactor: Redactor = field(default_factory=Redactor)
+    mode: str = "live"
+
+    def put(self, path: str, data: Any = None, status: int | None = None, error: Any = None) -> Entry:
+        if error is None and status is None:
+            data = self.redactor.body(path, data)
+        elif isinstance(error, dict):
+            error = self.redactor.body(path, error)
+        elif isinstance(error, str):
+            error = self.redactor.text(error)
+        entry = Entry(path, data, status, error)
+        self.entries[path] = entry
+        return entry
+
+    def get(self, path: str) -> Entry | None:
+        return self.entries.get(path)
+
+    def paths(self, prefix: str = "") -> Iterable[str]:
+        return [p for p in self.entries if p.startswith(prefix)]
