@@ -1,0 +1,80 @@
+"""The runner: one failing check never stops the others; missing data never passes."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from doctor.context import Context
+from doctor.data import Target
+from doctor.model import Finding, Remediation, Resource, Result, failed, passed
+from doctor.registry import Check, load_checks
+from doctor.runner import run_checks
+from doctor.source import MemorySource
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+
+
+def ctx(entries=()):
+    src = MemorySource(mode="snapshot")
+    for path, kw in entries:
+        src.put(path, **kw)
+    return Context(src, Target(namespace="airflow", project="p"), now=NOW)
+
+
+def mk(id, func, needs=()):
+    return Check(id, "good state", "error", "test", func, tuple(needs))
+
+
+def test_a_crashing_check_ends_error_and_the_others_run():
+    def boom(c):
+        raise KeyError("spec")
+
+    def fine(c):
+        return passed()
+
+    runs = run_checks(ctx(), [mk("boom", boom), mk("fine", fine)])
+    assert [(r.id, r.status) for r in runs] == [("boom", "error"), ("fine", "pass")]
+    assert runs[0].reason == "check crashed: KeyError: 'spec'"
+
+
+def test_needed_data_absent_skips_and_unreadable_errors_with_the_permission():
+    called = []
+
+    def f(c):
+        called.append(1)
+        return passed()
+
+    runs = run_checks(ctx(), [mk("needs-pods", f, ["pods"])])
+    assert runs[0].status == "skip" and runs[0].reason == "not collected: k8s/api/v1/namespaces/airflow/pods"
+    forbidden = ("k8s/api/v1/namespaces/airflow/pods",
+                 {"status": 403, "error": {"kind": "Status", "message": 'pods is forbidden: User "x" cannot list resource "pods"', "code": 403}})
+    runs = run_checks(ctx([forbidden]), [mk("needs-pods", f, ["pods"])])
+    assert runs[0].status == "error"
+    assert "permission denied to list pods in namespace airflow" in runs[0].reason
+    assert "grant RBAC list on pods" in runs[0].reason
+    assert not called
+
+
+def test_a_view_over_missing_data_inside_a_check_never_passes():
+    def sneaky(c):
+        c.pods  # not declared in needs
+        return passed()
+
+    runs = run_checks(ctx(), [mk("sneaky", sneaky)])
+    assert runs[0].status == "skip" and "not collected" in runs[0].reason
+
+
+def test_fail_without_findings_is_an_error_and_dangling_causes_are_dropped():
+    res = Resource("Pod", "p", "airflow")
+    f = Finding("t", "m", res, ["e"], Remediation("s", ["c"]), caused_by=["other:Pod/airflow/q"])
+    runs = run_checks(ctx(), [mk("empty-fail", lambda c: Result("fail")), mk("one", lambda c: failed(f))])
+    assert runs[0].status == "error" and runs[1].findings[0].caused_by == []
+    assert runs[1].findings[0].id == "one:Pod/airflow/p" and runs[1].findings[0].severity == "error"
+    assert runs[1].findings[0].runbook.endswith("/docs/runbooks/one.md")
+
+
+def test_builtin_registry_slugs_titles_and_data_keys():
+    reg = load_checks()
+    assert {"container-api-disabled", "pvc-access-mode-unsupported", "node-storage-scope-read-only",
+            "gcs-log-write-denied", "executor-pod-stuck-init"} <= set(reg)
+    for c in reg.values():
+        assert c.title[0].isupper() and not c.title.endswith(".")
