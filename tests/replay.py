@@ -1095,6 +1095,7 @@ class ReplayServer:
         self.root = self._find_root(root)
         self.meta: dict = self._read_meta()
         self.store = _Store(self.root)
+        self._builtins: dict[str, bytes] = {}  # discovery and /version bodies
         self.log = RequestLog()
         self.faults: list[Fault] = [Fault.coerce(f) for f in faults]
         self._fault_lock = threading.Lock()
@@ -1247,6 +1248,7 @@ class ReplayServer:
     def invalidate(self) -> None:
         """Forget cached file contents (after changing the snapshot under a running server)."""
         self.store.invalidate()
+        self._builtins.clear()
 
     # ---- snapshot --------------------------------------------------------------------------
 
@@ -1375,9 +1377,13 @@ class ReplayServer:
         err = self.store.error(f"k8s/{p}")
         if err is not None:
             return _body_resp(err[0], err[1])
-        builtin = self._k8s_builtin(p)
+        builtin = self._builtins.get(p)
+        if builtin is None:
+            body = self._k8s_builtin(p)
+            if body is not None:
+                builtin = self._builtins[p] = _dumps(body)
         if builtin is not None:
-            return _json_resp(200, builtin)
+            return _Resp(200, builtin)
         if self.synthesize:
             synth = self._k8s_synthesize(p, params)
             if synth is not None:

@@ -287,13 +287,29 @@ def test_kubeconfig_and_env_wiring(srv: ReplayServer, tmp_path: Path):
     assert len(ports) == 1 + len(GOOGLE_SERVICES)  # one port per server
 
 
-def test_stops_cleanly_and_frees_its_ports(snapshot: Path):
-    with ReplayServer(snapshot) as s:
-        url = s.k8s_url
-        port = int(url.rsplit(":", 1)[1])
-        assert _get(url + "/version")[0] == 200
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+def test_stops_cleanly_even_with_a_hung_request(snapshot: Path):
+    s = ReplayServer(snapshot, faults=[Fault(path="/hang", hang=60)]).start()
+    assert _get(s.k8s_url + "/version")[0] == 200
+    outcome: list = []
+
+    def hung_client() -> None:
+        try:
+            outcome.append(_get(s.k8s_url + "/hang", timeout=30))
+        except Exception as exc:  # noqa: BLE001 - any failure is the expected outcome
+            outcome.append(exc)
+
+    t = threading.Thread(target=hung_client)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not s.log.count("/hang") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    threads = list(s._threads)
+    t0 = time.monotonic()
+    s.stop()
+    t.join(timeout=5)
+    assert time.monotonic() - t0 < 3
+    assert not any(th.is_alive() for th in threads)
+    assert outcome and isinstance(outcome[0], Exception)  # the hung request got no answer
 
 
 def test_serves_a_tar_gz_snapshot(snapshot: Path, tmp_path: Path):
@@ -749,6 +765,35 @@ def test_request_log_is_thread_safe_and_server_is_fast(srv: ReplayServer):
     assert srv.log.count("/version") == 2 * per_thread
     rate = 4 * per_thread / elapsed
     assert rate > 300, f"{rate:.0f} requests/s"  # measured ~3-5k/s on 2 cores; generous for CI
+
+
+def test_large_list_in_pages(snapshot: Path, replay_server, tmp_path: Path):  # noqa: F811
+    """3000 pods read 500 at a time: every pod once, the list parsed once and cached."""
+    template = PODS[0]
+    items = []
+    for i in range(3000):
+        pod = json.loads(json.dumps(template))
+        pod["metadata"]["name"] = f"task-{i:05d}"
+        items.append(pod)
+    big = tmp_path / "big"
+    (big / f"k8s/api/v1/namespaces/{NS}").mkdir(parents=True)
+    (big / "meta.json").write_bytes((snapshot / "meta.json").read_bytes())
+    (big / f"k8s/api/v1/namespaces/{NS}/pods.json").write_text(
+        json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}, "items": items}))
+    srv = replay_server(big)
+    api = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(srv.write_kubeconfig(tmp_path / "kc"))))
+    names, token = [], None
+    t0 = time.perf_counter()
+    while True:
+        body = json.loads(api.list_namespaced_pod(NS, limit=500, _continue=token, _preload_content=False).data)
+        names += [p["metadata"]["name"] for p in body["items"]]
+        token = body["metadata"].get("continue")
+        if not token:
+            break
+    elapsed = time.perf_counter() - t0
+    assert names == [f"task-{i:05d}" for i in range(3000)]
+    assert srv.log.count(f"/api/v1/namespaces/{NS}/pods") == 6
+    assert elapsed < 10
 
 
 def test_continue_token_is_opaque_base64(core: k8s.CoreV1Api):
