@@ -1103,7 +1103,10 @@ class ReplayServer:
         project = self.meta.get("project") or "example-project"
         self.principal = principal or f"airflow-gke@{project}.iam.gserviceaccount.com"
         self.synthesize = synthesize
-        self.services = tuple(services)
+        extra = sorted(d.name for d in (self.root / "gcp").iterdir()
+                       if d.is_dir() and d.name not in tuple(services)) \
+            if (self.root / "gcp").is_dir() else []
+        self.services = (*services, *extra)  # a service the snapshot has gets a server too
         self.host = host
         self.objects: dict[tuple[str, str], StoredObject] = {}
         self._objects_lock = threading.Lock()

@@ -15,6 +15,7 @@ import socket
 import tarfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -321,6 +322,64 @@ def test_serves_a_tar_gz_snapshot(snapshot: Path, tmp_path: Path):
         assert status == 200 and len(json.loads(body)["items"]) == 5
         extracted = s.root
     assert not extracted.exists()
+
+
+def _scenarios() -> list[Path]:
+    root = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
+    return sorted(p for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
+
+
+def _request_for(rel: str) -> tuple[str, str, str] | None:
+    """(service, method, url path) of the request a stored snapshot file answers."""
+    quote = lambda p: urllib.parse.quote(p, safe="/:@")  # noqa: E731
+    stem = rel.removesuffix(".error.json").removesuffix(".json").removesuffix(".log")
+    if rel.startswith("k8s/"):
+        path = stem[len("k8s"):]
+        head, sep, container = path.rpartition("/log/")
+        if sep and head.startswith("/api/v1/namespaces/") and "/pods/" in head:
+            previous = container.endswith(".previous")
+            container = container.removesuffix(".previous")
+            return "k8s", "GET", (f"{quote(head)}/log?container={urllib.parse.quote(container)}"
+                                  + ("&previous=true" if previous else ""))
+        return "k8s", "GET", quote(path)
+    if rel.startswith("gcp/"):
+        _, service, path = stem.split("/", 2)
+        method = "POST" if path.endswith((":getIamPolicy", ":testIamPermissions")) else "GET"
+        return service, method, "/" + quote(path) + "?alt=json&prettyPrint=false"
+    return None
+
+
+@pytest.mark.parametrize("which", ["tmp", *(p.name for p in _scenarios())])
+def test_every_stored_file_is_served_as_stored(which: str, snapshot: Path):
+    """Any snapshot-v1 directory: each file comes back byte for byte, each error with its status."""
+    root = snapshot if which == "tmp" else Path(__file__).resolve().parent.parent / "fixtures/scenarios" / which
+    if which == "tmp":  # also an error file on a log and on a Google read
+        _write(root, f"k8s/api/v1/namespaces/{NS}/pods/{TASK}/log/base.error.json",
+               {"status": 400, "body": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                        "status": "Failure", "reason": "BadRequest", "code": 400,
+                                        "message": f'container "base" in pod "{TASK}" is waiting to start: '
+                                                   "PodInitializing"}})
+        _write(root, f"gcp/iam/v1/projects/{PROJECT}/serviceAccounts/x@{PROJECT}.iam.gserviceaccount.com.error.json",
+               {"status": 404, "body": {"error": {"code": 404, "status": "NOT_FOUND",
+                                                  "message": "Unknown service account"}}})
+    files = sorted(str(f.relative_to(root)) for f in root.rglob("*") if f.is_file()
+                   and f.name.endswith((".json", ".log")) and f.parts[len(root.parts)] in ("k8s", "gcp"))
+    assert files
+    with ReplayServer(root) as srv:
+        for rel in files:
+            service, method, path = _request_for(rel)
+            base = srv.k8s_url if service == "k8s" else srv.endpoints[service]
+            status, body, _ = _get(base + path, method=method)
+            stored = (root / rel).read_bytes()
+            if rel.endswith(".error.json"):
+                doc = json.loads(stored)
+                recorded = doc["status"] if isinstance(doc["status"], int) and 100 <= doc["status"] <= 599 else 504
+                assert status == recorded, rel  # a failure without HTTP status replays as 504
+                assert json.loads(body) == doc["body"], rel
+            else:
+                assert (status, body) == (200, stored), rel
+        assert srv.log.mutating() == []
+        assert not srv.log.duplicates()
 
 
 # ------------------------------------------------------------------------------------------
