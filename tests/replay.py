@@ -550,6 +550,14 @@ class Fault:
 # --------------------------------------------------------------------------------------------
 
 
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _k8s_parse(p: str) -> dict | None:
     """``api/v1/namespaces/ns/pods/x/log`` -> group, version, namespace, resource, name, sub."""
     seg = [s for s in p.split("/") if s]
@@ -623,7 +631,7 @@ def _label_predicate(sel: str):
                          "identifier, '!', '=', '==', '!=', 'in', 'notin'")
 
     def pred(item: dict) -> bool:
-        labels = ((item.get("metadata") or {}).get("labels")) or {}
+        labels = _as_dict(_as_dict(item.get("metadata")).get("labels"))
         return all(t(labels) for t in tests)
 
     return pred
@@ -718,7 +726,7 @@ class _Page:
     def __init__(self, body: dict) -> None:
         items = body.get("items") or []
         self.head = {k: v for k, v in body.items() if k != "items"}
-        md = dict(self.head.get("metadata") or {})
+        md = dict(_as_dict(self.head.get("metadata")))
         md.pop("continue", None)
         md.pop("remainingItemCount", None)
         self.head["metadata"] = md
@@ -1435,7 +1443,7 @@ class ReplayServer:
             except Exception as exc:  # noqa: BLE001 - any malformed token is a 400
                 return _json_resp(400, k8s_status(400, f"continue key is not valid: {exc}"))
         end = len(encoded) if limit <= 0 else min(start + limit, len(encoded))
-        md = dict(page.head.get("metadata") or {})
+        md = dict(_as_dict(page.head.get("metadata")))
         if end < len(encoded):
             tok = {"v": "meta.k8s.io/v1", "rv": int(page.rv) if page.rv.isdigit() else page.rv,
                    "start": end, "k": key}
@@ -1559,7 +1567,7 @@ class ReplayServer:
                 body = None
             if isinstance(body, dict) and isinstance(body.get("items"), list):
                 for item in body["items"]:
-                    if isinstance(item, dict) and (item.get("metadata") or {}).get("name") == name:
+                    if isinstance(item, dict) and _as_dict(item.get("metadata")).get("name") == name:
                         obj = dict(item)
                         obj.setdefault("kind", str(body.get("kind", "")).removesuffix("List"))
                         obj.setdefault("apiVersion", body.get("apiVersion", "v1"))
@@ -1627,7 +1635,7 @@ class ReplayServer:
         if page is None:
             return None
         for item in page.items:
-            if isinstance(item, dict) and (item.get("metadata") or {}).get("name") == pod:
+            if isinstance(item, dict) and _as_dict(item.get("metadata")).get("name") == pod:
                 return item
         return None
 
@@ -1635,20 +1643,27 @@ class ReplayServer:
         container = params.get("container") or ""
         previous = params.get("previous", "").lower() in ("true", "1", "t", "yes")
         base = f"k8s/api/v1/namespaces/{ns}/pods/{pod}/log"
-        podobj = self._pod(ns, pod)
-        spec = (podobj or {}).get("spec") or {}
-        names = [c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)]
-        init_names = [c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)]
-        eph_names = [c.get("name") for c in spec.get("ephemeralContainers") or [] if isinstance(c, dict)]
+        podobj = spec = None
+        names = init_names = eph_names = []
+
+        def load_pod() -> None:
+            nonlocal podobj, spec, names, init_names, eph_names
+            podobj = self._pod(ns, pod)
+            spec = _as_dict((podobj or {}).get("spec"))
+            names, init_names, eph_names = (
+                [c.get("name") for c in _as_list(spec.get(k)) if isinstance(c, dict)]
+                for k in ("containers", "initContainers", "ephemeralContainers"))
+
         if not container:
+            load_pod()
             if podobj is not None:
                 if len(names) == 1:
-                    container = names[0]
+                    container = str(names[0])
                 else:
                     msg = (f"a container name must be specified for pod {pod}, choose one of: "
-                           f"[{' '.join(names)}]")
+                           f"[{' '.join(map(str, names))}]")
                     if init_names:
-                        msg += f" or one of the init containers: [{' '.join(init_names)}]"
+                        msg += f" or one of the init containers: [{' '.join(map(str, init_names))}]"
                     return _json_resp(400, k8s_status(400, msg, "BadRequest"))
             else:
                 stored = [f.rsplit("/", 1)[1][:-4] for f in self.store.glob(f"{base}/*.log")
@@ -1676,16 +1691,18 @@ class ReplayServer:
         if err is not None:
             return _body_resp(err[0], err[1])
         if podobj is None:
+            load_pod()
+        if podobj is None:
             return _json_resp(404, _k8s_not_found(f"api/v1/namespaces/{ns}/pods/{pod}"))
         if container not in names + init_names + eph_names:
             return _json_resp(400, k8s_status(400, f"container {container} is not valid for pod {pod}",
                                               "BadRequest"))
         if not spec.get("nodeName"):
             return _Resp(200, b"", _TEXT)  # not scheduled: the API server streams nothing
-        status = podobj.get("status") or {}
+        status = _as_dict(podobj.get("status"))
         cstatus = None
         for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
-            for cs in status.get(key) or []:
+            for cs in _as_list(status.get(key)):
                 if isinstance(cs, dict) and cs.get("name") == container:
                     cstatus = cs
         msg = self._kubelet_log_error(container, pod, cstatus, previous)
@@ -1701,8 +1718,8 @@ class ReplayServer:
         """The kubelet's answer (validateContainerLogStatus) when it has no log to stream."""
         if cs is None:
             return f'container "{container}" in pod "{pod}" is not available'
-        state = cs.get("state") or {}
-        last = (cs.get("lastState") or {}).get("terminated")
+        state = _as_dict(cs.get("state"))
+        last = _as_dict(_as_dict(cs.get("lastState")).get("terminated")) or None
         if previous:
             if not last or not last.get("containerID"):
                 return f'previous terminated container "{container}" in pod "{pod}" not found'
@@ -1710,7 +1727,7 @@ class ReplayServer:
         if state.get("running"):
             return None
         if state.get("terminated"):
-            term = state["terminated"]
+            term = _as_dict(state["terminated"])
             if not term.get("containerID") and not (last and last.get("containerID")):
                 return f'container "{container}" in pod "{pod}" is terminated'
             return None
@@ -1720,7 +1737,7 @@ class ReplayServer:
             return None
         waiting = state.get("waiting")
         if waiting is not None:
-            reason = waiting.get("reason") or ""
+            reason = _as_dict(waiting).get("reason") or ""
             if reason == "ErrImagePull":
                 return f'container "{container}" in pod "{pod}" is waiting to start: image can\'t be pulled'
             if reason == "ImagePullBackOff":

@@ -434,6 +434,25 @@ def test_label_and_field_selectors_filter_like_the_api_server(core: k8s.CoreV1Ap
     assert len(rest) == 2 and "continue" not in md
 
 
+def test_malformed_stored_objects_do_not_break_the_server(snapshot: Path, replay_server):  # noqa: F811
+    """Fuzzed snapshots (issue 7) go through the live path too: odd shapes must not become 500s."""
+    weird = {"kind": "PodList", "apiVersion": "v1", "metadata": "oops",
+             "items": [None, 3, "x", {"metadata": {"name": "a", "labels": "tier=airflow"}},
+                       {"metadata": None}, {"metadata": {"name": "b", "labels": {"tier": "airflow"}},
+                                            "spec": {"containers": "nope"}, "status": []}]}
+    _write(snapshot, f"k8s/api/v1/namespaces/{NS}/pods.json", weird)
+    srv = replay_server(snapshot)
+    base = srv.k8s_url + f"/api/v1/namespaces/{NS}/pods"
+    status, raw, _ = _get(base + "?labelSelector=tier%3Dairflow&limit=1")
+    assert status == 200 and [p["metadata"]["name"] for p in json.loads(raw)["items"]] == ["b"]
+    assert _get(base + "?fieldSelector=status.phase%3DRunning")[0] == 200
+    assert _get(base + "?limit=2")[0] == 200
+    assert _get(base + "/b/log?container=base")[0] == 400  # not a container of b
+    assert _get(base + "/a/log")[0] == 400  # no containers to choose from
+    assert _get(base + "/b")[0] == 200
+    assert _get(base + "?labelSelector=%28%28bad")[0] == 400
+
+
 def test_bad_continue_token_is_a_400(core: k8s.CoreV1Api):
     with pytest.raises(ApiException) as e:
         core.list_namespaced_pod(NS, limit=2, _continue="not-a-token")
