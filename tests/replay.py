@@ -30,6 +30,17 @@ Mapping (the snapshot-v1 contract, ``docs/snapshot-format.md``):
   ``:testIamPermissions``; every other method is recorded and refused with 405, unless
   ``allow_writes=True`` enables an in-memory Cloud Storage object create/read/delete cycle.
 
+Faults (:class:`Fault`, or a dict of its fields), first matching rule wins:
+
+    Fault(path="/api/v1/namespaces/*/pods", status=429, retry_after=1, times=1)  # then 200
+    Fault(service="container", status=403, reason="SERVICE_DISABLED")
+    Fault(service="storage", path="*/iam", status=403, permission="storage.buckets.getIamPolicy")
+    Fault(path="*/events", reset=True)        # TCP RST, no response
+    Fault(path="*/nodes", hang=True)          # no answer until the client times out
+    Fault(path="*/configmaps", truncate=True) # half the body, then EOF
+    {"path": "*/pods", "invalid_json": True, "times": 2}
+    Fault(service="k8s", delay=0.5)           # every Kubernetes answer half a second late
+
 Bodies are cached per path (files are read once per server; call :meth:`ReplayServer.invalidate`
 after changing a snapshot under a running server).
 """
@@ -495,7 +506,7 @@ class Fault:
       * ``retry_after``: adds ``Retry-After`` (and Kubernetes ``details.retryAfterSeconds``);
       * ``reset``: close the connection without a response (TCP RST);
       * ``hang``: seconds to hold the connection open without answering (set it above the
-        client's timeout), then close it; ends early when the server stops;
+        client's timeout; ``True``: an hour), then close it; ends early when the server stops;
       * ``truncate``: send the headers with the full Content-Length, then only part of the body
         (``True``: half; an int: that many bytes) and close;
       * ``invalid_json``: answer 200 (or ``status``) with a body that is not valid JSON.
@@ -943,7 +954,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             if fault.hang:
                 replay.log.append(entry)
-                replay._stopping.wait(float(fault.hang))
+                replay._stopping.wait(3600.0 if fault.hang is True else float(fault.hang))
                 entry.duration = time.perf_counter() - t0
                 self._reset()
                 return
