@@ -54,6 +54,89 @@ def cli() -> None:
     """Diagnose Apache Airflow on Google Kubernetes Engine (official Helm chart)."""
 
 
+def live_options(func):
+    """Options of a live read (doctor without --snapshot, collect)."""
+    opts = [
+        click.option("--project", metavar="P", help="Google Cloud project (default: from a gke_<project>_<location>_<cluster> "
+                                                    "context, else the Application Default Credentials' project)."),
+        click.option("--location", metavar="L", help="GKE cluster location, region or zone (default: from the context name)."),
+        click.option("--cluster", metavar="C", help="GKE cluster name (default: from the context name)."),
+        click.option("--context", "kube_context", metavar="NAME", help="Kubernetes context (default: the current one)."),
+        click.option("--kubeconfig", metavar="FILE", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config; in a pod: "
+                                                         "the in-cluster configuration)."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
+                     help="Time budget for all the reads of the run."),
+        click.option("--request-timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+                     metavar="SECONDS", help="Time budget for one HTTP request."),
+        click.option("--max-logs", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
+                     help="Read the logs of at most N unhealthy containers."),
+        click.option("--page-size", type=click.IntRange(min=1), default=500, hidden=True,
+                     help="Kubernetes list page size (limit)."),
+        click.option("--now", "now", metavar="RFC3339", hidden=True,
+                     help="Judge ages as of this time instead of the clock (replays and tests)."),
+    ]
+    for o in reversed(opts):
+        func = o(func)
+    return func
+
+
+LIVE_ONLY = ("project", "location", "cluster", "kube_context", "kubeconfig", "save_snapshot")
+
+
+def _live_opts(namespace, release, project, location, cluster, kube_context, kubeconfig, timeout,
+               request_timeout, max_logs, page_size, now, verbose):
+    import os
+
+    from .live import LiveOptions
+    from .snapshot import parse_time
+
+    pinned = None
+    if now is not None:
+        pinned = parse_time(now)
+        if pinned is None:
+            raise click.UsageError(f"--now {now!r} is not an RFC 3339 timestamp")
+    return LiveOptions(project=project, location=location, cluster=cluster, namespace=namespace, release=release,
+                       context=kube_context, kubeconfig=kubeconfig, timeout=timeout, request_timeout=request_timeout,
+                       max_logs=max_logs, page_size=page_size, now=pinned, verbose=verbose, env=dict(os.environ))
+
+
+def _read_live(opts, keys, verbose: bool):
+    """Run the live reader with progress (TTY) or per-call timings (--verbose) on stderr."""
+    from .live import NothingReachable, read_live
+    from .live.options import UsageProblem
+
+    progress = None
+    bar = None
+    if sys.stderr.isatty() and not verbose:
+        from .live.progress import RichProgress
+
+        bar = progress = RichProgress()
+    try:
+        if verbose:
+            from .live.reader import LiveReader
+
+            reader = LiveReader(opts, progress=progress)
+            reader.recorder.echo = lambda c: _err(
+                f"  {c.service:<20} {c.method:4} {c.path}  "
+                f"{c.status if c.status is not None else (c.note or 'no answer')}  {c.duration * 1000:8.1f} ms"
+                + (f"  (attempt {c.attempt})" if c.attempt > 1 else ""))
+            result = reader.read(keys)
+        else:
+            result = read_live(opts, keys, progress=progress)
+    except (NothingReachable, UsageProblem) as e:
+        raise InputError(str(e)) from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    if verbose:
+        for n in result.notes:
+            _err(f"  note: {n}")
+        failed = sum(1 for e in result.source.entries.values() if not e.ok)
+        _err(f"live read: {result.requests} requests, {len(result.source.entries)} paths "
+             f"({failed} failed) in {result.duration_s:.2f} s")
+    return result
+
+
 @cli.command()
 @click.option("--snapshot", "snapshot", type=click.Path(), metavar="PATH",
               help="Run offline on a snapshot directory or .tar.gz instead of the live cluster.")
@@ -66,41 +149,73 @@ def cli() -> None:
               help="Lowest finding severity that makes the exit code 1.")
 @click.option("--output", "-o", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--runbook-base", metavar="URL", help="Link findings to <URL>/<slug> (a team wiki) instead of the project's runbooks.")
+@click.option("--save-snapshot", "save_snapshot", metavar="PATH",
+              help="Live mode: also save what was read as a snapshot (directory or .tar.gz).")
+@live_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings per check (and per API call in live mode) on stderr.")
-def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, verbose) -> None:
-    """Find what stops Airflow on GKE, with evidence and the commands that fix it."""
+def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, save_snapshot,
+           project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
+           now, verbose) -> None:
+    """Find what stops Airflow on GKE, with evidence and the commands that fix it.
+
+    Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
+    (Application Default Credentials); see `airflow-gke permissions` for the access it needs."""
     from .context import Context
     from .data import Target
     from .registry import load_checks, load_errors
     from .report import RunInfo, RunReport
     from .runner import run_checks
-    from .snapshot import SnapshotError, open_snapshot
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     registry = load_checks()
     checks = select_checks(registry, only, skip, extended)
-    if snapshot is None:
-        raise InputError("live mode is not available in this build; pass --snapshot PATH")
-    try:
-        source = open_snapshot(snapshot)
-    except SnapshotError as e:
-        raise InputError(str(e)) from None
-    try:
+    if snapshot is not None:
+        given = [f"--{n.replace('kube_context', 'context').replace('_', '-')}" for n, v in (
+            ("project", project), ("location", location), ("cluster", cluster), ("kube_context", kube_context),
+            ("kubeconfig", kubeconfig), ("save_snapshot", save_snapshot)) if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to live mode only, "
+                                   "not with --snapshot")
+        from .snapshot import SnapshotError, open_snapshot
+
+        try:
+            source = open_snapshot(snapshot)
+        except SnapshotError as e:
+            raise InputError(str(e)) from None
+        mode = "snapshot"
         m = source.meta
         target = Target(namespace=m.namespace, project=m.project, location=m.location, cluster=m.cluster,
                         release=m.release, context=m.context).with_overrides(namespace=namespace, release=release)
-        ctx = Context(source, target, now=m.captured_at)
+        ctx_now = m.captured_at
         if verbose:
             _err(f"snapshot {snapshot}: captured {m.captured_at.isoformat()}, {len(list(source.paths()))} files")
+        live = None
+    else:
+        from .live.plan import keys_for
+
+        opts = _live_opts(namespace, release, project, location, cluster, kube_context, kubeconfig, timeout,
+                          request_timeout, max_logs, page_size, now, verbose)
+        live = _read_live(opts, keys_for(checks), verbose)
+        source, target, ctx_now, mode = live.source, live.target, live.now, "live"
+    try:
+        ctx = Context(source, target, now=ctx_now)
         runs = run_checks(ctx, checks, runbook_base)
-        info = RunInfo(mode="snapshot", context=target.context, project=target.project, location=target.location,
+        if live is not None and live.preflight:
+            for r in runs:
+                if r.status == "skip" and r.reason and "k8s/" in r.reason:
+                    r.reason = f"project preflight, no Kubernetes cluster was read: {r.reason}"
+        info = RunInfo(mode=mode, context=target.context, project=target.project, location=target.location,
                        cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
                        airflow_version=_safe(lambda: ctx.airflow_version),
                        chart_version=_safe(lambda: ctx.chart_version),
                        started_at=started.isoformat().replace("+00:00", "Z"))
+        if live is not None and save_snapshot:
+            written = _save(live, ctx, save_snapshot)
+            _err(f"saved snapshot: {written}")
     finally:
-        source.close()
+        if hasattr(source, "close"):
+            source.close()
     info.duration_s = time.perf_counter() - t0
     report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors])
     if verbose:
@@ -115,6 +230,78 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
 
         render_table(report)
     sys.exit(report.exit_code(fail_on))
+
+
+def _save(live, ctx, dest) -> str:
+    from .collect import CollectError, make_meta, write_snapshot
+
+    t = live.target
+    meta = make_meta(captured_at=live.now, namespace=t.namespace, context=t.context, project=t.project,
+                     location=t.location, cluster=t.cluster, release=_safe(lambda: ctx.release),
+                     redacted=sorted(live.source.redactor.masked))
+    try:
+        return str(write_snapshot(live.source, meta, dest))
+    except CollectError as e:
+        raise InputError(str(e)) from None
+
+
+@cli.command()
+@click.option("--output", "-o", "out_path", metavar="DIR|FILE.tar.gz",
+              help="Where to write the snapshot (default: ./airflow-gke-<project>-<cluster>-<time>.tar.gz).")
+@click.option("--namespace", "-n", metavar="NS", help="Airflow namespace (default: the context's, else discovered).")
+@click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
+@click.option("--check", "only", multiple=True, metavar="SLUG",
+              help="Read only what these checks need (default: everything snapshot v1 holds).")
+@click.option("--skip", "skip", multiple=True, metavar="SLUG", hidden=True)
+@live_options
+@click.option("--verbose", "-v", is_flag=True, help="Timings per API call on stderr.")
+def collect(out_path, namespace, release, only, skip, project, location, cluster, kube_context, kubeconfig, timeout,
+            request_timeout, max_logs, page_size, now, verbose) -> None:
+    """Read the live cluster and project into a redacted snapshot (for support tickets, CI replays).
+
+    Secrets are never read; sensitive values are masked before anything is written, and
+    meta.json lists the masked keys (never their values). Run `airflow-gke doctor --snapshot`
+    on the result to see the same findings offline."""
+    from .collect import count_files, default_name
+    from .context import Context
+    from .data import KEYS
+    from .live.plan import keys_for
+    from .registry import load_checks
+
+    if only or skip:
+        keys = keys_for(select_checks(load_checks(), only, skip, True))
+    else:
+        keys = set(KEYS)
+    opts = _live_opts(namespace, release, project, location, cluster, kube_context, kubeconfig, timeout,
+                      request_timeout, max_logs, page_size, now, verbose)
+    live = _read_live(opts, keys, verbose)
+    ctx = Context(live.source, live.target, now=live.now)
+    dest = out_path or default_name(live.target.project, live.target.cluster, live.now)
+    written = _save(live, ctx, dest)
+    n = count_files(live.source)
+    _err(f"wrote {written}: {n['files']} reads ({n['failed']} failed), "
+         f"{len(live.source.redactor.masked)} value(s) masked, {live.requests} requests in {live.duration_s:.1f} s")
+    click.echo(written)
+
+
+@cli.command()
+@click.option("--check", "only", multiple=True, metavar="SLUG", help="Only for these checks (repeatable; globs allowed).")
+@click.option("--skip", "skip", multiple=True, metavar="SLUG", help="Leave these checks out.")
+@click.option("--extended", is_flag=True, help="Include the heuristic checks.")
+@click.option("--namespace", "-n", metavar="NS", default="airflow", show_default=True, help="Namespace of the Role.")
+@click.option("--project", metavar="P", help="Project to fill in the gcloud commands.")
+@click.option("--output", "-o", "output", type=click.Choice(["text", "yaml"]), default="text", show_default=True,
+              help="yaml: Role + ClusterRole for `kubectl apply -f -` (Google permissions as comments).")
+def permissions(only, skip, extended, namespace, project, output) -> None:
+    """Print the least privilege the selected checks need: Kubernetes RBAC and Google IAM."""
+    from .permissions import keys_of, render_text, render_yaml
+    from .registry import load_checks
+
+    checks = select_checks(load_checks(), only, skip, extended)
+    keys = keys_of(checks)
+    ids = [c.id for c in checks]
+    render = render_yaml if output == "yaml" else render_text
+    sys.stdout.write(render(keys, namespace, project, ids))
 
 
 def _safe(fn):

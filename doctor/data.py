@@ -113,6 +113,17 @@ SERVICES = (
 # Data keys read once per run with no per-item parameter, in the order a live run fetches them.
 STATIC_KEYS = tuple(k for k in KEYS.values() if k.per is None)
 
+# Per-item keys name their items from other data (the log bucket from the Airflow configuration,
+# Google service accounts from KSA annotations, logs from container states): a live run reads
+# these first, and `airflow-gke permissions` grants them too.
+DERIVED_FROM: dict[str, tuple[str, ...]] = {
+    "bucket": ("configmaps", "pods", "deployments", "statefulsets"),
+    "bucket_iam": ("configmaps", "pods", "deployments", "statefulsets"),
+    "gsa": ("serviceaccounts", "configmaps", "pods", "deployments", "statefulsets"),
+    "gsa_iam": ("serviceaccounts", "configmaps", "pods", "deployments", "statefulsets"),
+    "logs": ("pods",),
+}
+
 
 def key(name: str) -> DataKey:
     try:

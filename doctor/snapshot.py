@@ -145,13 +145,17 @@ class SnapshotSource(Source):
         except orjson.JSONDecodeError as e:
             return Entry(path, error={"message": f"invalid JSON in snapshot file {file.relative_to(self.root)}: {e}"})
         if kind == "error":
-            if not isinstance(body, dict) or not isinstance(body.get("status"), int):
+            # "status": null records a read that got no HTTP answer (timeout, connection failure).
+            if not isinstance(body, dict) or "status" not in body or not (
+                    body["status"] is None or (isinstance(body["status"], int) and not isinstance(body["status"], bool))):
                 return Entry(path, error={"message": f"malformed error file {file.relative_to(self.root)}: "
-                                                     "expected {\"status\": <int>, \"body\": ...}"})
+                                                     "expected {\"status\": <int or null>, \"body\": ...}"})
             err = body.get("body")
             if isinstance(err, (dict, str)):
                 err = self.redactor.body(path, err) if isinstance(err, dict) else self.redactor.text(err)
-            return Entry(path, status=body["status"], error=err if err is not None else {})
+            if err is None or err == {}:
+                err = {"message": "no answer"} if body["status"] is None else {}
+            return Entry(path, status=body["status"], error=err)
         return Entry(path, data=self.redactor.body(path, body))
 
 

@@ -1,0 +1,228 @@
+"""The Google Cloud side of a live run: the official clients (REST transport) and their answers
+converted to the REST API's camelCase JSON, the same bodies a snapshot stores.
+
+- Kubernetes Engine (``container_v1``), Service Usage (``service_usage_v1``), Resource Manager
+  (``resourcemanager_v3``): proto-plus / protobuf messages -> ``json_format.MessageToDict`` (JSON
+  names, enum names, default values omitted as the REST API omits them).
+- Cloud Storage (``google.cloud.storage``): the bucket's ``_properties`` and the raw IAM resource.
+- IAM service accounts: ``google-cloud-iam`` has no REST transport, so an ``AuthorizedSession``
+  (google-auth) calls the REST API directly.
+
+Credentials: Application Default Credentials, except for an endpoint overridden with a plain
+``http://`` loopback URL (``AIRFLOW_GKE_ENDPOINT_<SERVICE>``), which gets anonymous credentials.
+Every call passes ``retry=None`` (this tool retries by itself, with a deadline) and a timeout.
+"""
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from typing import Any, Callable
+
+from .calls import Answer, failure, parse_retry_after
+from .options import Endpoint, endpoint
+
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+
+# data key -> Google service (first label of the API host)
+SERVICE_OF = {
+    "services": "serviceusage",
+    "project": "cloudresourcemanager",
+    "project_iam": "cloudresourcemanager",
+    "cluster": "container",
+    "bucket": "storage",
+    "bucket_iam": "storage",
+    "gsa": "iam",
+    "gsa_iam": "iam",
+}
+
+
+class CredentialsProblem(Exception):
+    pass
+
+
+def adc(env: dict) -> tuple[Any, str | None]:
+    """Application Default Credentials and their project (may raise CredentialsProblem)."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return google.auth.default(scopes=SCOPES)
+    except DefaultCredentialsError as e:
+        raise CredentialsProblem(f"no Google credentials (Application Default Credentials): {e}") from None
+
+
+def _to_dict(msg: Any) -> dict:
+    from google.protobuf import json_format
+
+    pb = type(msg).pb(msg) if hasattr(type(msg), "pb") else msg   # proto-plus wraps a protobuf message
+    return json_format.MessageToDict(pb)
+
+
+class Google:
+    def __init__(self, project: str | None, env: dict, location: str | None = None,
+                 cluster: str | None = None) -> None:
+        self.project = project
+        self.location = location
+        self.cluster = cluster
+        self.env = env
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._adc: tuple[Any, str | None] | None = None
+        self._adc_error: str | None = None
+        self.endpoints: dict[str, Endpoint] = {s: endpoint(s, env) for s in set(SERVICE_OF.values())}
+
+    # --- wiring -----------------------------------------------------------------------------
+    def credentials(self, service: str):
+        ep = self.endpoints[service]
+        if ep.anonymous:
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials()
+        with self._lock:
+            if self._adc is None and self._adc_error is None:
+                try:
+                    self._adc = adc(self.env)
+                except CredentialsProblem as e:
+                    self._adc_error = str(e)
+            if self._adc_error:
+                raise CredentialsProblem(self._adc_error)
+            return self._adc[0]
+
+    def _options(self, service: str):
+        ep = self.endpoints[service]
+        return {"api_endpoint": ep.url} if ep.url else None
+
+    def client(self, service: str):
+        with self._lock:
+            c = self._clients.get(service)
+        if c is not None:
+            return c
+        creds = self.credentials(service)
+        opts = self._options(service)
+        if service == "container":
+            from google.cloud import container_v1
+
+            c = container_v1.ClusterManagerClient(credentials=creds, transport="rest", client_options=opts)
+        elif service == "serviceusage":
+            from google.cloud import service_usage_v1
+
+            c = service_usage_v1.ServiceUsageClient(credentials=creds, transport="rest", client_options=opts)
+        elif service == "cloudresourcemanager":
+            from google.cloud import resourcemanager_v3
+
+            c = resourcemanager_v3.ProjectsClient(credentials=creds, transport="rest", client_options=opts)
+        elif service == "storage":
+            from google.cloud import storage
+
+            c = storage.Client(project=self.project, credentials=creds, client_options=opts)
+        elif service == "iam":
+            from google.auth.transport.requests import AuthorizedSession
+
+            c = AuthorizedSession(creds)
+        else:  # pragma: no cover - SERVICE_OF is closed
+            raise KeyError(service)
+        with self._lock:
+            return self._clients.setdefault(service, c)
+
+    # --- reads ------------------------------------------------------------------------------
+    def read(self, key_name: str, params: dict, timeout: float) -> Answer:
+        """One read of a data key (no retries here)."""
+        service = SERVICE_OF[key_name]
+        try:
+            return self._guard(lambda: self._read(key_name, service, params, timeout), service, timeout)
+        except CredentialsProblem as e:
+            return failure("credentials", str(e))
+
+    def _read(self, key_name: str, service: str, params: dict, timeout: float) -> Answer:
+        p = self.project
+        c = self.client(service)
+        if key_name == "services":
+            msg = c.get_service(request={"name": f"projects/{p}/services/{params['service']}"},
+                                retry=None, timeout=timeout)
+            return Answer(200, data=_to_dict(msg))
+        if key_name == "project":
+            return Answer(200, data=_to_dict(c.get_project(name=f"projects/{p}", retry=None, timeout=timeout)))
+        if key_name == "project_iam":
+            pol = c.get_iam_policy(request={"resource": f"projects/{p}", "options": {"requested_policy_version": 3}},
+                                   retry=None, timeout=timeout)
+            return Answer(200, data=_to_dict(pol))
+        if key_name == "cluster":
+            t = f"projects/{p}/locations/{self.location}/clusters/{self.cluster}"
+            return Answer(200, data=_to_dict(c.get_cluster(name=t, retry=None, timeout=timeout)))
+        if key_name == "bucket":
+            b = c.get_bucket(params["bucket"], timeout=timeout, retry=None)
+            return Answer(200, data=dict(b._properties))
+        if key_name == "bucket_iam":
+            # The raw IAM resource (kind, resourceId, version, etag, bindings): Bucket.get_iam_policy
+            # would reduce it to an api_core Policy and lose fields of the REST body.
+            body = c._get_resource(f"/b/{params['bucket']}/iam", query_params={"optionsRequestedPolicyVersion": 3},
+                                   timeout=timeout, retry=None)
+            return Answer(200, data=body)
+        if key_name in ("gsa", "gsa_iam"):
+            base = self.endpoints["iam"].url or "https://iam.googleapis.com"
+            url = f"{base}/v1/projects/{urllib.parse.quote(p)}/serviceAccounts/{urllib.parse.quote(params['email'], safe='@')}"
+            if key_name == "gsa":
+                resp = c.get(url, timeout=timeout)
+            else:
+                resp = c.post(url + ":getIamPolicy", json={"options": {"requestedPolicyVersion": 3}}, timeout=timeout)
+            return _from_response(resp)
+        raise KeyError(key_name)  # pragma: no cover
+
+    def _guard(self, fn: Callable[[], Answer], service: str, timeout: float) -> Answer:
+        """Turn the clients' exceptions into answers."""
+        import requests
+        from google.api_core import exceptions as gexc
+        from google.auth import exceptions as aexc
+
+        host = self.endpoints[service].shown
+        try:
+            return fn()
+        except gexc.GoogleAPICallError as e:
+            resp = getattr(e, "response", None)
+            status = e.code if isinstance(e.code, int) else getattr(resp, "status_code", None)
+            body = _json_of(resp) if resp is not None else None
+            if not isinstance(body, dict):
+                body = {"error": {"code": status, "message": e.message or str(e)}}
+            ra = parse_retry_after(resp.headers.get("Retry-After")) if resp is not None and hasattr(resp, "headers") else None
+            return Answer(status, error=body, retry_after=ra)
+        except requests.exceptions.Timeout:
+            return failure("timeout", f"no answer from {host} within {timeout:.3g} s")
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as e:
+            return failure("connect", f"cannot reach {host}: {_why(e)}")
+        except aexc.RefreshError as e:
+            return failure("credentials", f"Google credentials could not be refreshed: {e}")
+        except aexc.TransportError as e:
+            return failure("connect", f"cannot reach {host} (credentials transport): {e}")
+        except CredentialsProblem:
+            raise
+        except Exception as e:  # noqa: BLE001 - an unparsable answer must not stop the run
+            return failure("invalid", f"unexpected answer from {host}: {type(e).__name__}: {e}")
+
+
+def _why(e: BaseException) -> str:
+    inner = e.args[0] if e.args else e
+    reason = getattr(inner, "reason", None)
+    return str(reason or inner)
+
+
+def _json_of(resp: Any) -> Any:
+    try:
+        return resp.json()
+    except Exception:  # noqa: BLE001 - not JSON
+        text = getattr(resp, "text", "") or ""
+        return {"message": text.strip()} if text.strip() else None
+
+
+def _from_response(resp: Any) -> Answer:
+    status = resp.status_code
+    ra = parse_retry_after(resp.headers.get("Retry-After"))
+    if 200 <= status < 300:
+        try:
+            return Answer(status, data=resp.json())
+        except ValueError as e:
+            return failure("invalid", f"invalid JSON from {resp.url}: {e}")
+    body = _json_of(resp)
+    if not isinstance(body, dict):
+        body = {"message": f"HTTP {status}"}
+    return Answer(status, error=body, retry_after=ra)

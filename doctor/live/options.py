@@ -1,0 +1,77 @@
+"""What a live run is asked to do (no heavy imports here)."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Google APIs whose endpoint can be overridden with AIRFLOW_GKE_ENDPOINT_<SERVICE>.
+ENDPOINT_SERVICES = ("container", "serviceusage", "cloudresourcemanager", "storage", "iam", "secretmanager")
+ENDPOINT_ENV = "AIRFLOW_GKE_ENDPOINT_"
+
+
+class NothingReachable(Exception):
+    """Neither the cluster nor the project could be reached (or none was given). Exit 2."""
+
+
+class UsageProblem(Exception):
+    """A live-mode input that cannot work (missing kubeconfig given by flag, bad endpoint). Exit 2."""
+
+
+@dataclass
+class LiveOptions:
+    project: str | None = None
+    location: str | None = None
+    cluster: str | None = None
+    namespace: str | None = None
+    release: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    timeout: float = 60.0              # whole run, seconds
+    request_timeout: float = 20.0      # one HTTP request, seconds
+    retries: int = 3                   # attempts after the first for 429/5xx/connection errors
+    workers: int = 8
+    max_logs: int = 50
+    log_lines: int = 500
+    page_size: int = 500
+    now: datetime | None = None        # judge ages at this time (replays); default: the clock
+    verbose: bool = False
+    env: dict = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    url: str | None            # None: the library's default (https://<service>.googleapis.com)
+    anonymous: bool = False    # plain http:// on loopback: no credentials are sent
+
+    @property
+    def shown(self) -> str:
+        return self.url or f"https://{self.service}.googleapis.com"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint(service: str, env: dict) -> Endpoint:
+    """The endpoint of a Google API: ``AIRFLOW_GKE_ENDPOINT_<SERVICE>`` or the default."""
+    raw = (env.get(ENDPOINT_ENV + service.upper()) or "").strip()
+    if not raw:
+        return Endpoint(service, None)
+    u = urllib.parse.urlsplit(raw)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise UsageProblem(f"{ENDPOINT_ENV}{service.upper()}={raw!r} is not an http(s):// base URL")
+    if u.scheme == "http" and not _is_loopback(u.hostname):
+        raise UsageProblem(f"{ENDPOINT_ENV}{service.upper()}={raw!r}: plain http:// is only accepted on a "
+                           "loopback address (credentials would travel in clear); use https://")
+    return Endpoint(service, raw.rstrip("/"), anonymous=u.scheme == "http")

@@ -1,0 +1,173 @@
+"""What a live run reads: the data keys of the selected checks, and in phase 2 the per-item
+reads that phase 1's data names (the log bucket, the Google service accounts, the container logs).
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from ..context import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, as_dict, dig
+from ..data import DERIVED_FROM, KEYS, SERVICES
+
+# Cloud Storage bucket names (https://cloud.google.com/storage/docs/buckets#naming), loosely.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$")
+_POD = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_CONTAINER = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def keys_for(checks: Iterable) -> set[str]:
+    """Data keys the checks declare (needs + uses), plus what a per-item key is derived from."""
+    keys: set[str] = set()
+    for c in checks:
+        keys.update(c.data_keys)
+    for k in list(keys):
+        keys.update(DERIVED_FROM.get(k, ()))
+    return keys
+
+
+def static_reads(keys: set[str]) -> list[tuple[str, dict]]:
+    """Phase 1: keys with no per-item parameter, plus the fixed list of API services."""
+    out: list[tuple[str, dict]] = [(name, {}) for name, k in KEYS.items() if k.per is None and name in keys]
+    if "services" in keys:
+        out += [("services", {"service": s}) for s in SERVICES]
+    return out
+
+
+def log_buckets(ctx: Context) -> list[str]:
+    """Buckets of ``gs://`` remote_base_log_folder as the components resolve it."""
+    from ..identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder
+
+    out: list[str] = []
+    for comp in LOG_WRITERS + LOG_READERS:
+        try:
+            folder, _where = remote_log_folder(ctx, comp)
+        except DataUnavailable:
+            continue
+        if folder:
+            b = bucket_of(folder)
+            if _BUCKET.match(b) and b not in out:
+                out.append(b)
+    return out
+
+
+def _is_airflow(labels: dict) -> bool:
+    return labels.get("tier") == "airflow"
+
+
+def airflow_ksas(ctx: Context) -> list[str]:
+    """Kubernetes service accounts Airflow runs as: the chart's (``tier=airflow``), those of
+    Airflow pods and workloads, and that of the KubernetesExecutor pod template."""
+    names: list[str] = []
+
+    def add(n):
+        if isinstance(n, str) and n and n not in names:
+            names.append(n)
+
+    try:
+        for sa in ctx.service_accounts.values():
+            if _is_airflow(sa.labels):
+                add(sa.name)
+    except DataUnavailable:
+        pass
+    try:
+        for p in ctx.pods:
+            if _is_airflow(p.labels) or p.is_task_pod or p.component in AIRFLOW_COMPONENTS:
+                add(p.service_account)
+    except DataUnavailable:
+        pass
+    for coll in ("deployments", "statefulsets"):
+        try:
+            objs = getattr(ctx, coll).values()
+        except DataUnavailable:
+            continue
+        for w in objs:
+            if _is_airflow(w.labels):
+                spec = as_dict(dig(w.raw, "spec", "template", "spec"))
+                add(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+    try:
+        tpl = ctx.pod_template
+    except DataUnavailable:
+        tpl = None
+    if tpl:
+        spec = as_dict(tpl.get("spec"))
+        add(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+    return names
+
+
+def gsa_emails(ctx: Context) -> list[str]:
+    out: list[str] = []
+    for ksa in airflow_ksas(ctx):
+        try:
+            email = ctx.gsa_of(ksa)
+        except DataUnavailable:
+            return out
+        if email and _EMAIL.match(email) and email not in out:
+            out.append(email)
+    return out
+
+
+def _wants_log(cs) -> tuple[bool, bool]:
+    """(read the current log, read the previous instance's) for one container status."""
+    state, fields = cs.state
+    restarted = cs.restarts > 0 or bool(cs.last_terminated)
+    if state == "waiting":
+        # A container that never ran has no log (the kubelet answers 400); one waiting after a
+        # crash (CrashLoopBackOff) serves its last instance's.
+        return restarted, restarted
+    if state == "terminated":
+        code = fields.get("exitCode")
+        bad = isinstance(code, int) and code != 0
+        return bad or restarted, restarted
+    if state == "running":
+        return (not cs.ready) or restarted, restarted
+    return False, False
+
+
+def log_reads(ctx: Context, max_containers: int) -> tuple[list[tuple[str, dict]], int]:
+    """Container log reads, at most ``max_containers`` containers (task pods first, then the
+    chart's pods, then the rest); returns (reads, containers left out by the cap)."""
+    try:
+        pods = list(ctx.pods)
+    except DataUnavailable:
+        return [], 0
+
+    def rank(p: Pod) -> int:
+        return 0 if p.is_task_pod else 1 if _is_airflow(p.labels) else 2
+
+    wanted: list[tuple[Pod, str, bool, bool]] = []
+    for p in sorted(pods, key=rank):   # stable: list order within a rank
+        if not p.node or not _POD.match(p.name):
+            continue   # not scheduled: nothing ran, nothing logged
+        for cs in p.init_statuses + p.container_statuses:
+            cur, prev = _wants_log(cs)
+            if (cur or prev) and _CONTAINER.match(cs.name):
+                wanted.append((p, cs.name, cur, prev))
+    reads: list[tuple[str, dict]] = []
+    for p, name, cur, prev in wanted[:max_containers]:
+        if cur:
+            reads.append(("logs", {"pod": p.name, "container": name}))
+        if prev:
+            reads.append(("logs", {"pod": p.name, "container": name + ".previous"}))
+    return reads, max(0, len(wanted) - max_containers)
+
+
+def derived_reads(ctx: Context, keys: set[str], max_logs: int) -> tuple[list[tuple[str, dict]], list[str]]:
+    """Phase 2 reads, and notes for --verbose."""
+    reads: list[tuple[str, dict]] = []
+    notes: list[str] = []
+    if keys & {"bucket", "bucket_iam"}:
+        buckets = log_buckets(ctx)
+        notes.append(f"log bucket(s): {', '.join(buckets) or 'none (remote logging does not write to gs://)'}")
+        for b in buckets:
+            reads += [(k, {"bucket": b}) for k in ("bucket", "bucket_iam") if k in keys]
+    if keys & {"gsa", "gsa_iam"} and ctx.target.project:
+        emails = gsa_emails(ctx)
+        notes.append(f"Google service account(s) named by Airflow KSAs: {', '.join(emails) or 'none'}")
+        for e in emails:
+            reads += [(k, {"email": e}) for k in ("gsa", "gsa_iam") if k in keys]
+    if "logs" in keys and max_logs > 0:
+        logs, left = log_reads(ctx, max_logs)
+        reads += logs
+        notes.append(f"container logs: {len(logs)} read(s)" + (f", {left} container(s) over --max-logs left out" if left else ""))
+    return reads, notes

@@ -1,0 +1,270 @@
+"""The live reader: discover the target, read phase 1 (static keys) and phase 2 (per-item keys
+named by phase 1's data) concurrently, and hand back a MemorySource holding exactly what a
+snapshot of the same reads would hold.
+
+Each snapshot path is read at most once per run. Failures become entries (status + the API's
+error body; ``status=None`` and ``{"message": ...}`` when no answer came), so one 403 or one
+timeout only affects the checks that need that path.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ..context import Context
+from ..data import KEYS, Target
+from ..source import MemorySource
+from . import kube as kubemod
+from .calls import Answer, Breaker, Budget, Recorder, failure, with_retries
+from .options import LiveOptions, NothingReachable, UsageProblem
+from .plan import derived_reads, static_reads
+
+GKE_CONTEXT = re.compile(r"^gke_(?P<project>[^_]+)_(?P<location>[^_]+)_(?P<cluster>.+)$")
+DEFAULT_NAMESPACE = "airflow"
+
+
+@dataclass
+class LiveResult:
+    source: MemorySource
+    target: Target
+    now: datetime
+    calls: Recorder
+    duration_s: float
+    kube_source: str | None            # what Kubernetes configuration was used (None: no cluster)
+    notes: list[str] = field(default_factory=list)
+    preflight: bool = False            # no Kubernetes cluster: project checks only
+
+    @property
+    def requests(self) -> int:
+        return len(self.calls)
+
+
+class Progress:
+    """Progress hooks (no-op); the CLI passes a rich-backed one on a TTY."""
+
+    def add(self, n: int, phase: str) -> None: ...
+
+    def done(self, label: str) -> None: ...
+
+
+class LiveReader:
+    def __init__(self, opts: LiveOptions, progress: Progress | None = None) -> None:
+        self.opts = opts
+        self.progress = progress or Progress()
+        self.recorder = Recorder()
+        self.breaker = Breaker()
+        self.notes: list[str] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._done: set[str] = set()
+        self.answered = Counter()      # scope -> reads that got an HTTP answer
+        self.failed: dict[str, list[str]] = {"k8s": [], "gcp": []}   # scope -> transport failures
+
+    # --- discovery --------------------------------------------------------------------------
+    def discover(self) -> tuple[Target, Any]:
+        o = self.opts
+        kt, tried = kubemod.load(o.kubeconfig, o.context, o.env)
+        self.kube_tried = tried
+        project, location, cluster = o.project, o.location, o.cluster
+        ctx_name = kt.context if kt else None
+        m = GKE_CONTEXT.match(ctx_name or "")
+        if m and (project is None or project == m["project"]):
+            project = project or m["project"]
+            location = location or m["location"]
+            cluster = cluster or m["cluster"]
+            self.notes.append(f"context {ctx_name}: project {m['project']}, location {m['location']}, "
+                              f"cluster {m['cluster']}")
+        elif kt is not None and (location is None or cluster is None):
+            self.notes.append(f"context {ctx_name or '(in-cluster)'} is not a GKE context name "
+                              "(gke_<project>_<location>_<cluster>); pass --project/--location/--cluster "
+                              "for the Google Cloud checks")
+        if project is None and kt is None:
+            from .gcloud import CredentialsProblem, adc
+
+            try:
+                _creds, project = adc(o.env)
+                if project:
+                    self.notes.append(f"project {project} from Application Default Credentials")
+            except CredentialsProblem as e:
+                self.notes.append(str(e))
+        self.kube = kt
+        namespace = o.namespace
+        if namespace:
+            self.notes.append(f"namespace {namespace} (--namespace)")
+        elif kt is not None and kt.namespace:
+            namespace = kt.namespace
+            self.notes.append(f"namespace {namespace} (from the {'kube context' if kt.context else 'pod'})")
+        target = Target(namespace=namespace or DEFAULT_NAMESPACE, project=project, location=location,
+                        cluster=cluster, release=o.release, context=ctx_name)
+        return target, kt
+
+    def _discover_namespace(self, budget: Budget) -> str | None:
+        """The namespace holding the chart's ``tier=airflow`` pods (one cluster-wide list)."""
+        ans = self._k8s_get("/api/v1/pods", [("labelSelector", "tier=airflow"), ("limit", "200")], budget)
+        if not ans.ok:
+            self.notes.append(f"namespace discovery (list pods -l tier=airflow, all namespaces) failed: "
+                              f"HTTP {ans.status}" if ans.status else "namespace discovery failed: no answer")
+            return None
+        counts = Counter((i.get("metadata") or {}).get("namespace") for i in (ans.data or {}).get("items") or []
+                         if isinstance(i, dict))
+        counts.pop(None, None)
+        if not counts:
+            return None
+        ns = counts.most_common(1)[0][0]
+        self.notes.append(f"namespace {ns} (holds the chart's tier=airflow pods)")
+        return ns
+
+    # --- one read ---------------------------------------------------------------------------
+    def _k8s_get(self, path: str, query: list, budget: Budget, text: bool = False) -> Answer:
+        api = self.kube.api
+        shown = path + ("?" + "&".join(f"{k}={v}" for k, v in query) if query else "")
+        return with_retries(lambda t: kubemod.get(api, path, query, t, text=text), service="k8s", method="GET",
+                            path=shown, budget=budget, recorder=self.recorder, breaker=self.breaker,
+                            retries=self.opts.retries)
+
+    def _read(self, key_name: str, params: dict, budget: Budget) -> None:
+        k = KEYS[key_name]
+        spath = k.path(self.target, **params)
+        with self._lock:
+            if spath in self._done:
+                return
+            self._done.add(spath)
+        if k.scope == "k8s":
+            rel = "/" + spath[len("k8s/"):]
+            if key_name == "logs":
+                container = params["container"]
+                previous = container.endswith(".previous")
+                name = container[: -len(".previous")] if previous else container
+                req = rel.rsplit("/", 1)[0]          # .../pods/<pod>/log
+                query = [("container", name), ("tailLines", str(self.opts.log_lines))]
+                if previous:
+                    query.append(("previous", "true"))
+                ans = self._k8s_get(kubemod.quote_path(req), query, budget, text=True)
+            else:
+                p = kubemod.quote_path(rel)
+                ans = kubemod.list_all(self.kube.api, p, self.opts.page_size, None,
+                                       lambda q, p=p: self._k8s_get(p, q, budget))
+        else:
+            g = self.google
+            service = _service(key_name)
+            ans = with_retries(lambda t: g.read(key_name, params, t), service=service,
+                               method="POST" if spath.endswith(":getIamPolicy") else "GET",
+                               path="/" + spath.split("/", 2)[2], budget=budget, recorder=self.recorder,
+                               breaker=self.breaker, retries=self.opts.retries)
+        self._store(k.scope, spath, ans)
+        self.progress.done(spath)
+
+    def _store(self, scope: str, spath: str, ans: Answer) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if ans.status is not None:
+                self.answered[scope] += 1
+            elif ans.transport in ("connect", "timeout", "credentials"):
+                msg = ans.error.get("message") if isinstance(ans.error, dict) else str(ans.error)
+                self.failed[scope].append(msg)
+            if ans.ok:
+                self.source.put(spath, data=ans.data)
+            else:
+                self.source.put(spath, status=ans.status, error=ans.error if ans.error is not None else {})
+
+    # --- phases -----------------------------------------------------------------------------
+    def _run_phase(self, reads: list[tuple[str, dict]], budget: Budget, pool: cf.ThreadPoolExecutor,
+                   phase: str) -> None:
+        reads = [(k, p) for k, p in reads if KEYS[k].path(self.target, **p) not in self._done]
+        if not reads:
+            return
+        self.progress.add(len(reads), phase)
+        futs = {pool.submit(self._read, k, p, budget): (k, p) for k, p in reads}
+        done, pending = cf.wait(futs, timeout=max(0.0, budget.remaining()) + 1.0)
+        for f in done:
+            exc = f.exception()
+            if exc is not None:   # a bug in the reader must not lose the path silently
+                k, p = futs[f]
+                self._store(KEYS[k].scope, KEYS[k].path(self.target, **p),
+                            failure("invalid", f"internal error while reading: {type(exc).__name__}: {exc}"))
+        for f in pending:
+            f.cancel()
+            k, p = futs[f]
+            spath = KEYS[k].path(self.target, **p)
+            with self._lock:
+                if spath in self.source.entries:
+                    continue
+            self._store(KEYS[k].scope, spath,
+                        failure("timeout", f"not read: the run's --timeout of {budget.total:g} s ran out"))
+
+    def read(self, keys: set[str]) -> LiveResult:
+        t0 = time.perf_counter()
+        o = self.opts
+        now = o.now or datetime.now(timezone.utc)
+        self.target, kt = self.discover()
+        budget = Budget(o.timeout, o.request_timeout)
+        self.source = MemorySource()
+        from .gcloud import Google
+
+        self.google = Google(self.target.project, o.env, self.target.location, self.target.cluster)
+        k8s_keys = {k for k in keys if KEYS[k].scope == "k8s"}
+        if kt is not None and k8s_keys and not o.namespace and not kt.namespace:
+            ns = self._discover_namespace(budget)
+            if ns:
+                self.target = self.target.with_overrides(namespace=ns)
+            else:
+                self.notes.append(f"namespace {DEFAULT_NAMESPACE} (default: no tier=airflow pods found)")
+
+        def usable(name: str) -> bool:
+            k = KEYS[name]
+            if k.scope == "k8s":
+                return kt is not None
+            return all(getattr(self.target, f) is not None for f in k.requires) and \
+                (self.target.project is not None or name in ("bucket", "bucket_iam"))
+
+        if kt is None and not self.target.project:
+            raise NothingReachable(f"nothing to diagnose: {self.kube_tried}, and no Google Cloud project "
+                                   "(pass --project, or --kubeconfig/--context for a cluster)")
+        usable_keys = {k for k in keys if usable(k)}
+        workers = max(1, o.workers)
+        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airflow-gke-read")
+        try:
+            self._run_phase(static_reads(usable_keys), budget, pool, "reading")
+            ctx = Context(self.source, self.target, now)
+            reads, notes = derived_reads(ctx, usable_keys, o.max_logs)
+            self.notes += notes
+            self._run_phase(reads, budget, pool, "reading logs, buckets, service accounts")
+        finally:
+            with self._lock:
+                self._closed = True
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._check_reachable(kt)
+        return LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
+                          kt.source if kt else None, self.notes, preflight=kt is None)
+
+    def _check_reachable(self, kt) -> None:
+        tried = []
+        k8s_down = kt is not None and self.answered["k8s"] == 0 and self.failed["k8s"]
+        gcp_tried = bool(self.failed["gcp"]) or self.answered["gcp"] > 0
+        gcp_down = gcp_tried and self.answered["gcp"] == 0
+        if kt is not None:
+            tried.append(f"Kubernetes API {kt.server} ({kt.source}): "
+                         + (self.failed["k8s"][0] if k8s_down else "answered"))
+        else:
+            tried.append(self.kube_tried)
+        if gcp_tried:
+            tried.append(f"Google Cloud APIs for project {self.target.project}: "
+                         + (self.failed["gcp"][0] if gcp_down else "answered"))
+        if (kt is None or k8s_down) and (not gcp_tried or gcp_down):
+            raise NothingReachable("nothing reachable: " + "; ".join(tried))
+
+
+def _service(key_name: str) -> str:
+    from .gcloud import SERVICE_OF
+
+    return SERVICE_OF[key_name]
+
+
+__all__ = ["LiveReader", "LiveResult", "Progress", "NothingReachable", "UsageProblem"]
