@@ -104,10 +104,10 @@ def custom_role_command(perms: list[str], project: str) -> str:
 def render_text(keys: list[str], namespace: str, project: str | None, checks: list[str]) -> str:
     p = project or "PROJECT_ID"
     perms = iam_permissions(keys)
-    lines = [f"Permissions that `airflow-gke doctor` needs for: {', '.join(checks)}", ""]
+    lines = [f"Permissions that `airflow-gke doctor` needs for: {', '.join(checks)}"]
     ns_rules, cl_rules = rbac_rules(keys)
     if ns_rules or cl_rules:
-        lines.append("Kubernetes RBAC (read-only; Secrets are never read):")
+        lines += ["", "Kubernetes RBAC (read-only; Secrets are never read):"]
         for r in ns_rules:
             lines.append(f"  {', '.join(r['verbs'])} {', '.join(r['resources'])}"
                          f"{' (apiGroup ' + r['apiGroups'][0] + ')' if r['apiGroups'][0] else ''} in namespace {namespace}")
@@ -123,7 +123,8 @@ def render_text(keys: list[str], namespace: str, project: str | None, checks: li
         lines += ["", "  As a custom role, granted on the project:",
                   f"    {custom_role_command(perms, p)}",
                   f"    gcloud projects add-iam-policy-binding {p} --member user:USER_EMAIL "
-                  f"--role projects/{p}/roles/{CUSTOM_ROLE_ID}",
-                  "  (storage.buckets.* apply to the log bucket: a grant on the project covers it, or bind the",
-                  "  role on the bucket alone if that is the policy.)"]
+                  f"--role projects/{p}/roles/{CUSTOM_ROLE_ID}"]
+        if any(x.startswith("storage.") for x in perms):
+            lines += ["  (storage.buckets.* are read on the log bucket: the project grant covers it, or grant the",
+                      "  role on that bucket instead.)"]
     return "\n".join(lines) + "\n"

@@ -138,7 +138,10 @@ def with_retries(once: Callable[[float], Answer], *, service: str, method: str, 
                 breaker.trip(service, ans.error.get("message", "connection failed") if isinstance(ans.error, dict)
                              else "connection failed")
             return ans
-        wait = ans.retry_after if ans.retry_after is not None else min(4.0, 0.25 * 2 ** (attempt - 1))
+        if ans.retry_after is not None:
+            wait = ans.retry_after
+        else:   # a refused or reset connection is retried sooner than an overloaded server
+            wait = min(4.0, (0.1 if ans.transport == "connect" else 0.25) * 2 ** (attempt - 1))
         wait += random.uniform(0, 0.1)
         if wait >= budget.remaining():
             return ans

@@ -107,26 +107,32 @@ def gsa_emails(ctx: Context) -> list[str]:
     return out
 
 
-def _wants_log(cs) -> tuple[bool, bool]:
-    """(read the current log, read the previous instance's) for one container status."""
+def _wants_log(cs) -> tuple[int, bool, bool] | None:
+    """(priority, read the current log, read the previous instance's) for one container status,
+    None when its log is not wanted: the snapshot-v1 rule (waiting, not ready, terminated non-zero,
+    restarted), minus containers that never ran (the kubelet has no log for them)."""
     state, fields = cs.state
     restarted = cs.restarts > 0 or bool(cs.last_terminated)
     if state == "waiting":
-        # A container that never ran has no log (the kubelet answers 400); one waiting after a
-        # crash (CrashLoopBackOff) serves its last instance's.
-        return restarted, restarted
+        # One waiting after a crash (CrashLoopBackOff) serves its last instance's log; one that
+        # never ran (PodInitializing, ContainerCreating, image pulls) has none.
+        return (0, True, True) if restarted else None
     if state == "terminated":
         code = fields.get("exitCode")
-        bad = isinstance(code, int) and code != 0
-        return bad or restarted, restarted
+        if (isinstance(code, int) and code != 0) or restarted:
+            return 0, True, restarted
+        return (2, True, False) if not cs.ready else None     # finished (a completed task pod)
     if state == "running":
-        return (not cs.ready) or restarted, restarted
-    return False, False
+        if restarted:
+            return 0, True, True
+        return (1, True, False) if not cs.ready else None
+    return None
 
 
 def log_reads(ctx: Context, max_containers: int) -> tuple[list[tuple[str, dict]], int]:
-    """Container log reads, at most ``max_containers`` containers (task pods first, then the
-    chart's pods, then the rest); returns (reads, containers left out by the cap)."""
+    """Container log reads for at most ``max_containers`` containers, the most telling first
+    (crashed or restarted, then running but not ready, then finished; task pods before the
+    chart's pods before the rest); returns (reads, containers left out by the cap)."""
     try:
         pods = list(ctx.pods)
     except DataUnavailable:
@@ -135,16 +141,17 @@ def log_reads(ctx: Context, max_containers: int) -> tuple[list[tuple[str, dict]]
     def rank(p: Pod) -> int:
         return 0 if p.is_task_pod else 1 if _is_airflow(p.labels) else 2
 
-    wanted: list[tuple[Pod, str, bool, bool]] = []
-    for p in sorted(pods, key=rank):   # stable: list order within a rank
+    wanted: list[tuple[tuple, Pod, str, bool, bool]] = []
+    for i, p in enumerate(pods):
         if not p.node or not _POD.match(p.name):
             continue   # not scheduled: nothing ran, nothing logged
-        for cs in p.init_statuses + p.container_statuses:
-            cur, prev = _wants_log(cs)
-            if (cur or prev) and _CONTAINER.match(cs.name):
-                wanted.append((p, cs.name, cur, prev))
+        for j, cs in enumerate(p.init_statuses + p.container_statuses):
+            w = _wants_log(cs)
+            if w is not None and _CONTAINER.match(cs.name):
+                wanted.append(((w[0], rank(p), i, j), p, cs.name, w[1], w[2]))
+    wanted.sort(key=lambda t: t[0])
     reads: list[tuple[str, dict]] = []
-    for p, name, cur, prev in wanted[:max_containers]:
+    for _order, p, name, cur, prev in wanted[:max_containers]:
         if cur:
             reads.append(("logs", {"pod": p.name, "container": name}))
         if prev:

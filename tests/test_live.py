@@ -1,0 +1,531 @@
+"""Live mode over loopback: the real kubernetes and Google clients read every fixture scenario
+from the replay server (tests/replay.py), through the CLI entry point, and must see what snapshot
+mode sees. No client library is patched: they are pointed at the server with a generated
+kubeconfig and the AIRFLOW_GKE_ENDPOINT_<SERVICE> variables, as a user would point them at a
+private endpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SCENARIOS
+from replay import Fault, ReplayServer
+
+# Another set of snapshot-v1 directories can be run through the same tests.
+SCEN_DIR = Path(os.environ.get("AIRFLOW_GKE_TEST_SCENARIOS") or SCENARIOS)
+PREFLIGHT_PREFIX = "project preflight, no Kubernetes cluster was read: "
+
+
+def names() -> list[str]:
+    if not SCEN_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SCEN_DIR.iterdir() if (p / "meta.json").is_file())
+
+
+def meta_of(root: Path) -> dict:
+    return json.loads((root / "meta.json").read_text())
+
+
+def has_k8s(root: Path) -> bool:
+    return (root / "k8s").is_dir()
+
+
+# --- one replay server per scenario, shared by the tests of this module ------------------------
+_SERVERS: dict[str, ReplayServer] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_servers():
+    yield
+    for srv in _SERVERS.values():
+        srv.stop()
+    _SERVERS.clear()
+
+
+def server(name: str) -> ReplayServer:
+    srv = _SERVERS.get(name)
+    if srv is None:
+        srv = _SERVERS[name] = ReplayServer(SCEN_DIR / name).start()
+    srv.clear_faults()
+    srv.log.clear()
+    return srv
+
+
+@pytest.fixture
+def live(run_cli, monkeypatch, tmp_path):
+    """``live(srv, *args)``: run ``airflow-gke`` against ``srv`` as a user would; a scenario
+    without ``k8s/`` files runs as a project preflight (no kubeconfig at all)."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    for k in list(os.environ):
+        if k.startswith("AIRFLOW_GKE_ENDPOINT_"):
+            monkeypatch.delenv(k)
+
+    def run(srv: ReplayServer, command: str, *args: str, kube: bool | None = None, env: dict | None = None):
+        meta = srv.meta
+        kube = has_k8s(srv.root) if kube is None else kube
+        extra: list[str] = ["--now", meta["captured_at"]]
+        if meta.get("release"):
+            extra += ["--release", meta["release"]]
+        if kube:
+            kc = srv.write_kubeconfig(tmp_path / f"kubeconfig-{srv.root.name}")
+            menv = srv.env(kubeconfig=kc)
+            if srv.context_name == "replay":   # not a gke_<p>_<l>_<c> context: say what it is
+                extra += [x for k in ("project", "location", "cluster") if meta.get(k) for x in (f"--{k}", meta[k])]
+        else:
+            menv = srv.env()
+            menv["KUBECONFIG"] = str(tmp_path / "no-such-kubeconfig")
+            extra += [x for k in ("project", "location", "cluster") if meta.get(k) for x in (f"--{k}", meta[k])]
+            extra += ["--namespace", meta["namespace"]]
+        return run_cli(command, *extra, *args, env={**menv, **(env or {})})
+
+    return run
+
+
+def comparable(doc: dict) -> dict:
+    """What must not differ between a live and a snapshot run of the same data."""
+    return {
+        "checks": [(c["id"], c["status"], (c["reason"] or "").replace(PREFLIGHT_PREFIX, "")) for c in doc["checks"]],
+        "findings": doc["findings"],
+        "summary": doc["summary"],
+        "run": {k: doc["run"][k] for k in ("project", "location", "cluster", "namespace", "release",
+                                           "airflow_version", "chart_version")},
+    }
+
+
+def snapshot_doc(run_cli, path: Path) -> tuple[int, dict]:
+    r = run_cli("doctor", "--snapshot", str(path), "--output", "json")
+    assert r.code in (0, 1, 3), r.err
+    return r.code, r.json
+
+
+def assert_read_only_once(srv: ReplayServer) -> None:
+    assert not srv.log.mutating(), [(e.method, e.path) for e in srv.log.mutating()]
+    dups = srv.log.duplicates()
+    assert not dups, f"read more than once: {dups}"
+
+
+# --- every scenario: live == snapshot, collect -> snapshot == snapshot ---------------------------
+@pytest.mark.parametrize("name", names())
+def test_live_equals_snapshot_and_collect_roundtrip(name, live, run_cli, tmp_path):
+    code_s, snap = snapshot_doc(run_cli, SCEN_DIR / name)
+    srv = server(name)
+
+    r = live(srv, "doctor", "--output", "json")
+    assert r.code == code_s, r.err
+    assert r.json["run"]["mode"] == "live"
+    assert comparable(r.json) == comparable(snap)
+    assert_read_only_once(srv)
+    assert len(srv.log) > 0
+
+    srv.log.clear()
+    out = tmp_path / "collected"
+    c = live(srv, "collect", "-o", str(out))
+    assert c.code == 0, c.err
+    assert c.out.strip() == str(out)
+    assert_read_only_once(srv)
+    meta = meta_of(out)
+    assert meta["format"] == "airflow-gke/snapshot@1" and isinstance(meta["redacted"], list)
+    code_c, again = snapshot_doc(run_cli, out)
+    assert code_c == code_s
+    assert comparable(again) == comparable(snap)
+
+
+# --- secrets planted in a copy of a scenario never come out -------------------------------------
+PLANTED = ("S3cr3t-planted", "S3cr3t-planted2", "fernet-S3cr3t-planted3")
+
+
+def _pick_scenario() -> str:
+    """A scenario with an airflow.cfg and a stored container log that the live reader reads."""
+    from doctor.context import Context
+    from doctor.data import KEYS, Target
+    from doctor.live.plan import log_reads
+    from doctor.snapshot import open_snapshot
+
+    for n in ["seed-incident"] + names():
+        root = SCEN_DIR / n
+        if not (root / "meta.json").is_file() or not has_k8s(root):
+            continue
+        with open_snapshot(root) as src:
+            m = src.meta
+            ctx = Context(src, Target(namespace=m.namespace, project=m.project, location=m.location,
+                                      cluster=m.cluster, release=m.release), now=m.captured_at)
+            reads, _ = log_reads(ctx, 50)
+            stored = [r for r in reads if (root / (KEYS["logs"].path(ctx.target, **r[1]) + ".log")).is_file()]
+            try:
+                has_cfg = ctx.airflow_cfg is not None
+            except Exception:  # noqa: BLE001
+                has_cfg = False
+        if stored and has_cfg:
+            return n
+    pytest.skip("no scenario with an airflow.cfg and a stored log the reader reads")
+
+
+def plant_secrets(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst)
+    ns = meta_of(dst)["namespace"]
+    cm_file = dst / f"k8s/api/v1/namespaces/{ns}/configmaps.json"
+    cms = json.loads(cm_file.read_text())
+    planted_cfg = False
+    for cm in cms["items"]:
+        data = cm.get("data") or {}
+        if "airflow.cfg" in data:
+            cfg = data["airflow.cfg"]
+            line = "sql_alchemy_conn = postgresql://airflow:S3cr3t-planted@db/airflow\n"
+            if re.search(r"(?m)^\[database\]\s*$", cfg):
+                cfg = re.sub(r"(?m)^sql_alchemy_conn\s*=.*\n?", "", cfg)
+                cfg = re.sub(r"(?m)^\[database\]\s*$\n?", "[database]\n" + line, cfg, count=1)
+            else:
+                cfg = cfg.rstrip("\n") + "\n\n[database]\n" + line
+            data["airflow.cfg"] = cfg
+            planted_cfg = True
+    assert planted_cfg, "no airflow.cfg to plant a secret in"
+    cm_file.write_text(json.dumps(cms, indent=1))
+    pods_file = dst / f"k8s/api/v1/namespaces/{ns}/pods.json"
+    pods = json.loads(pods_file.read_text())
+    for p in pods["items"]:
+        for c in (p.get("spec") or {}).get("containers") or []:
+            c.setdefault("env", []).append({"name": "AIRFLOW__CORE__FERNET_KEY", "value": "fernet-S3cr3t-planted3"})
+    pods_file.write_text(json.dumps(pods, indent=1))
+    for log in dst.glob(f"k8s/api/v1/namespaces/{ns}/pods/*/log/*.log"):
+        text = log.read_text()
+        log.write_text(text + ("" if text.endswith("\n") or not text else "\n")
+                       + "ERROR connecting to postgresql: password=S3cr3t-planted2 rejected\n")
+
+
+def test_planted_secrets_appear_in_no_output_and_no_collected_file(live, run_cli, tmp_path):
+    name = _pick_scenario()
+    copy = tmp_path / name
+    plant_secrets(SCEN_DIR / name, copy)
+    srv = ReplayServer(copy).start()
+    try:
+        outputs = []
+        for args in (("--output", "json"), ("--output", "table", "--verbose")):
+            r = live(srv, "doctor", *args)
+            assert r.code in (0, 1, 3), r.err
+            outputs += [r.out, r.err]
+        logs = [e for e in srv.log.entries if e.path.endswith("/log")]
+        assert logs, "the planted log line was never read"
+        d, tgz = tmp_path / "out-dir", tmp_path / "out.tar.gz"
+        for dest in (d, tgz):
+            c = live(srv, "collect", "-o", str(dest), "--verbose")
+            assert c.code == 0, c.err
+            outputs += [c.out, c.err]
+        s = run_cli("doctor", "--snapshot", str(tgz), "--output", "json")
+        outputs += [s.out, s.err]
+    finally:
+        srv.stop()
+    blob = "\n".join(outputs)
+    files = [f for f in d.rglob("*") if f.is_file()]
+    with tarfile.open(tgz) as tar:
+        members = [tar.extractfile(m).read().decode() for m in tar if m.isfile()]
+    for secret in PLANTED:
+        assert secret not in blob
+        for f in files:
+            assert secret not in f.read_text(), f
+        for text in members:
+            assert secret not in text
+    meta = meta_of(d)
+    masked = "\n".join(meta["redacted"])
+    assert "sql_alchemy_conn" in masked and "AIRFLOW__CORE__FERNET_KEY" in masked
+    assert not any(s in masked for s in PLANTED)
+    assert any("<redacted>" in f.read_text() for f in files if f.suffix == ".log")
+
+
+# --- failures are data ----------------------------------------------------------------------------
+def _snapshot_findings(root: Path) -> int:
+    from doctor.context import Context
+    from doctor.data import Target
+    from doctor.registry import load_checks
+    from doctor.runner import run_checks
+    from doctor.snapshot import open_snapshot
+
+    with open_snapshot(root) as src:
+        m = src.meta
+        ctx = Context(src, Target(namespace=m.namespace, project=m.project, location=m.location,
+                                  cluster=m.cluster, release=m.release), now=m.captured_at)
+        runs = run_checks(ctx, list(load_checks().values()))
+    return sum(len(r.findings) for r in runs) + sum(r.status == "error" for r in runs)
+
+
+def _healthy() -> str:
+    """A scenario with a cluster, Kubernetes data, no failed read and no finding."""
+    for n in sorted(names(), key=lambda n: "healthy" not in n):
+        root = SCEN_DIR / n
+        if has_k8s(root) and meta_of(root).get("cluster") and not list(root.rglob("*.error.json")) \
+                and _snapshot_findings(root) == 0:
+            return n
+    pytest.skip("no healthy scenario")
+
+
+def _by_check(doc: dict) -> dict:
+    findings = {}
+    for f in doc["findings"]:
+        findings.setdefault(f["check"], []).append(f)
+    return {c["id"]: (c["status"], c["reason"], findings.get(c["id"], [])) for c in doc["checks"]}
+
+
+def _fault_run(live, run_cli, fault: Fault, key: str, *args: str) -> tuple:
+    from doctor.data import KEYS
+    from doctor.registry import load_checks
+
+    name = _healthy()
+    _code, base = snapshot_doc(run_cli, SCEN_DIR / name)
+    srv = server(name)
+    srv.add_fault(fault)
+    r = live(srv, "doctor", "--output", "json", *args)
+    before, after = _by_check(base), _by_check(r.json)
+    registry = load_checks()
+    needers = {c.id for c in registry.values() if key in c.needs}
+    users = {c.id for c in registry.values() if key in c.uses}
+    assert needers, key
+    for cid, res in after.items():
+        if cid in needers:
+            assert res[0] == "error", (cid, res)
+        elif cid not in users:
+            assert res == before[cid], cid       # untouched by the failure
+    assert srv.log.faults(), "the fault never fired"
+    assert not srv.log.mutating()
+    return r, after, needers, KEYS[key]
+
+
+def test_403_on_one_path_leaves_the_others_intact_and_exits_3(live, run_cli):
+    r, after, needers, k = _fault_run(
+        live, run_cli, Fault(service="k8s", path="/apis/storage.k8s.io/v1/storageclasses", status=403),
+        "storageclasses")
+    assert r.code == 3, r.err
+    for cid in needers:
+        reason = after[cid][1]
+        assert "permission denied to list storageclasses (cluster-wide)" in reason
+        assert "grant RBAC list on storageclasses" in reason and "airflow-gke permissions" in reason
+
+
+def test_timeout_on_one_path_leaves_the_others_intact_and_exits_3(live, run_cli):
+    r, after, needers, _ = _fault_run(
+        live, run_cli, Fault(service="container", path="/v1/projects/*/clusters/*", hang=True), "cluster",
+        "--request-timeout", "0.5")
+    assert r.code == 3, r.err
+    for cid in needers:
+        assert "could not get cluster" in after[cid][1] and "no answer" in after[cid][1]
+
+
+def test_service_disabled_on_the_cluster_get_feeds_container_api_disabled(live, run_cli):
+    name = _healthy()
+    srv = server(name)
+    srv.add_fault(Fault(service="container", path="/v1/projects/*/clusters/*", status=403, reason="SERVICE_DISABLED"))
+    srv.add_fault(Fault(service="serviceusage", path="*container.googleapis.com", status=403,
+                        permission="serviceusage.services.get"))
+    r = live(srv, "doctor", "--output", "json", "--check", "container-api-disabled")
+    assert r.code == 1, r.err
+    (f,) = r.json["findings"]
+    assert f["check"] == "container-api-disabled"
+    assert any("SERVICE_DISABLED" in e for e in f["evidence"])
+    assert any(e.startswith("activation URL: ") for e in f["evidence"])
+
+
+def test_retries_honour_retry_after_then_succeed(live, run_cli):
+    name = _healthy()
+    _c, base = snapshot_doc(run_cli, SCEN_DIR / name)
+    srv = server(name)
+    ns = srv.meta["namespace"]
+    srv.add_fault(Fault(service="k8s", path=f"/api/v1/namespaces/{ns}/pods", status=429, retry_after=0.2, times=1))
+    srv.add_fault(Fault(service="cloudresourcemanager", path="*:getIamPolicy", status=503, times=2))
+    srv.add_fault(Fault(service="serviceusage", path="*/iam.googleapis.com", reset=True, times=1))
+    r = live(srv, "doctor", "--output", "json")
+    assert comparable(r.json) == comparable(base)
+    assert srv.log.count(f"/api/v1/namespaces/{ns}/pods", "k8s") == 2
+    assert srv.log.count("*:getIamPolicy", "cloudresourcemanager") == 3
+    assert not srv.log.mutating()
+
+
+def test_retries_are_bounded(live, run_cli):
+    name = _healthy()
+    srv = server(name)
+    srv.add_fault(Fault(service="storage", path="/storage/v1/b/*", status=500, retry_after=0))
+    r = live(srv, "doctor", "--output", "json", "--check", "gcs-log-write-denied")
+    assert r.code in (0, 1, 3)
+    for path, n in srv.log.paths("storage").items():
+        assert n == 4, (path, n)    # the first try and 3 retries
+
+
+def test_lists_are_paged_and_merged(live, run_cli):
+    name = _healthy()
+    _c, base = snapshot_doc(run_cli, SCEN_DIR / name)
+    srv = server(name)
+    r = live(srv, "doctor", "--output", "json", "--page-size", "1")
+    assert comparable(r.json) == comparable(base)
+    assert any("continue=" in e.query for e in srv.log.entries if e.service == "k8s")
+    assert_read_only_once(srv)
+
+
+def test_save_snapshot_reads_once_and_replays(live, run_cli, tmp_path):
+    name = _healthy()
+    _c, base = snapshot_doc(run_cli, SCEN_DIR / name)
+    srv = server(name)
+    out = tmp_path / "saved.tar.gz"
+    r = live(srv, "doctor", "--output", "json", "--save-snapshot", str(out))
+    assert comparable(r.json) == comparable(base)
+    assert_read_only_once(srv)
+    assert f"saved snapshot: {out}" in r.err
+    _c2, again = snapshot_doc(run_cli, out)
+    assert comparable(again) == comparable(base)
+
+
+def test_max_logs_caps_log_reads(live, run_cli):
+    name = _pick_scenario()
+    srv = server(name)
+    live(srv, "doctor", "--output", "json", "--max-logs", "0")
+    assert not [e for e in srv.log.entries if e.path.endswith("/log")]
+
+
+# --- discovery, preflight, nothing reachable ------------------------------------------------------
+def test_project_only_preflight(live, run_cli):
+    name = _healthy()
+    srv = server(name)
+    r = live(srv, "doctor", "--output", "json", kube=False)
+    assert r.code == 0, r.err
+    st = {c["id"]: c for c in r.json["checks"]}
+    assert st["container-api-disabled"]["status"] == "pass"
+    skipped = [c for c in st.values() if c["status"] == "skip"]
+    assert skipped and all(c["reason"].startswith(PREFLIGHT_PREFIX) for c in skipped)
+    assert not [e for e in srv.log.entries if e.service == "k8s"]
+    assert [e for e in srv.log.entries if e.service == "serviceusage"]
+
+
+def test_namespace_is_discovered_from_tier_airflow_pods(live, run_cli, tmp_path):
+    name = _healthy()
+    srv = server(name)
+    kc = tmp_path / "kc-nons"
+    srv.write_kubeconfig(kc)
+    doc = json.loads(kc.read_text())
+    doc["contexts"][0]["context"].pop("namespace")
+    kc.write_text(json.dumps(doc))
+    r = run_cli("doctor", "--output", "json", "--now", srv.meta["captured_at"], "--verbose",
+                env={**srv.env(kubeconfig=kc)})
+    assert r.json["run"]["namespace"] == srv.meta["namespace"]
+    assert srv.log.count("/api/v1/pods", "k8s") == 1
+    assert "holds the chart's tier=airflow pods" in r.err
+
+
+def test_nothing_to_diagnose_is_one_line_exit_2(run_cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "none.json"))
+    r = run_cli("doctor", env={"KUBECONFIG": str(tmp_path / "nope")})
+    assert r.code == 2
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and "nothing to diagnose" in lines[0] and "KUBECONFIG" in lines[0]
+    assert r.out == ""
+
+
+def test_nothing_reachable_says_what_was_tried_exit_2(run_cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with ReplayServer(SCEN_DIR / _healthy()) as srv:
+        kc = srv.write_kubeconfig(tmp_path / "kc")
+        dead = "http://127.0.0.1:9"
+        kc.write_text(kc.read_text().replace(srv.k8s_url, dead))
+        env = {"KUBECONFIG": str(kc), **{k: dead for k in srv.env()}}
+    r = run_cli("doctor", "--timeout", "20", env=env)
+    assert r.code == 2
+    (line,) = r.err.strip().splitlines()
+    assert "nothing reachable" in line and "Kubernetes API http://127.0.0.1:9" in line and "Google Cloud" in line
+
+
+def test_bad_inputs_exit_2(run_cli, tmp_path):
+    r = run_cli("doctor", "--kubeconfig", str(tmp_path / "missing"), "--project", "p")
+    assert r.code == 2 and "kubeconfig" in r.err
+    r = run_cli("doctor", "--project", "p", "--kubeconfig", str(tmp_path / "missing"),
+                env={"AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://example.com"})
+    assert r.code == 2
+    r = run_cli("doctor", "--snapshot", str(tmp_path), "--project", "p")
+    assert r.code == 2 and "live mode only" in r.err
+
+
+def test_plain_http_endpoint_must_be_loopback(tmp_path, monkeypatch):
+    from doctor.live.options import UsageProblem, endpoint
+
+    assert endpoint("container", {"AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://127.0.0.1:8080/"}).anonymous
+    assert endpoint("iam", {"AIRFLOW_GKE_ENDPOINT_IAM": "http://[::1]:80"}).anonymous
+    ep = endpoint("storage", {"AIRFLOW_GKE_ENDPOINT_STORAGE": "https://private.googleapis.com"})
+    assert ep.url == "https://private.googleapis.com" and not ep.anonymous
+    with pytest.raises(UsageProblem):
+        endpoint("container", {"AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://10.0.0.1"})
+
+
+# --- output ----------------------------------------------------------------------------------------
+def test_verbose_prints_call_and_check_timings(live, run_cli):
+    name = _healthy()
+    srv = server(name)
+    r = live(srv, "doctor", "--verbose", "--output", "json")
+    json.loads(r.out)   # stdout stays one JSON document
+    assert re.search(r"(?m)^  k8s\s+GET\s+/api/v1/namespaces/\S+/pods\?limit=500\s+200\s+[\d.]+ ms", r.err)
+    assert re.search(r"(?m)^  container\s+GET\s+/v1/projects/\S+/clusters/\S+\s+200\s+[\d.]+ ms", r.err)
+    assert re.search(r"(?m)^live read: \d+ requests", r.err)
+    assert re.search(r"(?m)^  (pass|fail|skip|error)\s+container-api-disabled\s+[\d.]+ ms", r.err)
+
+
+def test_snapshot_and_meta_commands_do_not_import_the_client_libraries():
+    snap = SCEN_DIR / names()[0] if names() else None
+    cmds = [["--version"], ["checks"], ["explain", "gcs-log-write-denied"], ["permissions"]]
+    if snap:
+        cmds.append(["doctor", "--snapshot", str(snap), "--output", "json"])
+    code = ("import sys\nfrom doctor.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'google', 'grpc', 'proto'))\n"
+            "sys.stderr.write('IMPORTED ' + ' '.join(bad[:5]) + '\\n')\n")
+    for args in cmds:
+        p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+        assert "IMPORTED \n" in p.stderr, (args, p.stderr[-500:])
+
+
+# --- permissions -----------------------------------------------------------------------------------
+def test_permissions_yaml_is_a_valid_least_privilege_role():
+    import kubernetes_validate
+    import yaml
+
+    from doctor.cli import main
+
+    p = subprocess.run([sys.executable, "-m", "doctor.cli", "permissions", "--output", "yaml", "-n", "data"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    docs = [d for d in yaml.safe_load_all(p.stdout) if d]
+    assert [d["kind"] for d in docs] == ["Role", "ClusterRole"]
+    assert docs[0]["metadata"]["namespace"] == "data"
+    for d in docs:
+        kubernetes_validate.validate(d, "1.30", strict=True)
+        for rule in d["rules"]:
+            assert set(rule["verbs"]) <= {"get", "list"}
+            assert "secrets" not in rule["resources"]
+    ns_res = {r for rule in docs[0]["rules"] for r in rule["resources"]}
+    assert {"pods", "pods/log", "configmaps", "events", "persistentvolumeclaims", "serviceaccounts",
+            "deployments", "statefulsets"} == ns_res
+    cl_res = {r for rule in docs[1]["rules"] for r in rule["resources"]}
+    assert cl_res == {"storageclasses", "nodes"}
+    assert "#   container.clusters.get" in p.stdout and "gcloud iam roles create" in p.stdout
+    assert main  # imported for the entry point's sake
+
+
+def test_permissions_follow_the_selected_checks(run_cli):
+    r = run_cli("permissions", "--check", "container-api-disabled", "--project", "acme")
+    assert r.code == 0
+    assert "Kubernetes RBAC" not in r.out
+    assert "serviceusage.services.get" in r.out and "container.clusters.get" in r.out
+    assert "--project acme" in r.out and "storage.buckets" not in r.out
+    r = run_cli("permissions", "--check", "pvc-access-mode-unsupported", "--output", "yaml")
+    assert "persistentvolumeclaims" in r.out and "configmaps" not in r.out
+
+
+# --- optional: a real cluster ---------------------------------------------------------------------
+@pytest.mark.live
+def test_against_the_cluster_of_kubeconfig(request, run_cli):
+    if "live" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("runs against $KUBECONFIG's cluster only when asked: pytest -m live")
+    r = run_cli("doctor", "--output", "json", "--verbose")
+    assert r.code in (0, 1, 3), r.err
+    assert r.json["run"]["mode"] == "live"
