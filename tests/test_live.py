@@ -122,6 +122,7 @@ def test_live_equals_snapshot_and_collect_roundtrip(name, live, run_cli, tmp_pat
     r = live(srv, "doctor", "--output", "json")
     assert r.code == code_s, r.err
     assert r.json["run"]["mode"] == "live"
+    assert r.err == ""        # no progress display when stderr is not a terminal
     assert comparable(r.json) == comparable(snap)
     assert_read_only_once(srv)
     assert len(srv.log) > 0

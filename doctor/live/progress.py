@@ -12,9 +12,8 @@ class RichProgress(Progress):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as _P, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._p = _P(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                     TimeElapsedColumn(), TextColumn("[dim]{task.fields[last]}"),
-                     console=Console(stderr=True), transient=True)
-        self._task = self._p.add_task("connecting", total=None, last="")
+                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self._task = self._p.add_task("connecting", total=None)
         self._total = 0
         self._lock = threading.Lock()
         self._p.start()
@@ -25,8 +24,7 @@ class RichProgress(Progress):
             self._p.update(self._task, total=self._total, description=phase)
 
     def done(self, label: str) -> None:
-        short = label if len(label) <= 60 else "…" + label[-59:]
-        self._p.update(self._task, advance=1, last=short)
+        self._p.update(self._task, advance=1)
 
     def stop(self) -> None:
         self._p.stop()

@@ -231,11 +231,11 @@ class LiveReader:
         workers = max(1, o.workers)
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airflow-gke-read")
         try:
-            self._run_phase(static_reads(usable_keys), budget, pool, "reading")
+            self._run_phase(static_reads(usable_keys), budget, pool, "reading cluster and project")
             ctx = Context(self.source, self.target, now)
             reads, notes = derived_reads(ctx, usable_keys, o.max_logs)
             self.notes += notes
-            self._run_phase(reads, budget, pool, "reading logs, buckets, service accounts")
+            self._run_phase(reads, budget, pool, "reading logs, bucket, service accounts")
         finally:
             with self._lock:
                 self._closed = True
