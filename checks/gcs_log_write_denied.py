@@ -72,16 +72,16 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
     evidence = list(head)
     caused_by: list[str] = []
     fix_members: list[str] = []
-    seen = set()
+    groups: dict[tuple, list[Identity]] = {}
     for ident, _folder, _where in idents:
-        members = ident.members(ctx)
-        key = (ident.kind, tuple(sorted(members)))
-        if key in seen:
-            continue
-        seen.add(key)
-        who = _describe(ctx, ident)
-        if ident.kind == "node":
-            ro = [pool for pool in ident.pools if not pool.can_write_storage]
+        groups.setdefault((ident.kind, tuple(sorted(ident.members(ctx)))), []).append(ident)
+    for (kind, members_t), group in groups.items():
+        members = set(members_t)
+        ident = group[0]
+        who = _describe(ctx, group)
+        if kind == "node":
+            ro = sorted({pool.name: pool for i in group for pool in i.pools if not pool.can_write_storage}.values(),
+                        key=lambda pl: pl.name)
             if ro:
                 problems.append(who)
                 evidence.append(f"{who}: node pool(s) {', '.join(pl.name for pl in ro)} have read-only Cloud Storage "
@@ -91,21 +91,24 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
         ev = evaluate(PERM, members, [(f"bucket gs://{bucket}", bucket_policy, bucket_why),
                                       (f"project {p}", project_policy, project_why)],
                       project_roles_of_member=roles, project_id=ctx.target.project)
+        writable = [m for m in sorted(members) if not m.startswith("principal://")][:1]
         if ev.verdict == "granted":
             evidence.append(f"{who}: IAM grants {PERM} via {'; '.join(ev.grants)}")
         elif ev.verdict == "denied":
-            problems.append(who) if who not in problems else None
+            if who not in problems:
+                problems.append(who)
             evidence.append(f"{who}: no role with {PERM} on bucket gs://{bucket} or project {p} "
                             f"(members checked: {', '.join(sorted(members))})")
-            fix_members += sorted(m for m in members if not m.startswith("principal://"))[:1]
+            fix_members += writable
         else:
             doubts.append(who)
             evidence.append(f"{who}: unproven: " + "; ".join(ev.doubts))
-            fix_members += sorted(m for m in members if not m.startswith("principal://"))[:1]
-        if ident.kind == "gsa" and ident.gsa:
+            fix_members += writable
+        if kind == "gsa" and ident.gsa:
             g = ctx.entry("gsa", email=ident.gsa)
             if g is not None and g.not_found:
-                problems.append(who) if who not in problems else None
+                if who not in problems:
+                    problems.append(who)
                 evidence.append(f"Google service account {ident.gsa} does not exist (HTTP 404)")
     for line in log_hits:
         evidence.append(line)
@@ -118,7 +121,11 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
     cmds = [f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} --role roles/storage.objectUser"
             for m in dict.fromkeys(fix_members)]
     if caused_by:
-        cmds.append("# and fix the node scopes: see node-storage-scope-read-only (Workload Identity)")
+        gsa = f"airflow@{p}.iam.gserviceaccount.com"
+        cmds = [f"# the node token cannot write: move the writers to Workload Identity (see node-storage-scope-read-only),\n"
+                f"# then let their Google service account write to the bucket\n"
+                f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q('serviceAccount:' + gsa)} "
+                "--role roles/storage.objectUser"] + [c for c in cmds if gsa not in c]
     if severity == "warning":
         title = f"Cannot prove that Airflow may write logs to gs://{bucket}"
         message = (f"The doctor could not read every IAM policy that decides whether {idents_text} may create "
@@ -141,13 +148,16 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
     )
 
 
-def _describe(ctx: Context, ident: Identity) -> str:
+def _describe(ctx: Context, group: list[Identity]) -> str:
+    """``task pods, scheduler (node service account X)``: the components sharing one principal."""
+    ident = group[0]
+    labels = ", ".join(dict.fromkeys(i.label for i in group))
     if ident.kind == "gsa":
-        return f"{ident.label} (KSA {ident.ksa} → {ident.gsa})"
+        return f"{labels} (Google service account {ident.gsa})"
     if ident.kind == "federated":
-        return f"{ident.label} (KSA {ident.ksa}, federated principal, no annotation)"
-    sas = sorted({ctx.node_service_account(pl) for pl in ident.pools})
-    return f"{ident.label} (KSA {ident.ksa} → node service account {', '.join(sas) or 'unknown'})"
+        return f"{labels} (KSA {', '.join(dict.fromkeys(i.ksa for i in group))} as federated principal, no annotation)"
+    sas = sorted({ctx.node_service_account(pl) for i in group for pl in i.pools})
+    return f"{labels} (node service account {', '.join(sas) or 'unknown'})"
 
 
 def _why(entry, what: str, perm: str) -> str | None:

@@ -73,32 +73,35 @@ def _finding(ctx: Context, pvc: PVC, sc: StorageClass, bad: list[str], modes: fr
     role = _role(ctx, pvc)
     rwx = [s.name for s in ctx.storage_classes.values() if s.provisioner in RWX_PROVISIONERS]
     rwx_class = rwx[0] if rwx else "standard-rwx"
-    commands = []
-    if role == "logs":
-        summary = ("Either turn off the logs PVC and ship logs to Cloud Storage with remote logging "
-                   "(recommended with KubernetesExecutor), or give the PVC a ReadWriteMany class backed by Filestore. "
-                   "storageClassName and accessModes of a PVC are immutable: the Pending PVC must be deleted and recreated.")
-        commands.append(helm_upgrade(ctx, "--set logs.persistence.enabled=false"))
-    elif role == "dags":
-        summary = ("Use an access mode the disk supports (ReadOnlyMany or ReadWriteOnce when one pod writes), or a "
-                   "ReadWriteMany class backed by Filestore. The PVC is immutable: delete and recreate it.")
-        commands.append(helm_upgrade(ctx, "--set dags.persistence.accessMode=ReadWriteOnce"))
-    else:
-        summary = (f"Ask {', '.join(pvc.access_modes)} only of a provisioner that provides it: for ReadWriteMany use a "
-                   "Filestore class. The PVC is immutable: delete and recreate it with the new class.")
     filestore_on = _filestore_enabled(ctx)
+    enable_filestore = []
     if not rwx or filestore_on is False:
-        commands.append(f"gcloud services enable file.googleapis.com --project {q(project(ctx))}")
+        enable_filestore.append(f"gcloud services enable file.googleapis.com --project {q(project(ctx))}")
         if filestore_on is not True:
-            commands.append(f"gcloud container clusters update {q(cluster_name(ctx))} {gke_flags(ctx)} "
-                            "--update-addons=GcpFilestoreCsiDriver=ENABLED")
-    commands.append(f"kubectl delete pvc {q(pvc.name)} --namespace {q(ns(ctx))}")
+            enable_filestore.append(f"gcloud container clusters update {q(cluster_name(ctx))} {gke_flags(ctx)} "
+                                    "--update-addons=GcpFilestoreCsiDriver=ENABLED")
+    delete = f"kubectl delete pvc {q(pvc.name)} --namespace {q(ns(ctx))}"
     if role == "logs":
-        commands.append(helm_upgrade(ctx, "--set logs.persistence.enabled=true",
-                                     f"--set logs.persistence.storageClassName={q(rwx_class)}"))
+        summary = ("Option A (recommended with KubernetesExecutor): turn off the logs PVC and ship logs to Cloud Storage "
+                   "with remote logging. Option B: a ReadWriteMany class backed by Filestore. A PVC's storageClassName "
+                   "and accessModes are immutable: the Pending PVC is deleted and recreated.")
+        commands = [f"# Option A: no logs PVC (Helm removes the Pending claim)\n"
+                    + helm_upgrade(ctx, "--set logs.persistence.enabled=false"),
+                    "# Option B: Filestore-backed ReadWriteMany\n" + "\n".join(enable_filestore + [delete, helm_upgrade(
+                        ctx, "--set logs.persistence.enabled=true", f"--set logs.persistence.storageClassName={q(rwx_class)}")])]
     elif role == "dags":
-        commands.append(helm_upgrade(ctx, "--set dags.persistence.accessMode=ReadWriteMany",
-                                     f"--set dags.persistence.storageClassName={q(rwx_class)}"))
+        summary = ("Option A: an access mode the disk supports (ReadWriteOnce when a single pod writes). Option B: a "
+                   "ReadWriteMany class backed by Filestore. The PVC is immutable: delete and recreate it.")
+        commands = ["# Option A: single-writer disk\n" + "\n".join([delete, helm_upgrade(
+                        ctx, "--set dags.persistence.accessMode=ReadWriteOnce")]),
+                    "# Option B: Filestore-backed ReadWriteMany\n" + "\n".join(enable_filestore + [delete, helm_upgrade(
+                        ctx, "--set dags.persistence.accessMode=ReadWriteMany",
+                        f"--set dags.persistence.storageClassName={q(rwx_class)}")])]
+    else:
+        summary = (f"Ask {', '.join(bad)} only of a provisioner that provides it: for ReadWriteMany use a Filestore "
+                   "class. The PVC is immutable: delete it and recreate it with the new class.")
+        commands = enable_filestore + [delete,
+                                       f"# recreate {pvc.name} with storageClassName: {rwx_class} (or another RWX class)"]
     who = ", ".join(f"{p.name}" for p in blocked)
     message = (f"PersistentVolumeClaim {pvc.name} asks {', '.join(bad)}, which {how} (provisioner {sc.provisioner}) "
                "cannot provide, so it stays Pending" + (f" and the pods that mount it cannot start: {who}." if blocked else "."))

@@ -70,13 +70,30 @@ def render(report: RunReport, file: TextIO | None = None, verbose: bool = False)
     con.print(f"[{style}]Findings: {found}[/{style}] · Checks: {passed} · {r.duration_s:.2f}s")
 
 
+def _indented(con, text: str, left: int = 7, bold_prefix: str = "") -> str:
+    """A paragraph wrapped inside a left margin (continuation lines stay indented, no trailing
+    spaces), returned as escaped markup."""
+    import textwrap
+
+    from rich.markup import escape
+
+    width = max(40, (con.width or 100) - 1)
+    pad = " " * left
+    wrapped = textwrap.fill(bold_prefix + text, width=width, initial_indent=pad, subsequent_indent=pad,
+                            break_long_words=False, break_on_hyphens=False)
+    out = escape(wrapped)
+    if bold_prefix:
+        out = out.replace(escape(bold_prefix), f"[bold]{escape(bold_prefix.rstrip())}[/bold] ", 1)
+    return out
+
+
 def _finding(con, f: Finding, by_id: dict, escape) -> None:
     sev = f.severity or "info"
     res = f.resource
     where = f"{res.kind} {res.namespace + '/' if res.namespace else ''}{res.name}"
     con.print(f"[{_STYLE[sev]}]{_LABEL[sev]}[/{_STYLE[sev]}] [bold]{escape(f.title)}[/bold]", soft_wrap=True)
     con.print(f"       [dim]{escape(f.check)} · {escape(where)}[/dim]", soft_wrap=True)
-    con.print(f"       {escape(f.message)}")
+    con.print(_indented(con, f.message), soft_wrap=True)
     if f.evidence:
         con.print("       [bold]Evidence[/bold]")
         for ev in f.evidence:
@@ -86,7 +103,7 @@ def _finding(con, f: Finding, by_id: dict, escape) -> None:
         for cid in f.caused_by:
             cause = by_id.get(cid)
             con.print(f"         - {escape(cause.title if cause else cid)} [dim]({escape(cid)})[/dim]", soft_wrap=True)
-    con.print(f"       [bold]Fix[/bold]: {escape(f.remediation.summary)}")
+    con.print(_indented(con, f.remediation.summary, bold_prefix="Fix: "), soft_wrap=True)
     for cmd in f.remediation.commands:
         for i, line in enumerate(cmd.splitlines()):
             con.print(f"         {'$ ' if i == 0 else '  '}{escape(line)}", soft_wrap=True)
