@@ -37,7 +37,9 @@ class RunReport:
     @property
     def findings(self) -> list[Finding]:
         out = [f for c in self.checks for f in c.findings]
-        return sorted(out, key=lambda f: (-SEVERITY_RANK.get(f.severity or "info", 0), f.check, f.resource.ref))
+        # Most severe first; within a severity, causes before the symptoms they explain.
+        return sorted(out, key=lambda f: (-SEVERITY_RANK.get(f.severity or "info", 0), bool(f.caused_by),
+                                          f.check, f.resource.ref))
 
     def summary(self) -> dict:
         checks = {"pass": 0, "fail": 0, "skip": 0, "error": 0}
