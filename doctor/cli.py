@@ -204,7 +204,7 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         if live is not None and live.preflight:
             for r in runs:
                 if r.status == "skip" and r.reason and "k8s/" in r.reason:
-                    r.reason = f"project preflight, no Kubernetes cluster was read: {r.reason}"
+                    r.reason = f"project preflight, no Kubernetes cluster was read ({live.kube_tried}): {r.reason}"
         info = RunInfo(mode=mode, context=target.context, project=target.project, location=target.location,
                        cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
                        airflow_version=_safe(lambda: ctx.airflow_version),

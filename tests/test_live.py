@@ -22,7 +22,7 @@ from replay import Fault, ReplayServer
 
 # Another set of snapshot-v1 directories can be run through the same tests.
 SCEN_DIR = Path(os.environ.get("AIRFLOW_GKE_TEST_SCENARIOS") or SCENARIOS)
-PREFLIGHT_PREFIX = "project preflight, no Kubernetes cluster was read: "
+PREFLIGHT = re.compile(r"^project preflight, no Kubernetes cluster was read \(.*?\): ")
 
 
 def names() -> list[str]:
@@ -93,7 +93,7 @@ def live(run_cli, monkeypatch, tmp_path):
 def comparable(doc: dict) -> dict:
     """What must not differ between a live and a snapshot run of the same data."""
     return {
-        "checks": [(c["id"], c["status"], (c["reason"] or "").replace(PREFLIGHT_PREFIX, "")) for c in doc["checks"]],
+        "checks": [(c["id"], c["status"], PREFLIGHT.sub("", c["reason"] or "")) for c in doc["checks"]],
         "findings": doc["findings"],
         "summary": doc["summary"],
         "run": {k: doc["run"][k] for k in ("project", "location", "cluster", "namespace", "release",
@@ -396,7 +396,8 @@ def test_project_only_preflight(live, run_cli):
     st = {c["id"]: c for c in r.json["checks"]}
     assert st["container-api-disabled"]["status"] == "pass"
     skipped = [c for c in st.values() if c["status"] == "skip"]
-    assert skipped and all(c["reason"].startswith(PREFLIGHT_PREFIX) for c in skipped)
+    assert skipped and all(PREFLIGHT.match(c["reason"]) for c in skipped)
+    assert "no-such-kubeconfig does not exist" in skipped[0]["reason"]
     assert not [e for e in srv.log.entries if e.service == "k8s"]
     assert [e for e in srv.log.entries if e.service == "serviceusage"]
 

@@ -6,6 +6,7 @@ deserialization, so checks see exactly what the API server sent, as in snapshot 
 """
 from __future__ import annotations
 
+import logging
 import os
 import urllib.parse
 from dataclasses import dataclass
@@ -40,7 +41,33 @@ def kubeconfig_files(flag: str | None, env: dict) -> tuple[list[str], str]:
     return [home], home
 
 
+class _Captured(logging.Handler):
+    """Collects what the kubernetes client logs on the root logger while loading a kubeconfig
+    (an exec credential plugin that fails is only logged there), instead of letting
+    ``logging.error`` configure the root logger and print to stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record) -> None:
+        self.messages.append(record.getMessage())
+
+
 def load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeTarget | None, str]:
+    root = logging.getLogger()
+    cap = _Captured()
+    root.addHandler(cap)
+    try:
+        kt, tried = _load(kubeconfig, context, env)
+    finally:
+        root.removeHandler(cap)
+    if kt is not None and cap.messages:
+        kt.source += f"; while loading it: {'; '.join(m for m in cap.messages if m)[:300]}"
+    return kt, tried
+
+
+def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeTarget | None, str]:
     """Load the Kubernetes configuration; (None, what was tried) when there is none."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
@@ -52,10 +79,13 @@ def load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeTa
     cfg = client.Configuration()
     if existing:
         joined = os.pathsep.join(existing)
+        explicit = bool(kubeconfig or context)   # asked for by flag: failing to load it is an error
         try:
             contexts, current = config.list_kube_config_contexts(config_file=joined)
         except ConfigException as e:
-            raise UsageProblem(f"cannot read kubeconfig ({how}): {e}") from None
+            if explicit:
+                raise UsageProblem(f"cannot read kubeconfig ({how}): {e}") from None
+            return None, f"kubeconfig {how} is unusable ({e})"
         names = [c.get("name") for c in contexts or []]
         if context is not None and context not in names:
             raise UsageProblem(f"context {context!r} is not in the kubeconfig ({how}); it has: "
@@ -69,7 +99,9 @@ def load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeTa
             config.load_kube_config(config_file=joined, context=chosen, client_configuration=cfg,
                                     persist_config=False)
         except (ConfigException, OSError, ValueError) as e:
-            raise UsageProblem(f"cannot load context {chosen} from the kubeconfig ({how}): {e}") from None
+            if explicit:
+                raise UsageProblem(f"cannot load context {chosen} from the kubeconfig ({how}): {e}") from None
+            return None, f"context {chosen} of kubeconfig {how} could not be loaded ({e})"
         source = f"kubeconfig {joined} (context {chosen})"
         target_ctx = chosen
     elif env.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(IN_CLUSTER_TOKEN):
@@ -171,7 +203,7 @@ def _request(api: Any, path: str, query: list[tuple[str, str]], accept: str, tim
     return resp.data or b"", resp.status, dict(resp.headers or {})
 
 
-def list_all(api: Any, path: str, page_size: int, timeout_of, get_page) -> Answer:
+def list_all(path: str, page_size: int, get_page) -> Answer:
     """Read a list in pages (``limit`` + ``continue``) and merge them into one list body with
     ``metadata.continue`` (and ``remainingItemCount``) removed, as snapshot-v1 stores it.
 
@@ -191,15 +223,16 @@ def list_all(api: Any, path: str, page_size: int, timeout_of, get_page) -> Answe
                 continue
             return ans
         body = ans.data
-        if not isinstance(body, dict):
-            return failure("invalid", f"the Kubernetes API server answered {path} with a non-object body")
-        page_items = body.get("items")
-        if isinstance(page_items, list):
-            items.extend(page_items)
+        md = body.get("metadata") if isinstance(body, dict) and isinstance(body.get("metadata"), dict) else {}
+        next_token = md.get("continue") or None
+        if head is None and not next_token:
+            return ans              # one page: stored exactly as the API server sent it
+        if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
+            return failure("invalid", f"the Kubernetes API server answered a page of {path} with a malformed list")
+        items.extend(body.get("items") or [])
         if head is None:
             head = {k: v for k, v in body.items() if k != "items"}
-        md = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        token = md.get("continue") or None
+        token = next_token
         if not token:
             break
     out = dict(head or {})

@@ -163,18 +163,35 @@ def derived_reads(ctx: Context, keys: set[str], max_logs: int) -> tuple[list[tup
     """Phase 2 reads, and notes for --verbose."""
     reads: list[tuple[str, dict]] = []
     notes: list[str] = []
-    if keys & {"bucket", "bucket_iam"}:
-        buckets = log_buckets(ctx)
-        notes.append(f"log bucket(s): {', '.join(buckets) or 'none (remote logging does not write to gs://)'}")
-        for b in buckets:
-            reads += [(k, {"bucket": b}) for k in ("bucket", "bucket_iam") if k in keys]
-    if keys & {"gsa", "gsa_iam"} and ctx.target.project:
+
+    def guarded(what: str, fn) -> None:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - odd data must cost this read, not the run
+            notes.append(f"{what}: not read ({type(e).__name__}: {e})")
+
+    def buckets() -> None:
+        found = log_buckets(ctx)
+        notes.append(f"log bucket(s): {', '.join(found) or 'none (remote logging does not write to gs://)'}")
+        for b in found:
+            reads.extend((k, {"bucket": b}) for k in ("bucket", "bucket_iam") if k in keys)
+
+    def gsas() -> None:
         emails = gsa_emails(ctx)
         notes.append(f"Google service account(s) named by Airflow KSAs: {', '.join(emails) or 'none'}")
         for e in emails:
-            reads += [(k, {"email": e}) for k in ("gsa", "gsa_iam") if k in keys]
+            reads.extend((k, {"email": e}) for k in ("gsa", "gsa_iam") if k in keys)
+
+    def logs() -> None:
+        found, left = log_reads(ctx, max_logs)
+        reads.extend(found)
+        notes.append(f"container logs: {len(found)} read(s)"
+                     + (f", {left} container(s) over --max-logs left out" if left else ""))
+
+    if keys & {"bucket", "bucket_iam"}:
+        guarded("log bucket", buckets)
+    if keys & {"gsa", "gsa_iam"} and ctx.target.project:
+        guarded("Google service accounts", gsas)
     if "logs" in keys and max_logs > 0:
-        logs, left = log_reads(ctx, max_logs)
-        reads += logs
-        notes.append(f"container logs: {len(logs)} read(s)" + (f", {left} container(s) over --max-logs left out" if left else ""))
+        guarded("container logs", logs)
     return reads, notes

@@ -39,6 +39,7 @@ class LiveResult:
     kube_source: str | None            # what Kubernetes configuration was used (None: no cluster)
     notes: list[str] = field(default_factory=list)
     preflight: bool = False            # no Kubernetes cluster: project checks only
+    kube_tried: str = ""               # why there is no cluster, in a preflight
 
     @property
     def requests(self) -> int:
@@ -71,6 +72,7 @@ class LiveReader:
         o = self.opts
         kt, tried = kubemod.load(o.kubeconfig, o.context, o.env)
         self.kube_tried = tried
+        self.notes.append(f"Kubernetes: {kt.source} -> {kt.server}" if kt else f"Kubernetes: none ({tried})")
         project, location, cluster = o.project, o.location, o.cluster
         ctx_name = kt.context if kt else None
         m = GKE_CONTEXT.match(ctx_name or "")
@@ -148,7 +150,7 @@ class LiveReader:
                 ans = self._k8s_get(kubemod.quote_path(req), query, budget, text=True)
             else:
                 p = kubemod.quote_path(rel)
-                ans = kubemod.list_all(self.kube.api, p, self.opts.page_size, None,
+                ans = kubemod.list_all(p, self.opts.page_size,
                                        lambda q, p=p: self._k8s_get(p, q, budget))
         else:
             g = self.google
@@ -242,7 +244,8 @@ class LiveReader:
             pool.shutdown(wait=False, cancel_futures=True)
         self._check_reachable(kt)
         return LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
-                          kt.source if kt else None, self.notes, preflight=kt is None)
+                          kt.source if kt else None, self.notes, preflight=kt is None,
+                          kube_tried=self.kube_tried if kt is None else "")
 
     def _check_reachable(self, kt) -> None:
         tried = []
