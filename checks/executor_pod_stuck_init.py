@@ -6,6 +6,8 @@ import os
 import re
 from datetime import timedelta
 
+import orjson
+
 from doctor.context import Context, ContainerStatus, Pod, human_age
 from doctor.model import Finding, Remediation, Result, from_findings, passed
 from doctor.registry import check
@@ -83,6 +85,40 @@ def _inspect(ctx: Context, pod: Pod) -> Finding | None:
     return None
 
 
+def _readable(line: str) -> str:
+    """git-sync v4 logs JSON objects; keep their message and error, not the whole record."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            rec = None
+        if isinstance(rec, dict) and rec.get("msg"):
+            err = rec.get("error") or rec.get("err")
+            line = f"{rec['msg']}: {err}" if err else str(rec["msg"])
+    line = " ".join(line.split())
+    if len(line) > 400:
+        hits = [m for _k, rx, _t in CAUSES for m in [rx.search(line)] if m]
+        if hits and hits[0].start() > 250:
+            at = hits[0].start()
+            return f"{line[:200]} … {line[max(200, at - 80):at + 160]}"
+    return line[:400]
+
+
+def _log_excerpt(lines: list[str], most: int = 4) -> list[str]:
+    """The log lines that explain a failure: those naming a known cause or an error, else the tail."""
+    lines = [ln for ln in lines[-200:] if ln.strip()]
+    telling = [ln for ln in lines if any(rx.search(ln) for _k, rx, _t in CAUSES)
+               or re.search(r"(?i)\b(error|fatal|failed|denied)\b", ln)]
+    chosen = telling[-most:] if telling else lines[-most:]
+    out = []
+    for ln in chosen:
+        r = _readable(ln)
+        if r not in out:
+            out.append(r)
+    return out
+
+
 def _index(pod: Pod, cs: ContainerStatus) -> int:
     done = 0
     for s in pod.init_statuses:
@@ -107,9 +143,8 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, status: str, detail: s
             evidence.append(quote_event(e))
             texts.append(str(e.get("message") or ""))
     lines = ctx.log_lines(pod.name, cs.name) or ctx.log_lines(pod.name, cs.name, previous=True)
-    tail = [ln for ln in lines if ln.strip()][-5:]
-    for ln in tail:
-        evidence.append(f"log {cs.name}: {ln.strip()[:400]}")
+    for ln in _log_excerpt(lines):
+        evidence.append(f"log {cs.name}: {ln}")
     texts += lines[-50:]
     cause_key, cause = _cause(texts, fields.get("reason"))
     if cause:
