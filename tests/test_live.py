@@ -440,12 +440,13 @@ def test_nothing_reachable_says_what_was_tried_exit_2(run_cli, tmp_path, monkeyp
     assert "nothing reachable" in line and "Kubernetes API http://127.0.0.1:9" in line and "Google Cloud" in line
 
 
-def test_bad_inputs_exit_2(run_cli, tmp_path):
+def test_bad_inputs_exit_2(run_cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     r = run_cli("doctor", "--kubeconfig", str(tmp_path / "missing"), "--project", "p")
     assert r.code == 2 and "kubeconfig" in r.err
-    r = run_cli("doctor", "--project", "p", "--kubeconfig", str(tmp_path / "missing"),
-                env={"AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://example.com"})
-    assert r.code == 2
+    r = run_cli("doctor", "--project", "p",
+                env={"KUBECONFIG": str(tmp_path / "missing"), "AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://example.com"})
+    assert r.code == 2 and "only accepted on a loopback address" in r.err
     r = run_cli("doctor", "--snapshot", str(tmp_path), "--project", "p")
     assert r.code == 2 and "live mode only" in r.err
 

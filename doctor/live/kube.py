@@ -26,8 +26,9 @@ class KubeTarget:
     api: Any                  # kubernetes.client.ApiClient
     server: str               # the API server URL
     context: str | None       # kube context name (None in-cluster)
-    namespace: str | None     # the context's (or the pod's) namespace
+    namespace: str | None     # the context's namespace
     source: str               # "kubeconfig <files>" or "in-cluster config"
+    pod_namespace: str | None = None   # in a pod: its own namespace (a fallback, after discovery)
 
 
 def kubeconfig_files(flag: str | None, env: dict) -> tuple[list[str], str]:
@@ -104,17 +105,18 @@ def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeT
             return None, f"context {chosen} of kubeconfig {how} could not be loaded ({e})"
         source = f"kubeconfig {joined} (context {chosen})"
         target_ctx = chosen
+        pod_ns = None
     elif env.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(IN_CLUSTER_TOKEN):
         try:
             config.load_incluster_config(client_configuration=cfg)
         except ConfigException as e:
             raise UsageProblem(f"cannot use the in-cluster configuration: {e}") from None
-        ns = None
+        ns = None     # a pod has no context namespace: the Airflow namespace is discovered
         try:
             with open(IN_CLUSTER_NAMESPACE) as fh:
-                ns = fh.read().strip() or None
+                pod_ns = fh.read().strip() or None
         except OSError:
-            pass
+            pod_ns = None
         source, target_ctx = "in-cluster configuration", None
     else:
         return None, f"no kubeconfig ({how} does not exist) and not running in a pod"
@@ -123,7 +125,7 @@ def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeT
     if cfg.connection_pool_maxsize is None or cfg.connection_pool_maxsize < workers:
         cfg.connection_pool_maxsize = workers
     api = client.ApiClient(cfg)
-    return KubeTarget(api, cfg.host, target_ctx, ns, source), source
+    return KubeTarget(api, cfg.host, target_ctx, ns, source, pod_ns), source
 
 
 def _error_body(raw: bytes, status: int | None) -> Any:

@@ -101,7 +101,7 @@ class LiveReader:
             self.notes.append(f"namespace {namespace} (--namespace)")
         elif kt is not None and kt.namespace:
             namespace = kt.namespace
-            self.notes.append(f"namespace {namespace} (from the {'kube context' if kt.context else 'pod'})")
+            self.notes.append(f"namespace {namespace} (from the kube context)")
         target = Target(namespace=namespace or DEFAULT_NAMESPACE, project=project, location=location,
                         cluster=cluster, release=o.release, context=ctx_name)
         return target, kt
@@ -216,6 +216,9 @@ class LiveReader:
             ns = self._discover_namespace(budget)
             if ns:
                 self.target = self.target.with_overrides(namespace=ns)
+            elif kt.pod_namespace:
+                self.target = self.target.with_overrides(namespace=kt.pod_namespace)
+                self.notes.append(f"namespace {kt.pod_namespace} (this pod's: no tier=airflow pods found)")
             else:
                 self.notes.append(f"namespace {DEFAULT_NAMESPACE} (default: no tier=airflow pods found)")
 
