@@ -492,7 +492,8 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
     import kubernetes_validate
     import yaml
 
-    from doctor.cli import main
+    from doctor.data import DERIVED_FROM, KEYS
+    from doctor.registry import load_checks
 
     p = subprocess.run([sys.executable, "-m", "doctor.cli", "permissions", "--output", "yaml", "-n", "data"],
                        capture_output=True, text=True, cwd=ROOT)
@@ -505,13 +506,23 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
         for rule in d["rules"]:
             assert set(rule["verbs"]) <= {"get", "list"}
             assert "secrets" not in rule["resources"]
-    ns_res = {r for rule in docs[0]["rules"] for r in rule["resources"]}
-    assert {"pods", "pods/log", "configmaps", "events", "persistentvolumeclaims", "serviceaccounts",
-            "deployments", "statefulsets"} == ns_res
-    cl_res = {r for rule in docs[1]["rules"] for r in rule["resources"]}
-    assert cl_res == {"storageclasses", "nodes"}
-    assert "#   container.clusters.get" in p.stdout and "gcloud iam roles create" in p.stdout
-    assert main  # imported for the entry point's sake
+    # exactly the reads the default checks declare (and what their per-item reads derive from)
+    keys = {k for c in load_checks().values() if not c.extended for k in c.data_keys}
+    keys |= {d for k in list(keys) for d in DERIVED_FROM.get(k, ())}
+    want_ns = {(KEYS[k].rbac[0], KEYS[k].rbac[1], KEYS[k].rbac[2]) for k in keys
+               if KEYS[k].scope == "k8s" and "namespace" in KEYS[k].requires}
+    want_cl = {KEYS[k].rbac for k in keys if KEYS[k].scope == "k8s" and "namespace" not in KEYS[k].requires}
+
+    def granted(doc):
+        return {(g, r, v) for rule in doc["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+                for v in rule["verbs"]}
+
+    assert granted(docs[0]) == want_ns and ("", "pods", "list") in want_ns and ("", "pods/log", "get") in want_ns
+    assert granted(docs[1]) == want_cl and ("storage.k8s.io", "storageclasses", "list") in want_cl
+    for k in keys:
+        if KEYS[k].scope == "gcp":
+            assert f"#   {KEYS[k].iam}\n" in p.stdout
+    assert "gcloud iam roles create" in p.stdout
 
 
 def test_permissions_follow_the_selected_checks(run_cli):
@@ -520,8 +531,14 @@ def test_permissions_follow_the_selected_checks(run_cli):
     assert "Kubernetes RBAC" not in r.out
     assert "serviceusage.services.get" in r.out and "container.clusters.get" in r.out
     assert "--project acme" in r.out and "storage.buckets" not in r.out
-    r = run_cli("permissions", "--check", "pvc-access-mode-unsupported", "--output", "yaml")
-    assert "persistentvolumeclaims" in r.out and "configmaps" not in r.out
+    from doctor.data import KEYS
+    from doctor.registry import load_checks
+
+    chk = load_checks()["pvc-access-mode-unsupported"]
+    r = run_cli("permissions", "--check", chk.id, "--output", "yaml")
+    for name, k in KEYS.items():
+        if k.scope == "k8s" and k.per is None:
+            assert (f"- {k.rbac[1]}\n" in r.out) == (name in chk.data_keys), name
 
 
 # --- optional: a real cluster ---------------------------------------------------------------------
