@@ -48,16 +48,17 @@ class DataKey:
         return self.describe.format(**values)
 
 
-def _k8s(name, template, resource, group="", namespaced=True, verb="list", per=None):
+def _k8s(name, template, resource, group="", namespaced=True, verb="list", per=None, not_found_is_data=False):
     where = " in namespace {namespace}" if namespaced else " (cluster-wide)"
     return DataKey(
         name=name,
         template=template,
         scope="k8s",
         requires=("namespace",) if namespaced else (),
-        describe=f"{verb} {resource}{where}",
+        describe=f"{verb} {resource}{where}" + (f" (apiGroup {group})" if not_found_is_data else ""),
         rbac=(group, resource, verb),
         per=per,
+        not_found_is_data=not_found_is_data,
     )
 
 
@@ -68,6 +69,8 @@ def _gcp(name, template, requires, iam, describe, not_found_is_data=False, per=N
 
 NS = "k8s/api/v1/namespaces/{namespace}"
 APPS = "k8s/apis/apps/v1/namespaces/{namespace}"
+RBAC = "k8s/apis/rbac.authorization.k8s.io/v1"
+ESO = "k8s/apis/external-secrets.io"
 
 KEYS: dict[str, DataKey] = {k.name: k for k in [
     _k8s("pods", f"{NS}/pods", "pods"),
@@ -81,6 +84,31 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
     _k8s("storageclasses", "k8s/apis/storage.k8s.io/v1/storageclasses", "storageclasses",
          group="storage.k8s.io", namespaced=False),
     _k8s("nodes", "k8s/api/v1/nodes", "nodes", namespaced=False),
+    # Runtime, Airflow 3 and secrets checks: the api-server's Service and its EndpointSlices
+    # (core/v1 Endpoints is deprecated since Kubernetes 1.33), NetworkPolicies, the RBAC that lets
+    # the scheduler launch task pods, and External Secrets Operator objects. The ESO CRDs answer
+    # 404 when the operator (or that API version: ESO >= 0.17 serves only v1) is not installed,
+    # which is an answer ("not installed"), not a failed read.
+    _k8s("k8s_services", f"{NS}/services", "services"),
+    _k8s("endpointslices", "k8s/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", "endpointslices",
+         group="discovery.k8s.io"),
+    _k8s("networkpolicies", "k8s/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
+         "networkpolicies", group="networking.k8s.io"),
+    _k8s("roles", f"{RBAC}/namespaces/{{namespace}}/roles", "roles", group="rbac.authorization.k8s.io"),
+    _k8s("rolebindings", f"{RBAC}/namespaces/{{namespace}}/rolebindings", "rolebindings",
+         group="rbac.authorization.k8s.io"),
+    _k8s("clusterroles", f"{RBAC}/clusterroles", "clusterroles", group="rbac.authorization.k8s.io",
+         namespaced=False),
+    _k8s("clusterrolebindings", f"{RBAC}/clusterrolebindings", "clusterrolebindings",
+         group="rbac.authorization.k8s.io", namespaced=False),
+    _k8s("externalsecrets", f"{ESO}/v1/namespaces/{{namespace}}/externalsecrets", "externalsecrets",
+         group="external-secrets.io", not_found_is_data=True),
+    _k8s("secretstores", f"{ESO}/v1/namespaces/{{namespace}}/secretstores", "secretstores",
+         group="external-secrets.io", not_found_is_data=True),
+    _k8s("externalsecrets_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/externalsecrets", "externalsecrets",
+         group="external-secrets.io", not_found_is_data=True),
+    _k8s("secretstores_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/secretstores", "secretstores",
+         group="external-secrets.io", not_found_is_data=True),
     _k8s("logs", f"{NS}/pods/{{pod}}/log/{{container}}", "pods/log", verb="get", per="container"),
     _gcp("services", "gcp/serviceusage/v1/projects/{project}/services/{service}", ("project",),
          "serviceusage.services.get", "get the state of {service} in project {project}", per="service"),
