@@ -6,14 +6,14 @@ threshold; 4 internal error.
 """
 from __future__ import annotations
 
-import fnmatch
 import sys
 import time
 from datetime import datetime, timezone
 
 import click
+from click.core import ParameterSource
 
-from . import __version__
+from . import __version__, gate
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -31,21 +31,16 @@ def _err(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def select_checks(registry: dict, only: tuple[str, ...], skip: tuple[str, ...], extended: bool) -> list:
-    unknown = [s for s in only + skip if not any(fnmatch.fnmatchcase(c, s) for c in registry)]
-    if unknown:
-        raise click.UsageError(f"unknown check {', '.join(unknown)}; see `airflow-gke checks`")
-    chosen = []
-    for cid, chk in registry.items():
-        if only:
-            if not any(fnmatch.fnmatchcase(cid, s) for s in only):
-                continue
-        elif chk.extended and not extended:
-            continue
-        if any(fnmatch.fnmatchcase(cid, s) for s in skip):
-            continue
-        chosen.append(chk)
-    return chosen
+def select_checks(registry: dict, only: tuple[str, ...], skip: tuple[str, ...], extended: bool,
+                  min_severity: str | None = None) -> list:
+    """Checks selected by include patterns (``--check``/``--include``), exclude patterns
+    (``--skip``/``--exclude``) and ``--min-severity``; see doctor/selection.py for the syntax."""
+    from .selection import SelectionError, select
+
+    try:
+        return select(registry, only, skip, extended, min_severity)
+    except SelectionError as e:
+        raise click.UsageError(str(e)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -144,18 +139,39 @@ def _read_live(opts, keys, verbose: bool):
 @click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
 @click.option("--check", "only", multiple=True, metavar="SLUG", help="Run only this check (repeatable; globs allowed).")
 @click.option("--skip", "skip", multiple=True, metavar="SLUG", help="Do not run this check (repeatable; globs allowed).")
+@click.option("--include", "include", multiple=True, metavar="PATTERN",
+              help="Run only the checks matching: a slug glob ('gcs-*'), category:NAME or severity:LEVEL (repeatable).")
+@click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
+              help="Leave out the checks matching: slug glob, category:NAME or severity:LEVEL (repeatable).")
+@click.option("--min-severity", type=click.Choice(["error", "warning", "info"]), default=None,
+              help="Run only checks of at least this severity and report only findings of at least it.")
 @click.option("--extended", is_flag=True, help="Also run heuristic checks (off by default).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error", show_default=True,
               help="Lowest finding severity that makes the exit code 1.")
-@click.option("--output", "-o", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", "output", type=click.Choice(["table", "json", "junit", "markdown"]), default="table",
+              show_default=True, help="Report format on stdout.")
+@click.option("--output-file", "output_file", multiple=True, metavar="[FORMAT:]PATH",
+              help="Also write the report to PATH (repeatable) while the terminal report prints: FORMAT is json, "
+                   "junit, markdown or table; default --output's format, else from the extension (.json .xml .md).")
+@click.option("--config", "config_path", metavar="FILE",
+              help="Configuration file (default: .airflow-gke.yaml in the working directory, if present).")
+@click.option("--annotation-ignores/--no-annotation-ignores", "annotation_ignores", default=True, show_default=True,
+              help="Honour the airflow-gke.io/ignore annotation on Kubernetes objects (suppresses those findings).")
+@click.option("--probe", is_flag=True,
+              help="Live mode: prove gcs-log-write-denied by writing, reading back and deleting one object under "
+                   "<remote_base_log_folder>/.airflow-gke-probe/ (the only write the tool makes).")
+@click.option("--probe-folder", metavar="gs://BUCKET/PATH",
+              help="Folder to probe (default: the log writers' remote_base_log_folder).")
 @click.option("--runbook-base", metavar="URL", help="Link findings to <URL>/<slug> (a team wiki) instead of the project's runbooks.")
 @click.option("--save-snapshot", "save_snapshot", metavar="PATH",
               help="Live mode: also save what was read as a snapshot (directory or .tar.gz).")
 @live_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings per check (and per API call in live mode) on stderr.")
+@gate.with_config
 def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, save_snapshot,
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
-           now, verbose) -> None:
+           now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
+           probe=False, probe_folder=None, config=None) -> None:
     """Find what stops Airflow on GKE, with evidence and the commands that fix it.
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
@@ -169,11 +185,15 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     registry = load_checks()
-    checks = select_checks(registry, only, skip, extended)
+    checks = select_checks(registry, tuple(only) + tuple(include), tuple(skip) + tuple(exclude), extended,
+                           min_severity)
+    if (probe or probe_folder) and not any(c.id == "gcs-log-write-denied" for c in checks):
+        raise click.UsageError("--probe proves gcs-log-write-denied, which this run does not select")
     if snapshot is not None:
         given = [f"--{n.replace('kube_context', 'context').replace('_', '-')}" for n, v in (
             ("project", project), ("location", location), ("cluster", cluster), ("kube_context", kube_context),
-            ("kubeconfig", kubeconfig), ("save_snapshot", save_snapshot)) if v is not None]
+            ("kubeconfig", kubeconfig), ("save_snapshot", save_snapshot),
+            ("probe", probe or None), ("probe_folder", probe_folder)) if v is not None]
         if given:
             raise click.UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to live mode only, "
                                    "not with --snapshot")
@@ -213,23 +233,40 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         if live is not None and save_snapshot:
             written = _save(live, ctx, save_snapshot)
             _err(f"saved snapshot: {written}")
+        probed = _probe(ctx, live, probe_folder, timeout=request_timeout) if (probe or probe_folder) else None
+        suppressed, notices = gate.settle(runs, ctx, config, registry, annotation_ignores=annotation_ignores,
+                                          min_severity=min_severity, probe_result=probed, runbook_base=runbook_base)
     finally:
         if hasattr(source, "close"):
             source.close()
     info.duration_s = time.perf_counter() - t0
-    report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors])
+    report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors],
+                       suppressed=suppressed, notices=notices, probe=probed.to_dict() if probed else None)
     if verbose:
         for r in runs:
             _err(f"  {r.status:5} {r.id:40} {r.duration_s * 1000:8.2f} ms")
-    if output == "json":
-        from .report.json_report import render as render_json
-
-        sys.stdout.write(render_json(report))
-    else:
-        from .report.terminal import render as render_table
-
-        render_table(report)
+    output_given = click.get_current_context().get_parameter_source("output") is not ParameterSource.DEFAULT
+    gate.emit(report, output, tuple(output_file), fail_on, output_given)
     sys.exit(report.exit_code(fail_on))
+
+
+def _probe(ctx, live, folder, timeout: float):
+    """The --probe write cycle, judged against who writes Airflow's logs (doctor/probe.py)."""
+    import os
+
+    from . import probe
+
+    env = dict(os.environ)
+    chosen, writers, why = probe.prepare(ctx, folder, env)
+    if not chosen:
+        res = probe.ProbeResult(folder=None, pod=probe.pod_identity(env))
+        res.note = ("probe not run: no log writer ships logs to a gs:// remote_base_log_folder"
+                    + (f" ({why})" if why else "") + "; pass --probe-folder gs://BUCKET/PATH")
+        return res
+    _err(f"probe: writing one object under {chosen}/{probe.PROBE_DIR}/ (it is deleted again)")
+    res = probe.run(chosen, env, ctx.target.project, timeout=timeout)
+    probe.judge(res, writers, why, ctx)
+    return res
 
 
 def _save(live, ctx, dest) -> str:

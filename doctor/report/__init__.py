@@ -33,6 +33,11 @@ class RunReport:
     run: RunInfo
     checks: list[CheckRun]
     errors: list[dict] = field(default_factory=list)
+    # Optional parts of schema v1 (present in the JSON only when not empty): findings accepted by a
+    # suppression or annotation (doctor/suppress.py), run-level warnings, the --probe result.
+    suppressed: list = field(default_factory=list)
+    notices: list[dict] = field(default_factory=list)
+    probe: dict | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -64,6 +69,9 @@ class RunReport:
             "checks": [c.to_dict() for c in self.checks],
             "findings": [f.to_dict() for f in self.findings],
             "errors": self.all_errors(),
+            **({"suppressed": [x.to_dict() for x in self.suppressed]} if self.suppressed else {}),
+            **({"notices": list(self.notices)} if self.notices else {}),
+            **({"probe": self.probe} if self.probe is not None else {}),
         }
 
     def exit_code(self, fail_on: str) -> int:

@@ -44,8 +44,10 @@ def render(report: RunReport, file: TextIO | None = None, verbose: bool = False)
     con.print()
 
     by_id = {f.id: f for f in report.findings}
+    by_id.update({x.finding.id: x.finding for x in report.suppressed if x.finding.id not in by_id})
     for f in report.findings:
         _finding(con, f, by_id, escape)
+    _accepted(con, report, escape)
 
     problems = [c for c in report.checks if c.status in ("error", "skip")]
     if problems:
@@ -56,6 +58,11 @@ def render(report: RunReport, file: TextIO | None = None, verbose: bool = False)
         con.print()
     for e in report.errors:
         con.print(f"[red]error[/red] {escape(e.get('message', ''))}", soft_wrap=True)
+    for n in report.notices:
+        style = "yellow" if n.get("level") == "warning" else "cyan"
+        con.print(f"[{style}]{n.get('level', 'warning')}[/{style}] {escape(n.get('message', ''))}", soft_wrap=True)
+    if report.notices:
+        con.print()
     if verbose:
         con.print("[bold]Checks[/bold]")
         for c in report.checks:
@@ -67,7 +74,36 @@ def render(report: RunReport, file: TextIO | None = None, verbose: bool = False)
     passed = f"{ch['pass']} passed, {ch['fail']} failed, {ch['skip']} skipped, {ch['error']} errors"
     found = f"{fi['error']} errors, {fi['warning']} warnings, {fi['info']} info"
     style = "bold red" if fi["error"] else "bold yellow" if fi["warning"] else "bold green"
+    if report.suppressed:
+        found += f", {len(report.suppressed)} suppressed"
     con.print(f"[{style}]Findings: {found}[/{style}] · Checks: {passed} · {r.duration_s:.2f}s")
+
+
+def _accepted(con, report: RunReport, escape) -> None:
+    """Suppressed findings (one line each, with what suppressed them) and the write probe."""
+    if report.suppressed:
+        con.print("[bold]Suppressed[/bold] [dim](accepted: not counted by --fail-on)[/dim]")
+        for x in report.suppressed:
+            f, by = x.finding, x.by
+            res = f.resource
+            where = f"{res.kind} {res.namespace + '/' if res.namespace else ''}{res.name}"
+            src = (f"{by.get('file', 'config')} #{by.get('index')}" if by.get("source") == "config"
+                   else f"annotation on {by.get('object', '')}")
+            until = f", until {by['expires']}" if by.get("expires") else ""
+            con.print(f"  [dim]{(f.severity or 'info'):7}[/dim] {escape(f.title)} [dim]({escape(f.check)} · "
+                      f"{escape(where)})[/dim]", soft_wrap=True)
+            con.print(f"          suppressed by {escape(src)}{escape(until)}: {escape(by.get('reason', ''))}",
+                      soft_wrap=True)
+        con.print()
+    p = report.probe
+    if p is not None:
+        style = "green" if p["verdict"] == "allowed" else "yellow" if p["verdict"] == "not-run" else "red"
+        con.print(f"[bold]Write probe[/bold] [{style}]{p['verdict']}[/{style}] as {escape(p['identity'])} on "
+                  f"{escape(p['object'] or p['folder'] or '-')}", soft_wrap=True)
+        for st in p["steps"]:
+            con.print(f"  {st['step']:6} {'ok' if st['ok'] else 'FAILED'}  {escape(st['detail'])}", soft_wrap=True)
+        con.print(f"  {escape(p['note'])}", soft_wrap=True)
+        con.print()
 
 
 def _indented(con, text: str, left: int = 7, bold_prefix: str = "") -> str:

@@ -1,0 +1,145 @@
+"""``--output markdown``: the report for a pull-request comment or a ticket.
+
+A heading with the verdict, the target, a summary table (one row per check), then each finding
+(errors first) with its evidence and commands in fenced blocks, the suppressed findings, what
+could not be checked, and the notices. GitHub-flavoured Markdown; nothing that needs HTML.
+"""
+from __future__ import annotations
+
+import re
+
+from . import RunReport
+from ._text import at_or_above, where
+from ..model import Finding
+
+_ICON = {"error": "🔴", "warning": "🟠", "info": "🔵"}
+_STATUS = {"pass": "✅ pass", "fail": "❌ fail", "skip": "⏭️ skip", "error": "⚠️ error"}
+
+
+def text(s: str | None) -> str:
+    """Prose from the cluster (messages, titles): no raw HTML gets through."""
+    return str(s or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cell(s: str | None) -> str:
+    """Text safe inside a table cell: one line, pipes escaped, no raw HTML."""
+    t = re.sub(r"\s*\n\s*", " ", text(s)).replace("|", "\\|")
+    return t or " "
+
+
+def code(text: str) -> str:
+    """Inline code that survives backticks inside."""
+    ticks = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (ticks + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def fenced(lines: list[str], lang: str = "") -> list[str]:
+    body = "\n".join(lines)
+    ticks = max((len(m) for m in re.findall(r"`{3,}", body)), default=0)
+    fence = "`" * max(3, ticks + 1)
+    return [f"{fence}{lang}", *lines, fence]
+
+
+def render(report: RunReport, fail_on: str = "error") -> str:
+    r = report.run
+    s = report.summary()
+    fi, ch = s["findings"], s["checks"]
+    gate = report.exit_code(fail_on)
+    verdict = {0: "passed", 1: "failed", 3: "incomplete"}.get(gate, "failed")
+    out = [f"## airflow-gke doctor: {verdict} — {fi['error']} error{'s' if fi['error'] != 1 else ''}, "
+           f"{fi['warning']} warning{'s' if fi['warning'] != 1 else ''}, {fi['info']} info"
+           + (f", {len(report.suppressed)} suppressed" if report.suppressed else ""), ""]
+    target = [f"{r.mode}"]
+    for label, v in (("project", r.project), ("cluster", (f"{r.location}/" if r.location else "") + r.cluster
+                                                 if r.cluster else None),
+                     ("namespace", r.namespace), ("release", r.release), ("Airflow", r.airflow_version),
+                     ("chart", r.chart_version)):
+        if v:
+            target.append(f"{label} {code(v)}")
+    out += [" · ".join(target), ""]
+    out += [f"Checks: {ch['pass']} passed, {ch['fail']} failed, {ch['skip']} skipped, {ch['error']} errors · "
+            f"exit code {gate} with `--fail-on {fail_on}` · {r.duration_s:.2f} s · airflow-gke {report.tool_version}",
+            ""]
+
+    by_check: dict[str, list[Finding]] = {}
+    for f in report.findings:
+        by_check.setdefault(f.check, []).append(f)
+    supp_by_check: dict[str, int] = {}
+    for x in report.suppressed:
+        supp_by_check[x.finding.check] = supp_by_check.get(x.finding.check, 0) + 1
+    order = {"fail": 0, "error": 1, "skip": 2, "pass": 3}
+    shown = [c for c in report.checks if c.status != "pass" or c.reason]
+    if shown:
+        out += ["| Check | Severity | Status | Findings | Note |", "| --- | --- | --- | --- | --- |"]
+        for c in sorted(shown, key=lambda c: (order.get(c.status, 9), c.id)):
+            n = len(by_check.get(c.id, []))
+            extra = f" (+{supp_by_check[c.id]} suppressed)" if c.id in supp_by_check else ""
+            out.append(f"| {code(c.id)} {cell(c.title)} | {c.severity} | {_STATUS.get(c.status, c.status)} | "
+                       f"{n}{extra} | {cell(c.reason)} |")
+        out.append("")
+    quiet = sorted(c.id for c in report.checks if c.status == "pass" and not c.reason)
+    if quiet:
+        out += [f"Passed ({len(quiet)}): " + ", ".join(code(x) for x in quiet), ""]
+
+    titles = {f.id: f.title for f in report.findings}
+    titles.update({x.finding.id: x.finding.title for x in report.suppressed})
+    if report.findings:
+        out += ["### Findings", ""]
+        for f in report.findings:
+            out += _finding(f, titles, fail_on)
+    if report.suppressed:
+        out += ["### Suppressed findings", "",
+                "Accepted by a suppression or an annotation: listed, not counted by `--fail-on`.", "",
+                "| Finding | Resource | Severity | Suppressed by | Reason | Expires |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for x in report.suppressed:
+            f, by = x.finding, x.by
+            src = (f"{by.get('file', 'config')} #{by.get('index')}" if by.get("source") == "config"
+                   else f"annotation on {by.get('object', '')}")
+            out.append(f"| {code(f.check)} {cell(f.title)} | {cell(where(f))} | {f.severity} | {cell(src)} | "
+                       f"{cell(by.get('reason'))} | {cell(by.get('expires') or '')} |")
+        out.append("")
+    problems = [c for c in report.checks if c.status in ("skip", "error")]
+    if problems or report.errors:
+        out += ["### Not checked", ""]
+        for c in problems:
+            out.append(f"- {code(c.id)} **{c.status}**: {cell(c.reason)}")
+        for e in report.errors:
+            out.append(f"- **error**: {cell(e.get('message'))}")
+        out.append("")
+    if report.probe is not None:
+        p = report.probe
+        out += ["### Write probe", "",
+                f"**{p['verdict']}** as {code(p['identity'])} on {code(p['object'] or p['folder'] or '-')}"
+                + (" — overrides the IAM inference" if p["overrides"] else ""), ""]
+        out += fenced([f"{s['step']}: {'ok' if s['ok'] else 'FAILED'} {s['detail']}" for s in p["steps"]], "text")
+        out += ["", cell(p["note"]), ""]
+    if report.notices:
+        out += ["### Notices", ""]
+        for n in report.notices:
+            out.append(f"- **{n.get('level', 'warning')}**: {cell(n.get('message'))}")
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _finding(f: Finding, titles: dict, fail_on: str) -> list[str]:
+    sev = f.severity or "info"
+    gate = "" if at_or_above(sev, fail_on) else f" _(below `--fail-on {fail_on}`)_"
+    out = [f"#### {_ICON.get(sev, '')} {sev.upper()}: {cell(f.title)}{gate}", "",
+           f"{code(f.check)} · {code(where(f))}", "", text(f.message), ""]
+    if f.evidence:
+        out += ["**Evidence**", ""] + fenced(list(f.evidence), "text") + [""]
+    if f.caused_by:
+        out += ["**Caused by**", ""]
+        out += [f"- {cell(titles.get(c, c))} ({code(c)})" for c in f.caused_by]
+        out.append("")
+    out += [f"**Fix**: {cell(f.remediation.summary)}", ""]
+    if f.remediation.commands:
+        lines: list[str] = []
+        for cmd in f.remediation.commands:
+            lines += cmd.splitlines() or [""]
+        out += fenced(lines, "sh") + [""]
+    out += [f"Runbook: [{f.check}]({f.runbook})", ""]
+    return out

@@ -1,0 +1,113 @@
+"""Which checks a run selects: ``--include``/``--check``, ``--exclude``/``--skip``, ``--min-severity``.
+
+A pattern is one of
+
+* a check slug or a shell glob over slugs (``gcs-*``),
+* ``category:NAME`` (a glob too: ``category:stor*``),
+* ``severity:LEVEL`` (``error``, ``warning`` or ``info``: the severity a check declares).
+
+With no include pattern the run selects every check of the default tier (extended checks only with
+``--extended``); with include patterns it selects the checks that match any of them. A heuristic
+(extended) check is selected by a pattern only with ``--extended``, or when its slug is named
+exactly. Exclude patterns then remove checks, and ``--min-severity`` removes checks that declare a
+lower severity.
+
+An include pattern that matches no check is a usage error (exit 2): a typo must not silently run
+nothing. An exclude pattern that names an unknown slug exactly is one too; an exclude glob,
+category or severity that matches nothing is accepted, so one configuration file works across
+versions that add or remove checks.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Iterable
+
+from .model import SEVERITY_RANK
+
+SEVERITIES = ("error", "warning", "info")
+_GLOB_CHARS = set("*?[")
+
+
+class SelectionError(ValueError):
+    """A pattern that cannot be right (unknown slug, bad severity, include matching nothing)."""
+
+
+def _is_glob(s: str) -> bool:
+    return bool(_GLOB_CHARS & set(s))
+
+
+def matches(chk, pattern: str) -> bool:
+    """Does ``pattern`` (slug glob, ``category:``, ``severity:``) match the check?"""
+    kind, sep, value = pattern.partition(":")
+    if sep and kind == "category":
+        return fnmatch.fnmatchcase(chk.category, value)
+    if sep and kind == "severity":
+        return chk.severity == value
+    return fnmatch.fnmatchcase(chk.id, pattern)
+
+
+def _validate(pattern: str, registry: dict, role: str) -> None:
+    kind, sep, value = pattern.partition(":")
+    if not pattern.strip():
+        raise SelectionError(f"empty {role} pattern")
+    if sep and kind == "severity" and value not in SEVERITIES:
+        raise SelectionError(f"{role} {pattern!r}: severity must be one of {', '.join(SEVERITIES)}")
+    if sep and kind not in ("category", "severity"):
+        raise SelectionError(f"{role} {pattern!r}: a prefix must be category: or severity: "
+                             "(or give a check slug or a glob)")
+    if sep and kind == "category" and not value:
+        raise SelectionError(f"{role} {pattern!r}: name a category; known: {', '.join(categories(registry))}")
+
+
+def categories(registry: dict) -> list[str]:
+    return sorted({c.category for c in registry.values()})
+
+
+def select(registry: dict, include: Iterable[str] = (), exclude: Iterable[str] = (), extended: bool = False,
+           min_severity: str | None = None) -> list:
+    """The selected checks, in registry order (raises SelectionError)."""
+    include, exclude = tuple(include), tuple(exclude)
+    for p in include:
+        _validate(p, registry, "--include")
+    for p in exclude:
+        _validate(p, registry, "--exclude")
+    if min_severity is not None and min_severity not in SEVERITIES:
+        raise SelectionError(f"--min-severity must be one of {', '.join(SEVERITIES)}")
+    unmatched = [p for p in include if not any(matches(c, p) for c in registry.values())]
+    if unmatched:
+        raise SelectionError(_nothing_matches(unmatched, registry))
+    unknown = [p for p in exclude if ":" not in p and not _is_glob(p) and p not in registry]
+    if unknown:
+        raise SelectionError(f"unknown check {', '.join(unknown)}; see `airflow-gke checks`")
+    floor = SEVERITY_RANK[min_severity] if min_severity else -1
+    chosen = []
+    for cid, chk in registry.items():
+        if include:
+            hit = [p for p in include if matches(chk, p)]
+            if not hit:
+                continue
+            if chk.extended and not extended and cid not in hit:
+                continue        # heuristics only when named exactly or with --extended
+        elif chk.extended and not extended:
+            continue
+        if any(matches(chk, p) for p in exclude):
+            continue
+        if SEVERITY_RANK.get(chk.severity, 0) < floor:
+            continue
+        chosen.append(chk)
+    return chosen
+
+
+def _nothing_matches(patterns: list[str], registry: dict) -> str:
+    cats = ", ".join(categories(registry))
+    parts = []
+    for p in patterns:
+        if p.startswith("category:"):
+            parts.append(f"no check in {p} (categories: {cats})")
+        elif p.startswith("severity:"):
+            parts.append(f"no check declares {p}")
+        elif _is_glob(p):
+            parts.append(f"no check matches {p!r}")
+        else:
+            parts.append(f"unknown check {p}")
+    return "; ".join(parts) + "; see `airflow-gke checks`"
