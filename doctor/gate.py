@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 FILE_FORMATS = ("json", "junit", "markdown", "table")
+_ALIASES = {"include": "only", "exclude": "skip"}
 _BY_EXTENSION = {".json": "json", ".xml": "junit", ".md": "markdown", ".markdown": "markdown"}
 
 
@@ -45,7 +46,9 @@ def with_config(func):
                 continue
             if name not in kw:
                 continue
-            if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            alias = _ALIASES.get(name)      # --check is an --include, --skip an --exclude
+            given = [n for n in (name, alias) if n and ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+            if not given:
                 kw[name] = value
         kw["config"] = cfg
         return func(**kw)
