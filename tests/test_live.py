@@ -107,6 +107,17 @@ def snapshot_doc(run_cli, path: Path) -> tuple[int, dict]:
     return r.code, r.json
 
 
+def _why_different(srv: ReplayServer) -> str:
+    """A hint for a failed live == snapshot comparison: paths the live run read that the scenario
+    does not store (in a snapshot an absent path means "not collected"; the replay server can
+    only answer 404 for it)."""
+    absent = sorted({f"{e.service} {e.path}" for e in srv.log.entries if e.status == 404})
+    if not absent:
+        return "live and snapshot findings differ"
+    return ("live and snapshot findings differ; the live run got 404 for paths this scenario does not store "
+            f"(regenerate the fixture with them if a data key was added): {', '.join(absent)}")
+
+
 def assert_read_only_once(srv: ReplayServer) -> None:
     assert not srv.log.mutating(), [(e.method, e.path) for e in srv.log.mutating()]
     dups = srv.log.duplicates()
@@ -123,7 +134,7 @@ def test_live_equals_snapshot_and_collect_roundtrip(name, live, run_cli, tmp_pat
     assert r.code == code_s, r.err
     assert r.json["run"]["mode"] == "live"
     assert r.err == ""        # no progress display when stderr is not a terminal
-    assert comparable(r.json) == comparable(snap)
+    assert comparable(r.json) == comparable(snap), _why_different(srv)
     assert_read_only_once(srv)
     assert len(srv.log) > 0
 
