@@ -206,6 +206,21 @@ def _credentials(env: dict, res: ProbeResult):
     return creds, ident
 
 
+def _api_message(e) -> str:
+    """The API's own error message (the JSON body's error.message), not the client's wrapping."""
+    resp = getattr(e, "response", None)
+    try:
+        body = resp.json() if resp is not None else None
+        msg = body.get("error", {}).get("message") if isinstance(body, dict) else None
+        if isinstance(msg, str) and msg.strip():
+            return msg.strip()
+    except Exception:  # noqa: BLE001 - not JSON
+        pass
+    text = (getattr(e, "message", None) or str(e)).strip()
+    m = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
+    return json.loads(f'"{m.group(1)}"') if m else text
+
+
 def _step(res: ProbeResult, name: str, fn, ok_text: str) -> bool:
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as aexc
@@ -214,7 +229,7 @@ def _step(res: ProbeResult, name: str, fn, ok_text: str) -> bool:
         fn()
     except gexc.GoogleAPICallError as e:
         status = e.code if isinstance(e.code, int) else None
-        msg = (e.message or str(e)).strip()
+        msg = _api_message(e)
         res.steps.append(Step(name, False, status, msg))
         m = _PERM.search(msg)
         if status == 403:
@@ -342,6 +357,13 @@ def apply(runs: list, res: ProbeResult, ctx, runbook_base: str | None = None) ->
         run.status = "fail" if others else "pass"
         run.reason = f"write probe as {who} {res.outcome()}: this overrides the IAM inference, {before}"
         return
+    if res.verdict == "bucket-missing":
+        dup = [f for r in runs if r.id == "remote-log-bucket-missing" for f in r.findings
+               if f.resource.kind == "Bucket" and f.resource.name == bucket]
+        if dup:   # the same fact, already a finding: confirm it instead of repeating it
+            run.reason = (f"write probe as {who}: {res.outcome()}, which confirms {dup[0].id}"
+                          + (f"; {run.reason}" if run.reason else ""))
+            return
     from checks._common import bucket_resource
 
     title, summary, cmds = _advice(res, ctx, bucket, who)
