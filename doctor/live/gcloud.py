@@ -179,7 +179,7 @@ class Google:
             return fn()
         except gexc.GoogleAPICallError as e:
             resp = getattr(e, "response", None)
-            status = e.code if isinstance(e.code, int) else getattr(resp, "status_code", None)
+            status = int(e.code) if isinstance(e.code, int) else getattr(resp, "status_code", None)
             body = _json_of(resp) if resp is not None else None
             if not isinstance(body, dict):
                 body = {"error": {"code": status, "message": e.message or str(e)}}

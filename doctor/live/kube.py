@@ -149,7 +149,7 @@ def get(api: Any, path: str, query: list[tuple[str, str]] | None, timeout: float
         raw, status, headers = _request(api, path, query or [], accept, timeout)
     except urllib3.exceptions.NewConnectionError as e:   # refused, DNS (a ConnectTimeoutError subclass)
         return failure("connect", f"cannot reach the Kubernetes API server: {_why(e)}")
-    except urllib3.exceptions.TimeoutError as e:
+    except urllib3.exceptions.TimeoutError:
         return failure("timeout", f"no answer from the Kubernetes API server within {timeout:.3g} s")
     except (urllib3.exceptions.HTTPError, OSError) as e:  # reset, truncated body, TLS
         return failure("connect", f"cannot reach the Kubernetes API server: {_why(e)}")
