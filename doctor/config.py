@@ -127,7 +127,7 @@ def find(explicit: str | None, cwd: str | os.PathLike | None = None) -> Path | N
         if not p.is_file():
             raise ConfigError(f"--config {explicit}: no such file")
         return p
-    p = Path(cwd or os.getcwd()) / DEFAULT_NAME
+    p = Path(cwd) / DEFAULT_NAME if cwd is not None else Path(DEFAULT_NAME)   # shown as typed: .airflow-gke.yaml
     return p if p.is_file() else None
 
 
