@@ -9,9 +9,12 @@ from doctor.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder,
 from doctor.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from doctor.registry import check
 
-from ._common import bucket_resource, node_pool_resource, project, q
+from ._common import bucket_resource, node_pool_resource, project, project_resource, q
+from ._identity import cluster_resource as _cluster_resource, gsa_resource as _gsa_resource
 
 PERM = "storage.objects.create"
+MISSING = "missing"
+_DISABLED = re.compile(r"(?i)SERVICE_DISABLED|accessNotConfigured|has not been used in project \S+ before or it is disabled")
 _403 = re.compile(r"(?i)(403|forbidden|access ?denied|insufficient(?: authentication)? ?(?:scopes|permission)|"
                   r"does not have storage\.objects\.create)")
 _GCS = re.compile(r"(?i)(storage\.googleapis\.com|gs://|\bgcs\b|google\.cloud\.storage|storage\.objects)")
@@ -32,13 +35,18 @@ def run(ctx: Context) -> Result:
     if not targets:
         return skipped("remote logging does not write to gs:// (no [logging] remote_logging with a gs:// "
                        "remote_base_log_folder for any log-writing component)")
-    findings = []
+    findings, missing = [], []
     for bucket, idents in targets.items():
         f = _check_bucket(ctx, bucket, idents)
         if isinstance(f, Finding):
             findings.append(f)
         elif isinstance(f, DataUnavailable):
             raise f
+        elif f == MISSING:
+            missing.append(bucket)
+    if missing and not findings:
+        return skipped(f"gs://{', gs://'.join(missing)} does not exist (HTTP 404): nothing can be written there; "
+                       "remote-log-bucket-missing reports it")
     return from_findings(findings)
 
 
@@ -48,17 +56,7 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
     head = [f"[logging] remote_base_log_folder = {folder} ({where})"]
     b_entry = ctx.entry("bucket", bucket=bucket)
     if b_entry is not None and b_entry.not_found:
-        return Finding(
-            title=f"Log bucket gs://{bucket} does not exist",
-            message=(f"Airflow is configured to write logs under {folder}, but Cloud Storage answers 404 for bucket "
-                     f"{bucket}: every log upload fails and the UI shows no remote logs."),
-            resource=bucket_resource(bucket),
-            evidence=head + [f"GET storage/v1/b/{bucket}: HTTP 404 {b_entry.message}"],
-            remediation=Remediation(
-                summary="Create the bucket in the project (or point remote_base_log_folder at an existing one).",
-                commands=[f"gcloud storage buckets create gs://{bucket} --project {q(p)} --location "
-                          f"{q(_region(ctx))} --uniform-bucket-level-access"]),
-        )
+        return MISSING   # a bucket that does not exist is remote-log-bucket-missing's finding
     iam_e = ctx.entry("bucket_iam", bucket=bucket)
     proj_e = ctx.entry("project_iam")
     bucket_policy = iam_e.data if iam_e is not None and iam_e.ok else None
@@ -87,6 +85,9 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
                 evidence.append(f"{who}: node pool(s) {', '.join(pl.name for pl in ro)} have read-only Cloud Storage "
                                 "scopes, so the token cannot create objects whatever IAM grants")
                 caused_by += [finding_id("node-storage-scope-read-only", node_pool_resource(ctx, pl.name)) for pl in ro]
+            if any(ctx.gsa_of(i.ksa) for i in group):   # annotated, yet on node credentials: no Workload Identity
+                caused_by += [finding_id("workload-identity-not-enabled", r) for r in [_cluster_resource(ctx)] + [
+                    node_pool_resource(ctx, pl.name) for i in group for pl in i.pools]]
         roles = member_roles(project_policy, members)
         ev = evaluate(PERM, members, [(f"bucket gs://{bucket}", bucket_policy, bucket_why),
                                       (f"project {p}", project_policy, project_why)],
@@ -110,8 +111,11 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
                 if who not in problems:
                     problems.append(who)
                 evidence.append(f"Google service account {ident.gsa} does not exist (HTTP 404)")
+                caused_by.append(finding_id("wi-binding-missing", _gsa_resource(ctx, ident.gsa)))
     for line in log_hits:
         evidence.append(line)
+    if log_hits and _api_disabled_in_logs(ctx, idents):
+        caused_by.append(finding_id("required-api-disabled", project_resource(ctx)))
     if log_hits and not problems:
         problems.append("a log-writing component")
     if not problems and not doubts:
@@ -182,6 +186,16 @@ def _log_403(ctx: Context, idents) -> list[str]:
             if len(out) >= 3:
                 return out
     return out
+
+
+def _api_disabled_in_logs(ctx: Context, idents) -> bool:
+    """Whether a writer's log shows Google refusing a call because an API is disabled."""
+    for ident, _f, _w in idents:
+        for pod in ident.pods[:20]:
+            for c in pod.containers:
+                if any(_DISABLED.search(line) for line in ctx.log_lines(pod.name, str(c.get("name")))[-200:]):
+                    return True
+    return False
 
 
 def _region(ctx: Context) -> str:

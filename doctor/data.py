@@ -136,6 +136,7 @@ SERVICES = (
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "secretmanager.googleapis.com",
+    "artifactregistry.googleapis.com",
 )
 
 # Data keys read once per run with no per-item parameter, in the order a live run fetches them.

@@ -277,11 +277,11 @@ def test_objects_reference_each_other(scenario: Path):
             if wi != (labels.get("iam.gke.io/gke-metadata-server-enabled") == "true"):
                 problems.append(f"node {n['metadata']['name']}: metadata-server label disagrees with its pool")
 
-    # Every GSA named by a KSA annotation was collected
+    # Every GSA named by a KSA annotation was collected (a failed read, e.g. 404, is stored as .error.json)
     for sa in by_kind["ServiceAccount"]:
         gsa = (sa["metadata"].get("annotations") or {}).get("iam.gke.io/gcp-service-account")
-        if gsa and not (scenario / "gcp" / "iam" / "v1" / "projects" / meta["project"] / "serviceAccounts" /
-                        f"{gsa}.json").exists():
+        sa_dir = scenario / "gcp" / "iam" / "v1" / "projects" / meta["project"] / "serviceAccounts"
+        if gsa and not any((sa_dir / f"{gsa}{ext}").exists() for ext in (".json", ".error.json")):
             problems.append(f"KSA {sa['metadata']['name']}: GSA {gsa} not collected")
 
     assert not problems, "\n".join(problems)

@@ -1,0 +1,228 @@
+"""Helpers of the project, identity and logging checks: which Kubernetes service accounts Airflow
+runs as, which node pools run Airflow, Google service account resources, image registries."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from doctor.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict, dig
+from doctor.identity import component_exists, component_pods
+from doctor.model import Resource
+
+from ._common import cluster_name, location, project
+
+# Every component whose pods may act as a Google identity (task pods first).
+COMPONENTS = ("task",) + AIRFLOW_COMPONENTS
+WI_ANNOTATION = "iam.gke.io/gcp-service-account"
+
+
+def label(component: str) -> str:
+    return "task pods" if component == "task" else component
+
+
+def _template_spec(ctx: Context, component: str) -> dict | None:
+    """The pod spec a component's controller (or, for task pods, the pod template file) renders."""
+    if component == "task":
+        try:
+            tpl = ctx.pod_template
+        except DataUnavailable:
+            return None
+        return as_dict(tpl.get("spec")) if tpl else None
+    for coll_name in ("deployments", "statefulsets"):
+        try:
+            coll = getattr(ctx, coll_name)
+        except DataUnavailable:
+            continue
+        for w in coll.values():
+            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
+                return as_dict(dig(w.raw, "spec", "template", "spec"))
+    return None
+
+
+def _sa_of_spec(spec: dict) -> str:
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+
+
+@dataclass
+class KsaUse:
+    """A Kubernetes service account Airflow runs as: by which components, in which pods."""
+
+    ksa: str
+    components: list[str]
+    pods: list[Pod]
+
+    @property
+    def labels(self) -> str:
+        return ", ".join(label(c) for c in self.components)
+
+
+def ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
+    """KSA name -> its use by Airflow components (running pods, else their controller's template,
+    else the KubernetesExecutor pod template). Needs pods."""
+    out: dict[str, KsaUse] = {}
+    for comp in COMPONENTS:
+        if not component_exists(ctx, comp):
+            continue
+        pods = component_pods(ctx, comp)
+        names: dict[str, list[Pod]] = {}
+        for p in pods:
+            names.setdefault(p.service_account, []).append(p)
+        if not names:
+            spec = _template_spec(ctx, comp)
+            if spec is not None:
+                names[_sa_of_spec(spec)] = []
+        for ksa, kpods in names.items():
+            use = out.setdefault(ksa, KsaUse(ksa, [], []))
+            if comp not in use.components:
+                use.components.append(comp)
+            use.pods.extend(kpods)
+    return out
+
+
+def annotated_ksas(ctx: Context) -> dict[str, tuple[str, KsaUse]]:
+    """KSA -> (Google service account it names, its use) for the annotated KSAs Airflow runs as."""
+    out = {}
+    for ksa, use in sorted(ksas_in_use(ctx).items()):
+        gsa = ctx.gsa_of(ksa)
+        if gsa:
+            out[ksa] = (gsa, use)
+    return out
+
+
+def is_airflow_pod(p: Pod) -> bool:
+    return p.labels.get("tier") == "airflow" or p.is_task_pod or p.component in AIRFLOW_COMPONENTS
+
+
+def airflow_pools(ctx: Context) -> tuple[list[NodePool], bool]:
+    """(node pools that run Airflow pods, True) from the pods' nodes; (every pool, False) when no
+    Airflow pod can be tied to a pool. Needs the cluster; uses pods and nodes."""
+    pools = ctx.node_pools
+    names: set[str] = set()
+    try:
+        pods = [p for p in ctx.pods if is_airflow_pod(p)]
+    except DataUnavailable:
+        pods = []
+    for p in pods:
+        if p.node:
+            try:
+                name = ctx.pool_of_node(p.node)
+            except DataUnavailable:
+                name = None
+            if name:
+                names.add(name)
+                continue
+        sel = as_dict(p.spec.get("nodeSelector")).get("cloud.google.com/gke-nodepool")
+        if sel:
+            names.add(sel)
+    tied = [pools[n] for n in sorted(names) if n in pools]
+    if tied:
+        return tied, True
+    return list(pools.values()), False
+
+
+def workload_pool(ctx: Context) -> str:
+    """The Workload Identity pool name: the cluster's, else what it would be (``<project>.svc.id.goog``)."""
+    try:
+        wp = ctx.workload_pool
+    except DataUnavailable:
+        wp = None
+    return wp or f"{project(ctx)}.svc.id.goog"
+
+
+def wi_members(ctx: Context, ksa: str) -> set[str]:
+    """IAM members that name a KSA under Workload Identity (legacy and principal:// forms)."""
+    pool = workload_pool(ctx)
+    ns = ctx.target.namespace
+    out = {f"serviceAccount:{pool}[{ns}/{ksa}]"}
+    num = ctx.project_number
+    if num:
+        out.add(f"principal://iam.googleapis.com/projects/{num}/locations/global/workloadIdentityPools/"
+                f"{pool}/subject/ns/{ns}/sa/{ksa}")
+    return out
+
+
+def gsa_project(ctx: Context, email: str) -> str:
+    """The project a Google service account lives in (from its email; the diagnosed project for
+    the Compute Engine default and other Google-managed domains)."""
+    m = re.match(r"^[^@]+@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$", email)
+    return m.group(1) if m else project(ctx)
+
+
+def gsa_resource(ctx: Context, email: str) -> Resource:
+    return Resource("ServiceAccount", email, None,
+                    f"//iam.googleapis.com/projects/{gsa_project(ctx, email)}/serviceAccounts/{email}")
+
+
+def cluster_resource(ctx: Context) -> Resource:
+    return Resource("Cluster", cluster_name(ctx), None,
+                    f"//container.googleapis.com/projects/{project(ctx)}/locations/{location(ctx)}"
+                    f"/clusters/{cluster_name(ctx)}")
+
+
+def is_compute_default(ctx: Context, pool: NodePool) -> bool:
+    sa = pool.service_account
+    if sa == "default":
+        return True
+    if sa.endswith("-compute@developer.gserviceaccount.com"):
+        num = ctx.project_number
+        return num is None or sa == f"{num}-compute@developer.gserviceaccount.com"
+    return False
+
+
+# --- container images ---------------------------------------------------------------------------
+_AR_HOST = re.compile(r"^(?P<loc>[a-z0-9-]+)-docker\.pkg\.dev$")
+_GCR_LOCATIONS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
+
+
+@dataclass(frozen=True)
+class Repo:
+    """An Artifact Registry repository an image comes from (``gcr.io`` hosts are repositories
+    named after the host since Container Registry moved to Artifact Registry)."""
+
+    host: str
+    project: str
+    location: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.host}/{self.project}" + ("" if self.name == self.host else f"/{self.name}")
+
+    @property
+    def uri(self) -> str:
+        return f"//artifactregistry.googleapis.com/projects/{self.project}/locations/{self.location}/repositories/{self.name}"
+
+
+def image_host(image: str) -> str | None:
+    first = image.split("/", 1)[0]
+    return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None
+
+
+def google_repo(image: str) -> Repo | None:
+    """The Artifact Registry repository of an image on ``*-docker.pkg.dev`` or ``*gcr.io``, else None."""
+    host = image_host(image)
+    if not host:
+        return None
+    parts = image.split("@", 1)[0].split("/")
+    m = _AR_HOST.match(host)
+    if m and len(parts) >= 4:
+        return Repo(host, parts[1], m.group("loc"), parts[2])
+    if host in _GCR_LOCATIONS and len(parts) >= 3:
+        return Repo(host, parts[1], _GCR_LOCATIONS[host], host)
+    return None
+
+
+def excerpt(line: str, m: "re.Match | None" = None, width: int = 400) -> str:
+    """A log line cut to ``width`` characters around what matched (long JSON log lines bury the
+    error after the timestamp, the path and the URL)."""
+    line = line.strip()
+    if len(line) <= width:
+        return line
+    if m is None or m.end() <= width - 20:
+        return line[:width] + " ..."
+    start = max(0, min(m.start() - width // 3, len(line) - width))
+    return "... " + line[start:start + width] + (" ..." if start + width < len(line) else "")
+
+
+def pod_images(p: Pod) -> list[str]:
+    return [str(c.get("image")) for c in p.init_containers + p.containers if c.get("image")]

@@ -1,0 +1,84 @@
+"""Node pools that run Airflow use the Compute Engine default service account."""
+from __future__ import annotations
+
+from doctor.context import Context, NodePool, as_dict
+from doctor.iam import member_roles
+from doctor.model import Finding, Remediation, Result, from_findings
+from doctor.registry import check
+
+from ._common import cluster_name, gke_flags, node_pool_resource, project, q
+from ._identity import airflow_pools, google_repo, is_airflow_pod, is_compute_default, pod_images
+
+
+@check(id="default-compute-sa-nodes", title="Node pools running Airflow use a dedicated service account",
+       severity="warning", category="identity", needs=("cluster",),
+       uses=("pods", "nodes", "project", "project_iam"))
+def run(ctx: Context) -> Result:
+    """Node pools that run Airflow pods (all pools when none can be tied) use the Compute Engine default SA."""
+    pools, tied = airflow_pools(ctx)
+    return from_findings([_finding(ctx, pl, tied) for pl in pools if is_compute_default(ctx, pl)])
+
+
+def _airflow_pods_on(ctx: Context, pool: NodePool) -> list[str]:
+    if not ctx.has("pods") or not ctx.has("nodes"):
+        return []
+    return [p.name for p in ctx.pods if is_airflow_pod(p) and p.node and ctx.pool_of_node(p.node) == pool.name]
+
+
+def _uses_google_registry(ctx: Context) -> bool:
+    return ctx.has("pods") and any(google_repo(i) for p in ctx.pods if is_airflow_pod(p) for i in pod_images(p))
+
+
+def _finding(ctx: Context, pool: NodePool, tied: bool) -> Finding:
+    p, c = project(ctx), cluster_name(ctx)
+    email = ctx.node_service_account(pool)
+    pods = _airflow_pods_on(ctx, pool)
+    evidence = [f"node pool {pool.name}: config.serviceAccount {pool.service_account}"
+                + (f" ({email})" if pool.service_account == "default" else "")]
+    if pods:
+        evidence.append(f"Airflow pods on it: {', '.join(pods[:5])}" + (f" and {len(pods) - 5} more" if len(pods) > 5 else ""))
+    elif not tied:
+        evidence.append("no Airflow pod could be tied to a node pool; every pool of the cluster is considered")
+    pe = ctx.entry("project_iam")
+    if pe is not None and pe.ok and "@" in email:
+        roles = sorted(member_roles(pe.data, {f"serviceAccount:{email}"}))
+        if roles:
+            evidence.append(f"{email} holds on project {p}: {', '.join(roles)}")
+    new_sa = f"gke-nodes@{p}.iam.gserviceaccount.com"
+    member = f"serviceAccount:{new_sa}"
+    cfg = pool.config
+    create = (f"gcloud container node-pools create {q(pool.name + '-sa')} --cluster {q(c)} {gke_flags(ctx)} "
+              f"--service-account {q(new_sa)}")
+    if cfg.get("machineType"):
+        create += f" --machine-type {q(str(cfg['machineType']))}"
+    auto = as_dict(pool.raw.get("autoscaling"))
+    if auto.get("enabled"):
+        create += (f" --enable-autoscaling --min-nodes {auto.get('minNodeCount', 0)} "
+                   f"--max-nodes {auto.get('maxNodeCount', 3)}")
+    if ctx.workload_pool:
+        create += " --workload-metadata=GKE_METADATA"
+    cmds = [f"gcloud iam service-accounts create gke-nodes --project {q(p)} --display-name 'GKE nodes'",
+            f"gcloud projects add-iam-policy-binding {q(p)} --member {q(member)} "
+            "--role roles/container.defaultNodeServiceAccount"]
+    if _uses_google_registry(ctx):
+        cmds.append(f"gcloud projects add-iam-policy-binding {q(p)} --member {q(member)} "
+                    "--role roles/artifactregistry.reader")
+    sel = q(f"cloud.google.com/gke-nodepool={pool.name}")
+    cmds += [create,
+             f"kubectl cordon -l {sel}",
+             f"kubectl drain -l {sel} --ignore-daemonsets --delete-emptydir-data",
+             f"gcloud container node-pools delete {q(pool.name)} --cluster {q(c)} {gke_flags(ctx)}"]
+    return Finding(
+        title=f"Node pool {pool.name} runs as the Compute Engine default service account",
+        message=(f"Nodes of {pool.name} use {email}. It is shared with every VM of the project that does not name "
+                 "another account, often holds roles/editor (granted automatically in older projects), and every "
+                 "pod not on Workload Identity can use its token. GKE recommends a dedicated, minimally privileged "
+                 "node service account (roles/container.defaultNodeServiceAccount). A node pool's service account "
+                 "cannot be changed: create a new pool and move the workloads."),
+        resource=node_pool_resource(ctx, pool.name),
+        evidence=evidence,
+        remediation=Remediation(
+            summary="Create a dedicated node service account with the minimal node role, create a node pool that "
+                    "uses it, drain the old pool and delete it.",
+            commands=cmds),
+    )
