@@ -38,6 +38,10 @@ def _task_spec(ctx: Context) -> tuple[dict, str]:
         return tpl["spec"], f"pod template (pod_template_file.yaml in ConfigMap {cm.name if cm else '?'})"
     for p in ctx.task_pods:
         return p.spec, f"task pod {p.name}"
+    cm = ctx.config_map
+    if cm is not None and "pod_template_file.yaml" in as_dict(cm.raw.get("data")):
+        raise DataUnavailable("error", f"the pod template (pod_template_file.yaml in ConfigMap {cm.name}) is not valid "
+                                       "YAML and no task pod exists, so the task pods' logs volume is unknown")
     raise DataUnavailable("skip", "neither the KubernetesExecutor pod template (pod_template_file.yaml of the chart's "
                                   "ConfigMap) nor a task pod was found, so the task pods' logs volume is unknown")
 
