@@ -161,14 +161,18 @@ def _refused_calls(ctx: Context, needed: dict) -> list[tuple[str, str]]:
         consumer = str(md.get("consumer") or "").split("/", 1)[-1]
         if info.get("reason") == "SERVICE_DISABLED" and service in needed and consumer in mine:
             out.append((service, f"GET {e.path.split('/', 1)[1]} returned 403 SERVICE_DISABLED: {e.message[:300]}"))
+    scanned = 0
     for p in ctx.pods:
-        if not is_airflow_pod(p):
+        if not is_airflow_pod(p) or scanned >= 200:
             continue
-        for c in p.containers:
-            for line in ctx.log_lines(p.name, str(c.get("name")))[-300:]:
+        for cs in p.container_statuses:
+            if cs.ready and not cs.restarts:
+                continue   # logs are collected for containers not ready, finished or restarted
+            scanned += 1
+            for line in ctx.log_lines(p.name, cs.name)[-300:]:
                 m = _ACTIVATION.search(line)
                 if m and m.group(1) in needed and m.group(2) in mine:
-                    out.append((m.group(1), f"log {p.name}/{c.get('name')}: {excerpt(line, m)}"))
+                    out.append((m.group(1), f"log {p.name}/{cs.name}: {excerpt(line, m)}"))
                     break
         if len(out) >= 6:
             break
