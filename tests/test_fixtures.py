@@ -60,6 +60,25 @@ def validator(kind: str, api_version: str) -> jsonschema.Validator:
     return jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ _definitions())
 
 
+# Custom resources (External Secrets Operator): no bundled schema; their items carry apiVersion/kind,
+# metadata must be a valid ObjectMeta and spec/status objects.
+CUSTOM_GROUPS = ("external-secrets.io",)
+
+
+@functools.lru_cache(maxsize=None)
+def custom_validator(kind: str, api_version: str) -> jsonschema.Validator:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"https://kubernetes.io/api/cr/{kind}",
+              "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+              "properties": {"apiVersion": {"const": api_version}, "kind": {"const": kind},
+                             "metadata": {"$ref": "/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+                             "spec": {"type": "object"}, "status": {"type": "object"}}}
+    return jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ _definitions())
+
+
+def is_custom(api_version: str) -> bool:
+    return api_version.split("/")[0] in CUSTOM_GROUPS
+
+
 def load(path: Path):
     return json.loads(path.read_text())
 
@@ -129,10 +148,15 @@ def test_kubernetes_items_validate(scenario: Path):
         assert body["metadata"].get("resourceVersion") and "continue" not in body["metadata"], rel
         names = [i["metadata"]["name"] for i in body["items"]]
         assert names == sorted(names), f"{rel}: the API server lists in name order"
-        check = validator(body["kind"][: -len("List")], body["apiVersion"])
+        custom = is_custom(body["apiVersion"])
+        kind = body["kind"][: -len("List")]
+        check = custom_validator(kind, body["apiVersion"]) if custom else validator(kind, body["apiVersion"])
         for item in body["items"]:
-            assert "kind" not in item and "apiVersion" not in item, f"{rel}: list items carry no kind/apiVersion"
-            for err in check.iter_errors(as_object(body, item)):
+            if custom:   # custom resource lists keep apiVersion/kind on their items
+                assert item.get("apiVersion") == body["apiVersion"] and item.get("kind") == kind, rel
+            else:
+                assert "kind" not in item and "apiVersion" not in item, f"{rel}: list items carry no kind/apiVersion"
+            for err in check.iter_errors(item if custom else as_object(body, item)):
                 where = ".".join(str(p) for p in err.absolute_path)
                 errors.append(f"{rel} {item['metadata']['name']}: {where}: {err.message}")
     assert not errors, "\n".join(errors[:30])
@@ -172,6 +196,17 @@ def test_objects_reference_each_other(scenario: Path):
         "Job": _items(scenario, "apis/batch/v1/namespaces/{ns}/jobs"),
         "StorageClass": _items(scenario, "apis/storage.k8s.io/v1/storageclasses"),
         "Node": _items(scenario, "api/v1/nodes"),
+        "Service": _items(scenario, "api/v1/namespaces/{ns}/services"),
+        "EndpointSlice": _items(scenario, "apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"),
+        "NetworkPolicy": _items(scenario, "apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"),
+        "Role": _items(scenario, "apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
+        "RoleBinding": _items(scenario, "apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+        "ClusterRole": _items(scenario, "apis/rbac.authorization.k8s.io/v1/clusterroles"),
+        "ClusterRoleBinding": _items(scenario, "apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+        "ExternalSecret": _items(scenario, "apis/external-secrets.io/v1/namespaces/{ns}/externalsecrets")
+        + _items(scenario, "apis/external-secrets.io/v1beta1/namespaces/{ns}/externalsecrets"),
+        "SecretStore": _items(scenario, "apis/external-secrets.io/v1/namespaces/{ns}/secretstores")
+        + _items(scenario, "apis/external-secrets.io/v1beta1/namespaces/{ns}/secretstores"),
     }
     idx = {k: {o["metadata"]["name"]: o for o in v} for k, v in by_kind.items()}
     events = _items(scenario, "api/v1/namespaces/{ns}/events")
@@ -182,10 +217,30 @@ def test_objects_reference_each_other(scenario: Path):
             m = o["metadata"]
             if parse_time(m["creationTimestamp"]) > now:
                 problems.append(f"{kind} {m['name']} created after captured_at")
-            if kind not in ("StorageClass", "Node") and m.get("namespace") != ns:
+            if kind not in ("StorageClass", "Node", "ClusterRole", "ClusterRoleBinding") and m.get("namespace") != ns:
                 problems.append(f"{kind} {m['name']} in namespace {m.get('namespace')}")
     uids = [o["metadata"]["uid"] for objs in by_kind.values() for o in objs]
     assert len(uids) == len(set(uids)), "duplicate uids"
+
+    # EndpointSlices belong to a Service and point at existing pods
+    for sl in by_kind["EndpointSlice"]:
+        svc = sl["metadata"]["labels"].get("kubernetes.io/service-name")
+        if svc not in idx["Service"]:
+            problems.append(f"EndpointSlice {sl['metadata']['name']}: unknown Service {svc}")
+        for ep in sl.get("endpoints") or []:
+            ref = ep.get("targetRef") or {}
+            target = idx["Pod"].get(ref.get("name"))
+            if ref.get("kind") == "Pod" and (target is None or target["metadata"]["uid"] != ref.get("uid")):
+                problems.append(f"EndpointSlice {sl['metadata']['name']}: pod {ref.get('name')} missing or uid differs")
+    # (Cluster)RoleBindings name existing roles; ExternalSecrets existing SecretStores
+    for b in by_kind["RoleBinding"] + by_kind["ClusterRoleBinding"]:
+        ref = b["roleRef"]
+        if ref["name"] not in idx[ref["kind"]]:
+            problems.append(f"{b['metadata']['name']}: roleRef {ref['kind']} {ref['name']} missing")
+    for es in by_kind["ExternalSecret"]:
+        ref = es["spec"].get("secretStoreRef") or {}
+        if ref.get("kind", "SecretStore") == "SecretStore" and ref.get("name") not in idx["SecretStore"]:
+            problems.append(f"ExternalSecret {es['metadata']['name']}: SecretStore {ref.get('name')} missing")
 
     for pvc in by_kind["PersistentVolumeClaim"]:
         sc = pvc["spec"].get("storageClassName")
