@@ -6,6 +6,7 @@ private endpoint.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -52,9 +53,14 @@ def _stop_servers():
 
 
 def server(name: str) -> ReplayServer:
-    srv = _SERVERS.get(name)
+    """The scenario's started server (the few most recently used stay up, the rest are stopped:
+    each holds one thread and socket per service)."""
+    srv = _SERVERS.pop(name, None)
     if srv is None:
-        srv = _SERVERS[name] = ReplayServer(SCEN_DIR / name).start()
+        srv = ReplayServer(SCEN_DIR / name).start()
+    _SERVERS[name] = srv               # most recently used last
+    while len(_SERVERS) > 3:
+        _SERVERS.pop(next(iter(_SERVERS))).stop()
     srv.clear_faults()
     srv.log.clear()
     return srv
@@ -155,6 +161,7 @@ def test_live_equals_snapshot_and_collect_roundtrip(name, live, run_cli, tmp_pat
 PLANTED = ("S3cr3t-planted", "S3cr3t-planted2", "fernet-S3cr3t-planted3")
 
 
+@functools.lru_cache(maxsize=None)
 def _pick_scenario() -> str:
     """A scenario with an airflow.cfg and a stored container log that the live reader reads."""
     from doctor.context import Context
@@ -268,6 +275,7 @@ def _snapshot_findings(root: Path) -> int:
     return sum(len(r.findings) for r in runs) + sum(r.status == "error" for r in runs)
 
 
+@functools.lru_cache(maxsize=None)
 def _healthy() -> str:
     """A scenario with a cluster, Kubernetes data, no finding and no check in error."""
     for n in sorted(names(), key=lambda n: "healthy" not in n):
@@ -410,6 +418,15 @@ def test_project_only_preflight(live, run_cli):
     assert "no-such-kubeconfig does not exist" in skipped[0]["reason"]
     assert not [e for e in srv.log.entries if e.service == "k8s"]
     assert [e for e in srv.log.entries if e.service == "serviceusage"]
+
+
+def test_project_flag_for_another_project_than_the_context_is_a_preflight(live, run_cli):
+    name = _healthy()
+    srv = server(name)
+    r = live(srv, "doctor", "--output", "json", "--project", "another-project", "--verbose")
+    assert r.json["run"]["project"] == "another-project" and r.json["run"]["cluster"] is None
+    assert not [e for e in srv.log.entries if e.service == "k8s"]
+    assert "is a cluster of project" in r.err and "pass --context" in r.err
 
 
 def test_namespace_is_discovered_from_tier_airflow_pods(live, run_cli, tmp_path):

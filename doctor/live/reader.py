@@ -82,6 +82,16 @@ class LiveReader:
             cluster = cluster or m["cluster"]
             self.notes.append(f"context {ctx_name}: project {m['project']}, location {m['location']}, "
                               f"cluster {m['cluster']}")
+        elif m and not (o.context or o.kubeconfig):
+            # --project names another project than the current context's cluster: reading that
+            # cluster would mix two deployments' data. Diagnose the project alone.
+            self.kube_tried = (f"the current context {ctx_name} is a cluster of project {m['project']}, not "
+                               f"{project} (pass --context to read a cluster)")
+            self.notes.append(f"Kubernetes: not read: {self.kube_tried}")
+            kt, ctx_name = None, None
+        elif m:
+            self.notes.append(f"context {ctx_name} is a cluster of project {m['project']}, read as asked with "
+                              f"--project {project}; pass --location/--cluster for its GKE data")
         elif kt is not None and (location is None or cluster is None):
             self.notes.append(f"context {ctx_name or '(in-cluster)'} is not a GKE context name "
                               "(gke_<project>_<location>_<cluster>); pass --project/--location/--cluster "
