@@ -159,7 +159,18 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, status: str, detail: s
         resource=k8s_resource(ctx, "Pod", pod.name),
         evidence=evidence,
         remediation=Remediation(_summary(cause_key), _commands(ctx, pod, cs, cause_key)),
+        caused_by=_gitsync_links(ctx, pod, cs, cause_key),
     )
+
+
+def _gitsync_links(ctx: Context, pod: Pod, cs: ContainerStatus, cause_key: str | None) -> list[str]:
+    """A git failure that the long-running components show too (same repository) is the cause:
+    link to their ``gitsync-auth-failed`` findings (the runner drops the links that do not exist)."""
+    if cause_key not in ("host-key", "ssh-auth", "https-auth", "not-found"):
+        return []
+    from ._gitsync import gitsync_finding_ids
+
+    return gitsync_finding_ids(ctx, _repo(pod, cs))
 
 
 def _cause(texts: list[str], reason) -> tuple[str | None, str | None]:

@@ -84,6 +84,7 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
     _k8s("storageclasses", "k8s/apis/storage.k8s.io/v1/storageclasses", "storageclasses",
          group="storage.k8s.io", namespaced=False),
     _k8s("nodes", "k8s/api/v1/nodes", "nodes", namespaced=False),
+    _k8s("persistentvolumes", "k8s/api/v1/persistentvolumes", "persistentvolumes", namespaced=False),
     # Runtime, Airflow 3 and secrets checks: the api-server's Service and its EndpointSlices
     # (core/v1 Endpoints is deprecated since Kubernetes 1.33), NetworkPolicies, the RBAC that lets
     # the scheduler launch task pods, and External Secrets Operator objects. The ESO CRDs answer

@@ -1,0 +1,177 @@
+"""The metadata database as the pods see it: which Secret holds the connection, what the Airflow
+containers' logs say about reaching it, the chart's bundled PostgreSQL and PgBouncer."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from doctor.context import Context, Obj, Pod
+from doctor.model import finding_id
+from doctor.redact import Redactor
+
+from ._common import k8s_resource
+from ._storage import clip, container_logs, is_airflow_pod, owner_of, secret_ref, status_of, unhealthy
+
+KINDS = [  # (kind, pattern); first match wins, most specific first
+    ("pgbouncer-auth", re.compile(r"(?i)wrong password type|server login failed|server login has been failing|"
+                                  r"cannot do SCRAM authentication")),
+    ("auth", re.compile(r"(?i)password authentication failed for user|no pg_hba\.conf entry|"
+                        r"role \"[^\"]+\" does not exist")),
+    ("too-many", re.compile(r"(?i)too many clients already|remaining connection slots are reserved|"
+                            r"too many connections for role")),
+    ("dns", re.compile(r"(?i)could not translate host name|name or service not known|"
+                       r"temporary failure in name resolution|nodename nor servname")),
+    ("refused", re.compile(r"(?i)connection refused")),
+    ("timeout", re.compile(r"(?i)timeout expired|connection timed out|operation timed out")),
+]
+DB_CONTEXT = re.compile(r"(?i)psycopg|OperationalError|sqlalchemy|connection to server|DB_HOST|\(postgresql\)|"
+                        r"FATAL:|pg8000|asyncpg|postgres")
+NOT_DB = re.compile(r"(?i)redis|:6379|broker|celery@|amqp|git-sync|github\.com|statsd")
+HOSTS = [
+    re.compile(r'connection to server at "([^"]+)"(?: \(([\d.:a-f]+)\))?, port (\d+)'),
+    re.compile(r'could not translate host name "([^"]+)"'),
+    re.compile(r"\bDB_HOST=(\S+)"),
+    re.compile(r"^\s*(\S+) \[[\d.:a-f]+:(\d+)\] \(postgresql\)"),
+    re.compile(r"[a-z+0-9]+://[^@\s/]*@([\w.-]+)(?::(\d+))?/"),
+    re.compile(r'for user "[^"]+".*?host "([^"]+)"'),
+]
+KIND_TEXT = {
+    "pgbouncer-auth": "PgBouncer cannot log in to the database server (server login failed)",
+    "auth": "the database rejects the user or password",
+    "too-many": "the database has no connection slots left",
+    "dns": "the database host name does not resolve",
+    "refused": "nothing accepts connections at the database address",
+    "timeout": "connections to the database time out",
+}
+_redactor = Redactor()
+
+
+def safe(line: str) -> str:
+    """A log line for evidence: credentials masked again, whatever the source did."""
+    return clip(_redactor.text(line))
+
+
+@dataclass
+class DbError:
+    pod: Pod
+    container: str
+    which: str
+    kind: str
+    line: str
+    host: str | None
+    port: str | None
+
+
+def metadata_secret(pod: Pod, container: dict | None = None) -> str | None:
+    """The Secret of ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (older: ``AIRFLOW__CORE__SQL_ALCHEMY_CONN``)."""
+    cs = [container] if container else []
+    cs += pod.containers + pod.init_containers
+    for c in cs:
+        if not c:
+            continue
+        for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__SQL_ALCHEMY_CONN"):
+            ref = secret_ref(c, name)
+            if ref:
+                return ref[0]
+    return None
+
+
+def host_of(lines: list[str]) -> tuple[str | None, str | None]:
+    for ln in lines:
+        for rx in HOSTS:
+            m = rx.search(ln)
+            if m:
+                host = m.group(1)
+                port = None
+                if rx.groups >= 3:
+                    port = m.group(3)
+                elif rx.groups == 2:
+                    port = m.group(2)
+                return host, port
+    return None, None
+
+
+def db_errors(ctx: Context) -> list[DbError]:
+    """Metadata-DB connection errors in the logs of unhealthy Airflow containers (components, the
+    migration Job, task pods; not git-sync, not PgBouncer itself)."""
+    cache = ctx.__dict__.get("_db_errors")
+    if cache is not None:
+        return cache
+    out: list[DbError] = []
+    for pod in ctx.pods:
+        if not is_airflow_pod(ctx, pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
+            continue
+        for c in pod.init_containers + pod.containers:
+            name = str(c.get("name") or "")
+            if name.startswith("git-sync") or name.endswith("log-groomer"):
+                continue
+            cs = status_of(pod, name)
+            if cs is None or not unhealthy(cs):
+                continue
+            logs = container_logs(ctx, pod, name)
+            lines = [ln for _w, ln in logs]
+            for i, (which, ln) in enumerate(logs):
+                if NOT_DB.search(ln):
+                    continue
+                kind = next((k for k, rx in KINDS if rx.search(ln)), None)
+                if kind is None:
+                    continue
+                window = lines[max(0, i - 12): i + 1]
+                if not any(DB_CONTEXT.search(w) and not NOT_DB.search(w) for w in window):
+                    continue
+                host, port = host_of([ln] + list(reversed(window)) + lines)
+                out.append(DbError(pod, name, which, kind, ln, host, port))
+    ctx.__dict__["_db_errors"] = out
+    return out
+
+
+# --- bundled PostgreSQL, PgBouncer ----------------------------------------------------------------
+
+def bundled_postgres(ctx: Context, rel: str | None) -> list[Obj]:
+    out = []
+    for s in ctx.statefulsets.values():
+        lab = s.labels
+        chart = str(lab.get("helm.sh/chart") or "")
+        named = rel is not None and s.name == f"{rel}-postgresql"
+        bitnami = lab.get("app.kubernetes.io/name") == "postgresql" and chart.startswith("postgresql-")
+        if bitnami and (rel is None or lab.get("app.kubernetes.io/instance") == rel or named):
+            out.append(s)
+    return out
+
+
+def postgres_pods(ctx: Context, rel: str | None) -> list[Pod]:
+    out = []
+    for p in ctx.pods:
+        o = owner_of(ctx, p)
+        lab = p.labels
+        if lab.get("app.kubernetes.io/name") == "postgresql" and (
+                rel is None or lab.get("app.kubernetes.io/instance") == rel):
+            out.append(p)
+        elif o and o[0] == "StatefulSet" and rel and o[1] == f"{rel}-postgresql":
+            out.append(p)
+    return out
+
+
+def pgbouncer_deployment(ctx: Context, rel: str | None) -> Obj | None:
+    for d in ctx.deployments.values():
+        if d.labels.get("component") == "pgbouncer" and (rel is None or d.labels.get("release") == rel):
+            return d
+    return None
+
+
+def pgbouncer_id(ctx: Context, rel: str | None) -> str | None:
+    d = pgbouncer_deployment(ctx, rel)
+    return finding_id("pgbouncer-auth-mismatch", k8s_resource(ctx, "Deployment", d.name)) if d else None
+
+
+def postgres_image_ids(ctx: Context, rel: str | None) -> list[str]:
+    return [finding_id("postgres-image-unavailable", k8s_resource(ctx, "Pod", p.name)) for p in postgres_pods(ctx, rel)]
+
+
+def unreachable_ids(ctx: Context) -> list[str]:
+    """Ids the ``metadata-db-unreachable`` findings would have (one per metadata Secret)."""
+    ids = []
+    for e in db_errors(ctx):
+        secret = metadata_secret(e.pod) or "metadata"
+        ids.append(finding_id("metadata-db-unreachable", k8s_resource(ctx, "Secret", secret)))
+    return list(dict.fromkeys(ids))

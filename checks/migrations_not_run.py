@@ -1,0 +1,148 @@
+"""Components stuck in ``wait-for-airflow-migrations`` past its timeout while the migration Job
+``<release>-run-airflow-migrations`` is absent (a Helm hook that Argo CD / Flux / ``--wait`` never
+ran), failed, or still running."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from doctor.context import Context, Obj, Pod, as_list, human_age
+from doctor.model import Finding, Remediation, Result, from_findings
+from doctor.registry import check
+
+from ._common import helm_upgrade, k8s_resource, ns, q, release
+from ._db import metadata_secret, postgres_image_ids, safe, unreachable_ids
+from ._storage import clip, container_logs, describe_state, is_airflow_pod, owner_of, spec_of, status_of
+
+WAIT = "wait-for-airflow-migrations"
+TIMEOUT_ARG = re.compile(r"--migration-wait-timeout[= ](\d+)|(?:^|\s)-t\s+(\d+)")
+TELLING = re.compile(r"(?i)TimeoutError|unapplied migrations|Waiting for migrations|Migration Head|"
+                     r"OperationalError|Maximum number of retries|could not|refused|DB_HOST")
+
+
+@check(id="migrations-not-run", title="Database migrations ran, so components get past wait-for-airflow-migrations",
+       severity="error", category="database", needs=("pods", "jobs"), uses=("logs", "events"))
+def run(ctx: Context) -> Result:
+    """Components wait in wait-for-airflow-migrations beyond the timeout; the migration Job is absent, failed or running."""
+    stuck: list[tuple[Pod, str, int]] = []
+    for pod in ctx.pods:
+        if pod.is_task_pod or not is_airflow_pod(ctx, pod) or pod.phase != "Pending":
+            continue
+        cs = status_of(pod, WAIT)
+        if cs is None:
+            continue
+        state, f = cs.state
+        if state == "terminated" and f.get("exitCode") == 0:
+            continue
+        if state == "waiting" and f.get("reason") != "CrashLoopBackOff" and not cs.last_terminated:
+            continue   # never started (image pull, config error, volumes): another check's problem
+        timeout = _timeout(spec_of(pod, WAIT))
+        age = ctx.age(pod.started)
+        if age is None or age < timedelta(seconds=timeout + 30):
+            continue
+        stuck.append((pod, describe_state(cs), timeout))
+    if not stuck:
+        return from_findings([])
+    rel = release(ctx)
+    job = _job(ctx, rel)
+    status = _job_status(ctx, job, max(t for _, _, t in stuck))
+    if status is None:
+        return from_findings([])   # the Job completed: components wait for another reason
+    return from_findings([_finding(ctx, rel, job, status, stuck)])
+
+
+def _timeout(spec: dict | None) -> int:
+    args = " ".join(str(a) for a in as_list((spec or {}).get("args")) + as_list((spec or {}).get("command")))
+    m = TIMEOUT_ARG.search(args)
+    if m:
+        return int(m.group(1) or m.group(2))
+    return 60
+
+
+def _job(ctx: Context, rel: str) -> Obj | None:
+    j = ctx.jobs.get(f"{rel}-run-airflow-migrations")
+    if j is not None:
+        return j
+    for j in ctx.jobs.values():
+        if j.labels.get("component") == "run-airflow-migrations" and j.labels.get("release") in (None, rel):
+            return j
+    return None
+
+
+def _job_status(ctx: Context, job: Obj | None, timeout: int) -> str | None:
+    if job is None:
+        return "absent"
+    conds = {c.get("type"): c for c in as_list(job.status.get("conditions")) if isinstance(c, dict)}
+    if conds.get("Complete", {}).get("status") == "True":
+        return None
+    if conds.get("Failed", {}).get("status") == "True":
+        c = conds["Failed"]
+        return f"failed ({c.get('reason')}: {c.get('message')})"
+    if job.status.get("active"):
+        age = ctx.age(job.created)
+        return f"still running after {human_age(age)} (active {job.status.get('active')}, failed {job.status.get('failed', 0)})"
+    if job.status.get("failed"):
+        return f"failing ({job.status.get('failed')} failed pods, none succeeded)"
+    return "not started (no active pods)"
+
+
+def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Finding:
+    jname = job.name if job is not None else f"{rel}-run-airflow-migrations"
+    evidence = []
+    for pod, state, timeout in stuck[:6]:
+        evidence.append(f"Pod {pod.name} ({pod.component}): init container {WAIT} {state}, pod age "
+                        f"{human_age(ctx.age(pod.started))}, --migration-wait-timeout={timeout}")
+    if len(stuck) > 6:
+        evidence.append(f"... and {len(stuck) - 6} more pods waiting")
+    for pod, _s, _t in stuck[:1]:
+        logs = container_logs(ctx, pod, WAIT)
+        waits = [(w, ln) for w, ln in logs if "Waiting for migrations" in ln]
+        tells = [(w, ln) for w, ln in logs if TELLING.search(ln) and "Waiting for migrations" not in ln
+                 and not ln.strip().startswith(("raise ", "File "))]
+        for which, ln in (waits[-1:] + tells[-3:]):
+            evidence.append(f"{which} {pod.name}/{WAIT}: {safe(ln)}")
+    evidence.append(f"Job {jname}: {status}")
+    hooky = job is None
+    if job is not None:
+        hook = job.annotations.get("helm.sh/hook")
+        if hook:
+            evidence.append(f"Job {jname} annotation helm.sh/hook: {hook}")
+        for p in ctx.pods_by_owner.get(f"Job/{jname}", [])[-2:]:
+            for c in p.containers[:1]:
+                for which, ln in container_logs(ctx, p, str(c.get("name")))[-2:]:
+                    evidence.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+    argo = any(k.startswith("argocd.argoproj.io/") for o in [p for p, _s, _t in stuck] + list(ctx.deployments.values())
+               for k in list(o.annotations) + list(o.labels))
+    n = q(ns(ctx))
+    caused_by = unreachable_ids(ctx) + postgres_image_ids(ctx, rel)
+    if hooky:
+        summary = ("The migration Job never ran: by default it is a Helm post-install/post-upgrade hook, which Argo CD, "
+                   "Flux, Terraform or a `helm install --wait` that times out do not run. Render it as a normal "
+                   "resource (migrateDatabaseJob.useHelmHooks=false; with Argo CD also the Sync hook annotation) and "
+                   "give the wait container more time.")
+        commands = ["# Option A: plain Helm / Flux / Terraform\n" + helm_upgrade(ctx, "--set migrateDatabaseJob.useHelmHooks=false",
+                                 "--set migrateDatabaseJob.applyCustomEnv=false",
+                                 "--set createUserJob.useHelmHooks=false", "--set createUserJob.applyCustomEnv=false",
+                                 "--set images.migrationsWaitTimeout=300"),
+                    "# Option B: Argo CD (the Job as a Sync hook)\n" + helm_upgrade(ctx, "--set migrateDatabaseJob.useHelmHooks=false",
+                                 "--set-string migrateDatabaseJob.jobAnnotations.argocd\\.argoproj\\.io/hook=Sync"),
+                    f"kubectl get jobs --namespace {n}"]
+    else:
+        summary = (f"The migration Job {jname} has not completed: read its pod's log, fix the cause (most often the "
+                   "database connection), then delete the Job and run it again.")
+        commands = [f"kubectl logs job/{q(jname)} --namespace {n} --all-containers",
+                    f"kubectl describe job {q(jname)} --namespace {n}",
+                    f"kubectl delete job {q(jname)} --namespace {n}",
+                    helm_upgrade(ctx, "--set migrateDatabaseJob.useHelmHooks=false")]
+    comps = ", ".join(sorted({p.component or p.name for p, _s, _t in stuck}))
+    return Finding(
+        title=f"Components wait for database migrations; Job {jname} is {status.split(' (')[0]}",
+        message=(f"{len(stuck)} pod(s) ({comps}) are stuck in init container {WAIT} longer than its timeout, because the "
+                 f"metadata database is not at the schema of this Airflow version and the migration Job {jname} is "
+                 f"{status}. Nothing starts until `airflow db migrate` has run."
+                 + (" The chart objects carry Argo CD annotations: hooks need useHelmHooks=false there." if argo else "")),
+        resource=k8s_resource(ctx, "Job", jname),
+        evidence=evidence,
+        remediation=Remediation(summary, commands),
+        caused_by=caused_by,
+    )
