@@ -1,0 +1,174 @@
+"""Airflow components that run different Airflow versions: the images of the scheduler,
+api-server/webserver, triggerer, dag-processor and Celery workers, the task pods (their image, and
+the ``airflow_version`` label the scheduler stamps on them), the pod template and
+``[kubernetes_executor] worker_container_tag``; and an image whose major version is not the one
+the chart rendered for (``airflowVersion``: api-server and dag-processor for 3, webserver for 2)."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from doctor.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
+from doctor.model import Finding, Remediation, Result, passed
+from doctor.registry import check
+
+from ._common import helm_upgrade, ns, q
+from ._runtime import release_resource
+
+_VERSION = re.compile(r"(?:^|[-_])(\d\.\d+\.\d+)(?=$|[-_+.])")
+AF3_ONLY = ("api-server", "dag-processor")
+
+
+def version_of(image: str) -> str | None:
+    """The Airflow version in an image tag (``3.1.3``, ``slim-3.1.3-python3.12``), else None."""
+    tag = image.rsplit("@", 1)[0]
+    tag = tag.rsplit(":", 1)[1] if ":" in tag.rsplit("/", 1)[-1] else ""
+    m = _VERSION.search(tag)
+    return m.group(1) if m else None
+
+
+def _label_version(v: str | None) -> str | None:
+    if not v:
+        return None
+    m = re.match(r"^(\d\.\d+\.\d+)", v.replace("_", "+"))
+    return m.group(1) if m else None
+
+
+@check(id="image-version-skew", title="All Airflow components run the same Airflow version", severity="warning",
+       category="runtime", needs=("pods", "configmaps"), uses=("deployments", "statefulsets"))
+def run(ctx: Context) -> Result:
+    """Components, task pods and the pod template run different Airflow versions, or not the chart's major version."""
+    sources = _sources(ctx)
+    versions = {s: v for s, (_img, v) in sources.items() if v}
+    distinct = sorted(set(versions.values()), key=_key)
+    rendered = _rendered_major(ctx)
+    majors = {int(v.split(".")[0]) for v in distinct}
+    wrong_major = rendered is not None and majors and rendered not in majors
+    if len(distinct) <= 1 and not wrong_major:
+        return passed()
+    return Result("fail", [_finding(ctx, sources, versions, distinct, rendered if wrong_major else None)])
+
+
+def _key(v: str) -> tuple:
+    return tuple(int(x) for x in v.split("."))
+
+
+def _main_image(spec: dict, component: str) -> str | None:
+    cs = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    for c in cs:
+        if c.get("name") in (component, "base", "worker"):
+            return str(c.get("image") or "") or None
+    return None
+
+
+def _sources(ctx: Context) -> dict[str, tuple[str, str | None]]:
+    """Where -> (image, Airflow version)."""
+    rel = ctx.release
+    out: dict[str, tuple[str, str | None]] = {}
+    seen_comp: set[str] = set()
+    for kind in ("deployments", "statefulsets"):
+        if not ctx.has(kind):
+            continue
+        for w in getattr(ctx, kind).values():
+            comp = w.labels.get("component")
+            if comp not in AIRFLOW_COMPONENTS or (rel and w.labels.get("release") != rel):
+                continue
+            img = _main_image(as_dict(dig(w.raw, "spec", "template", "spec")), comp)
+            if img:
+                out[f"{comp} ({'Deployment' if kind == 'deployments' else 'StatefulSet'} {w.name})"] = (img, version_of(img))
+                seen_comp.add(comp)
+    for p in ctx.pods:   # components whose workloads were not read
+        comp = p.component
+        if p.is_task_pod or comp not in AIRFLOW_COMPONENTS or comp in seen_comp or (rel and p.labels.get("release") != rel):
+            continue
+        img = _main_image(p.spec, comp)
+        if img:
+            out[f"{comp} (pod {p.name})"] = (img, version_of(img))
+            seen_comp.add(comp)
+    if "KubernetesExecutor" in (ctx.executor or ""):
+        tpl = ctx.pod_template
+        if tpl:
+            img = _main_image(as_dict(tpl.get("spec")), "base")
+            if img:
+                out[f"pod template (ConfigMap {ctx.config_map.name if ctx.config_map else '?'} pod_template_file.yaml)"] = \
+                    (img, version_of(img))
+        cfg = ctx.config("scheduler")
+        repo, tag = cfg.get("kubernetes_executor", "worker_container_repository"), \
+            cfg.get("kubernetes_executor", "worker_container_tag")
+        if repo and tag:
+            img = f"{repo}:{tag}"
+            out["[kubernetes_executor] worker_container_repository:worker_container_tag"] = (img, version_of(img))
+        images: dict[str, list[str]] = {}
+        labels: dict[str, list[str]] = {}
+        for p in ctx.task_pods[:200]:
+            img = _main_image(p.spec, "base")
+            if img:
+                images.setdefault(img, []).append(p.name)
+            lv = p.labels.get("airflow_version")
+            if _label_version(lv):
+                labels.setdefault(str(lv), []).append(p.name)
+        for img, pods in images.items():
+            out[f"{len(pods)} task pod(s) (e.g. {pods[0]})"] = (img, version_of(img))
+        for lv, pods in labels.items():
+            out[f"label airflow_version on {len(pods)} task pod(s) (the scheduler's Airflow)"] = \
+                (f"airflow_version={lv}", _label_version(lv))
+    return out
+
+
+def _rendered_major(ctx: Context) -> int | None:
+    """The Airflow major version the chart rendered for (its airflowVersion value)."""
+    comps = set()
+    for kind in ("deployments", "statefulsets"):
+        try:
+            coll = getattr(ctx, kind)
+        except DataUnavailable:
+            continue
+        for w in coll.values():
+            if ctx.release is None or w.labels.get("release") == ctx.release:
+                comps.add(w.labels.get("component"))
+    if not comps:
+        comps = {p.component for p in ctx.pods if not p.is_task_pod}
+    if comps & set(AF3_ONLY):
+        return 3
+    if "webserver" in comps:
+        return 2
+    return None
+
+
+def _finding(ctx: Context, sources, versions: dict[str, str], distinct: list[str], rendered: int | None) -> Finding:
+    sched = next((v for s, v in versions.items() if s.startswith("scheduler")), None)
+    target = sched or Counter(versions.values()).most_common(1)[0][0]
+    evidence = []
+    for where, (img, v) in sources.items():
+        mark = "" if v == target else "  <- differs"
+        evidence.append(f"{where}: {img}" + (f" (Airflow {v})" if v and not img.startswith("airflow_version") else "")
+                        + mark)
+    problems = []
+    if len(distinct) > 1:
+        problems.append(f"the components run {len(distinct)} Airflow versions ({', '.join(distinct)})")
+    if rendered is not None:
+        have = sorted({v.split('.')[0] for v in distinct})
+        problems.append(f"the chart rendered the objects of Airflow {rendered} "
+                        f"({'api-server, dag-processor' if rendered == 3 else 'webserver'}) but the images run Airflow "
+                        f"{'/'.join(have)}")
+        evidence.append(f"chart objects: {'an api-server/dag-processor' if rendered == 3 else 'a webserver'} workload "
+                        f"means airflowVersion {rendered}.x")
+    t = q(target)
+    cmds = [helm_upgrade(ctx, f"--set-string defaultAirflowTag={t}", f"--set-string airflowVersion={t}",
+                         f"--set-string images.airflow.tag={t}", f"--set-string images.pod_template.tag={t}",
+                         f"--set-string config.kubernetes_executor.worker_container_tag={t}"),
+            f"kubectl get pods --namespace {q(ns(ctx))} -l tier=airflow "
+            "-o custom-columns=POD:.metadata.name,IMAGE:.spec.containers[0].image"]
+    return Finding(
+        title="Airflow components run different versions: " + "; ".join(problems),
+        message=("All Airflow processes share one metadata database schema and one task protocol; " + "; ".join(problems)
+                 + f". Components on another version crash with 'You need to migrate the database', wait forever in "
+                   "wait-for-airflow-migrations, or run tasks with code that does not match the scheduler. "
+                   f"Align every image (and airflowVersion) on {target}"
+                 + (", the scheduler's version" if sched else "") + "."),
+        resource=release_resource(ctx),
+        evidence=evidence,
+        remediation=Remediation(
+            f"Pin one version everywhere (defaultAirflowTag and airflowVersion {target}, no per-image tag overrides, no "
+            "worker_container_tag override) and run the migration job for it.", cmds),
+    )

@@ -1,0 +1,97 @@
+"""Task containers killed for exceeding their memory limit: KubernetesExecutor task pods whose
+``base`` container terminated ``OOMKilled`` (exit 137), and Celery worker containers whose last
+instance was OOMKilled. Airflow itself only reports such tasks as failed or "killed externally"."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from doctor.context import Context, ContainerStatus, Pod, as_dict, dig, human_age
+from doctor.model import Finding, Remediation, Result, from_findings, passed
+from doctor.registry import check
+
+from ._common import helm_upgrade, k8s_resource, ns, q, quote_event
+from ._runtime import container_spec, doubled_memory, excerpt, finished_at, log_lines, resources_text, safe, task_like_pods
+
+WORKER_WINDOW = timedelta(days=7)   # a Celery worker's lastState stays until its next restart
+
+
+@check(id="task-pod-oomkilled", title="Task containers stay within their memory limit", severity="error",
+       category="executor", needs=("pods", "configmaps"), uses=("events", "logs", "cluster"))
+def run(ctx: Context) -> Result:
+    """Task containers OOMKilled (exit 137), which Airflow reports only as failed / killed externally."""
+    pods = task_like_pods(ctx)
+    if not pods:
+        return passed()
+    findings = []
+    for pod in pods:
+        for cs in pod.container_statuses:
+            term = _oom(ctx, pod, cs)
+            if term is not None:
+                findings.append(_finding(ctx, pod, cs, term))
+                break
+    return from_findings(findings)
+
+
+def _oom(ctx: Context, pod: Pod, cs: ContainerStatus) -> dict | None:
+    state, fields = cs.state
+    if state == "terminated" and fields.get("reason") == "OOMKilled":
+        return fields
+    last = cs.last_terminated
+    if last.get("reason") == "OOMKilled":
+        end = finished_at(last)
+        if pod.is_task_pod or (end is not None and ctx.now - end <= WORKER_WINDOW):
+            return last
+    return None
+
+
+def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict) -> Finding:
+    spec = container_spec(pod, cs.name)
+    limits = as_dict(as_dict(spec.get("resources")).get("limits"))
+    requests = as_dict(as_dict(spec.get("resources")).get("requests"))
+    limit = limits.get("memory")
+    dag, task = pod.labels.get("dag_id"), pod.labels.get("task_id")
+    is_task = pod.is_task_pod
+    which = "state" if cs.state[0] == "terminated" else "lastState"
+    what = f"task pod {pod.name}" + (f" (dag {dag}, task {task}, try {pod.labels.get('try_number')})" if dag else "") \
+        if is_task else f"Celery worker {pod.name}"
+    evidence = [f"Pod {pod.name}: container {cs.name} {which}.terminated: reason OOMKilled, exitCode "
+                f"{term.get('exitCode')}, finished {human_age(ctx.age(finished_at(term)))} ago"
+                + ("" if is_task else f"; restartCount {cs.restarts}"),
+                f"{cs.name} resources: {resources_text(spec)}"]
+    if not limit:
+        evidence.append(f"{cs.name} has no memory limit: the node ran out of memory and the kernel killed the "
+                        "largest process")
+    if ctx.has("cluster") and dig(ctx.cluster, "autopilot", "enabled"):
+        evidence.append("the cluster is GKE Autopilot, which sets memory limits equal to requests")
+    if ctx.has("events"):
+        for e in [e for e in ctx.events_for("Pod", pod.name) if e.get("type") == "Warning"][-2:]:
+            evidence.append(quote_event(e))
+    for w, ln in excerpt(log_lines(ctx, pod, cs.name), 3):
+        evidence.append(f"{w} {cs.name}: {safe(ln)}")
+    new = doubled_memory(limit or requests.get("memory"))
+    n = q(ns(ctx))
+    commands = [helm_upgrade(ctx, f"--set workers.resources.requests.memory={new}",
+                             f"--set workers.resources.limits.memory={new}"),
+                f"kubectl describe pod {q(pod.name)} --namespace {n}"]
+    if is_task:
+        summary = (f"Give the task more memory: for every task pod through the chart (workers.resources), or for this "
+                   f"task only with executor_config={{'pod_override': k8s.V1Pod(spec=k8s.V1PodSpec(containers=["
+                   f"k8s.V1Container(name='base', resources=k8s.V1ResourceRequirements(requests={{'memory': '{new}'}}, "
+                   f"limits={{'memory': '{new}'}}))]))}}); or make the task stream its data instead of loading it.")
+        message = (f"The base container of {what} used more memory than its limit ({limit or 'none, node memory'}) and "
+                   "the kernel killed it (exit 137). Airflow sees only that the pod failed: the task shows as failed "
+                   "with an empty or cut log, or 'killed externally'.")
+    else:
+        summary = ("Give the Celery workers more memory, or run fewer tasks at once per worker "
+                   "([celery] worker_concurrency), so the tasks a worker runs together fit its limit.")
+        commands.insert(1, helm_upgrade(ctx, "--set-string config.celery.worker_concurrency=8"))
+        message = (f"Container {cs.name} of {what} was killed for exceeding its memory limit "
+                   f"({limit or 'none, node memory'}); every task it was running died with it (Airflow reports them as "
+                   "failed, 'killed externally', or WorkerLostError).")
+    return Finding(
+        title=f"{what[0].upper() + what[1:]} was OOMKilled (memory limit {limit or 'none'})",
+        message=message,
+        resource=k8s_resource(ctx, "Pod", pod.name),
+        evidence=evidence,
+        remediation=Remediation(summary, commands),
+    )
