@@ -34,7 +34,8 @@ def probe_run(run_cli, monkeypatch, tmp_path):
         kc = srv.write_kubeconfig(tmp_path / f"kubeconfig-{name}")
         meta = srv.meta
         out = () if "--output" in args else ("--output", "json")
-        r = run_cli("doctor", "--now", meta["captured_at"], "--release", meta["release"], *out,
+        rel = ("--release", meta["release"]) if meta.get("release") else ()
+        r = run_cli("doctor", "--now", meta["captured_at"], *rel, *out,
                     "--check", CHECK, "--probe", *args, env={**srv.env(kubeconfig=kc), **(pod or {})})
         return r, srv
 
@@ -201,3 +202,22 @@ def test_probe_403_for_read_only_scopes_links_the_node_scope_finding(probe_run):
     assert f["caused_by"] == ["node-storage-scope-read-only:NodePool/default-pool"]
     assert r.json["probe"]["note"] == "the probe ran as KSA airflow/af2-airflow-worker, the service account of worker"
     assert any(e.startswith("IAM inference: ") for e in f["evidence"])
+
+
+def test_probe_folder_is_used_as_given(probe_run):
+    r, srv = probe_run("healthy-af3-k8s-wi", "--probe-folder", "gs://acme-airflow-logs/elsewhere/")
+    p = r.json["probe"]
+    assert p["folder"] == "gs://acme-airflow-logs/elsewhere/" and p["verdict"] == "allowed"
+    assert p["object"].startswith("gs://acme-airflow-logs/elsewhere/.airflow-gke-probe/")
+    assert storage_writes(srv)[0][1] == "/upload/storage/v1/b/acme-airflow-logs/o"
+
+
+def test_probe_without_a_gs_folder_is_not_run_and_says_how(probe_run):
+    r, srv = probe_run("logs-pvc-filestore")
+    p = r.json["probe"]
+    assert p["verdict"] == "not-run" and p["steps"] == [] and p["object"] is None and not p["overrides"]
+    assert p["note"].startswith("probe not run: no log writer ships logs to a gs:// remote_base_log_folder")
+    assert p["note"].endswith("pass --probe-folder gs://BUCKET/PATH")
+    c = r.json["checks"][0]
+    assert c["status"] == "skip" and "probe not run" in c["reason"]
+    assert storage_writes(srv) == []

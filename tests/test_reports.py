@@ -238,3 +238,16 @@ def test_every_scenario_renders_in_every_file_format(run_cli, tmp_path):
         junit_valid(x.read_text())
         validate_report(json.loads(j.read_text()))
         assert m.read_text().startswith("## airflow-gke doctor: passed"), name
+
+
+def test_runbook_base_points_every_format_at_the_team_wiki(run_cli, tmp_path):
+    base = "https://wiki.example.com/airflow-gke/runbooks/"
+    md = tmp_path / "r.md"
+    r = run_cli("doctor", "--snapshot", str(scenario(SEED)), "--output", "junit", "--runbook-base", base,
+                "--output-file", f"markdown:{md}", "--check", "pvc-access-mode-unsupported")
+    assert "Runbook: https://wiki.example.com/airflow-gke/runbooks/pvc-access-mode-unsupported\n" in r.out
+    assert "[pvc-access-mode-unsupported](https://wiki.example.com/airflow-gke/runbooks/pvc-access-mode-unsupported)" \
+        in md.read_text()
+    r = run_cli("doctor", "--snapshot", str(scenario(SEED)), "--output", "json", "--runbook-base", base.rstrip("/"),
+                "--check", "pvc-access-mode-unsupported")
+    assert [f["runbook"] for f in r.json["findings"]] == [base + "pvc-access-mode-unsupported"]
