@@ -92,8 +92,9 @@ def host_of(lines: list[str]) -> tuple[str | None, str | None]:
 
 
 def db_errors(ctx: Context) -> list[DbError]:
-    """Metadata-DB connection errors in the logs of unhealthy Airflow containers (components, the
-    migration Job, task pods; not git-sync, not PgBouncer itself)."""
+    """Metadata-DB connection errors in the logs of unhealthy Airflow containers (components and the
+    migration Job; not task pods, whose logs carry their DAGs' own database errors; not git-sync,
+    PgBouncer or Redis)."""
     cache = ctx.__dict__.get("_db_errors")
     if cache is not None:
         return cache
@@ -101,6 +102,8 @@ def db_errors(ctx: Context) -> list[DbError]:
     for pod in ctx.pods:
         if not is_airflow_pod(ctx, pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
             continue
+        if pod.is_task_pod:
+            continue   # a task's own database errors (its DAG's connections) are not the metadata DB's
         for c in pod.init_containers + pod.containers:
             name = str(c.get("name") or "")
             if name.startswith("git-sync") or name.endswith("log-groomer"):

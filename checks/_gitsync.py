@@ -2,14 +2,15 @@
 rendered into the pod spec, their version and what their logs say went wrong."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
-from doctor.context import Context, ContainerStatus, Pod, as_dict
-from doctor.model import Resource, finding_id
+from doctor.context import Context, Pod, as_dict
+from doctor.model import finding_id
 
 from ._common import k8s_resource
-from ._storage import (container_logs, env_of, env_value, image_tag, is_airflow_pod, owner_of, secret_ref, status_of)
+from ._storage import env_of, env_value, image_tag, is_airflow_pod, owner_of, secret_ref
 
 CAUSES = [
     ("host-key", re.compile(r"(?i)host key verification failed|no matching host key|remote host identification has "
@@ -99,6 +100,25 @@ def repo_host(repo: str | None) -> tuple[str, str | None]:
         return m.group(1), m.group(2)
     m = re.match(r"^(?:[^@]+@)?([^:]+):", repo)
     return (m.group(1), None) if m else ("github.com", None)
+
+
+def readable(line: str) -> str:
+    """A git-sync v4 JSON log record as ``msg: the git error`` (stderr unescaped); other lines as they are."""
+    ln = line.strip()
+    if ln.startswith("{"):
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            return ln
+        if isinstance(rec, dict):
+            msg = str(rec.get("msg") or "")
+            err = str(rec.get("error") or "")
+            m = re.search(r'stderr: "(.*)" \}', err, re.S)
+            detail = m.group(1) if m else err
+            detail = detail.replace("\\r", " ").replace("\\n", " ").replace("\r", " ").replace("\n", " ")
+            detail = re.sub(r"\s+", " ", detail.replace('\\"', '"')).strip()
+            return f"{msg}: {detail}" if detail else msg
+    return ln
 
 
 def cause_of(lines: list[str]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from doctor.context import Context, DataUnavailable, Pod, as_dict, as_list
+from doctor.context import Context, Pod, as_dict, as_list
 from doctor.model import Finding, Remediation, Result, from_findings, passed, skipped
 from doctor.registry import check
 

@@ -10,11 +10,11 @@ import re
 from datetime import timedelta
 
 from doctor.context import Context, Pod, event_time, human_age, parse_time
-from doctor.model import Finding, Remediation, Resource, Result, from_findings
+from doctor.model import Finding, Remediation, Result, from_findings
 from doctor.registry import check
 
-from ._common import CHART_SA_KEY, helm_upgrade, k8s_resource, q
-from ._storage import all_statuses, is_airflow_pod, kubectl, owner_of
+from ._common import helm_upgrade, k8s_resource, q
+from ._storage import is_airflow_pod, kubectl, owner_of
 
 EPHEMERAL = re.compile(r"(?i)ephemeral-storage|ephemeral local storage|usage of emptydir volume")
 USING = re.compile(r"(?i)container (\S+) was using (\S+), (?:which exceeds its request of|request is) (\S+?)\.?(?:\s|$)")
@@ -42,10 +42,13 @@ def run(ctx: Context) -> Result:
 
 
 def _evicted_at(ctx: Context, p: Pod):
-    for cs in all_statuses(p):
-        st, f = cs.state
-        if st == "terminated" and f.get("finishedAt"):
-            return parse_time(f["finishedAt"])
+    """When the kubelet killed the pod: the last ``finishedAt`` of its containers, else its
+    ``Evicted`` event, else its start."""
+    ends = [parse_time(f["finishedAt"]) for cs in p.container_statuses
+            for st, f in [cs.state] if st == "terminated" and f.get("finishedAt")]
+    ends = [e for e in ends if e is not None]
+    if ends:
+        return max(ends)
     try:
         evs = ctx.events_for("Pod", p.name, "Evicted")
     except Exception:  # noqa: BLE001 - events are optional here
@@ -88,7 +91,7 @@ def _finding(ctx: Context, key: tuple[str, str], pods: list[Pod]) -> Finding:
         limits.append(f"{c.get('name')}: requests.ephemeral-storage {req or '(none)'}, limits.ephemeral-storage {lim or '(none)'}")
     evidence.append(f"Pod {latest.name} containers: " + "; ".join(limits))
     for v in latest.spec.get("volumes") or []:
-        if isinstance(v, dict) and "emptyDir" in v and v.get("name") in ("logs", "dags"):
+        if isinstance(v, dict) and "emptyDir" in v and v.get("name") == "logs":
             evidence.append(f"volume {v['name']} is an emptyDir{' (sizeLimit ' + str(v['emptyDir'].get('sizeLimit')) + ')' if (v['emptyDir'] or {}).get('sizeLimit') else ''}: "
                             "local logs are written to the node's ephemeral storage")
     vkey = VALUES.get(component)
@@ -108,7 +111,7 @@ def _finding(ctx: Context, key: tuple[str, str], pods: list[Pod]) -> Finding:
     return Finding(
         title=f"{what[0].upper() + what[1:]} evicted for ephemeral storage"
               + (f" ({human_age(age)} ago)" if age is not None else ""),
-        message=(f"The kubelet evicted {what} because they used more ephemeral storage (container writable layers, "
+        message=(f"The kubelet evicted {what} because {'they' if len(pods) > 1 else 'it'} used more ephemeral storage (container writable layers, "
                  "emptyDir volumes such as the local logs) than the node could spare or their limit allows. "
                  "Running tasks in them were killed and their local logs lost"
                  + ("; the last eviction is recent." if recent else "; the evictions are older than a day, but the "

@@ -9,8 +9,8 @@ from doctor.model import Finding, Remediation, Result, finding_id, from_findings
 from doctor.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, quote_event, release
-from ._gitsync import (CAUSE_TEXT, FAILING, SECRET_MOUNT, Settings, cause_of, gitsync_containers, repo_host,
-                       settings, workload_key)
+from ._gitsync import (CAUSE_TEXT, FAILING, SECRET_MOUNT, Settings, cause_of, gitsync_containers, readable,
+                       repo_host, settings, workload_key)
 from ._storage import clip, container_logs, describe_state, is_airflow_pod, status_of, unhealthy
 
 
@@ -42,7 +42,8 @@ def run(ctx: Context) -> Result:
             cause = cause_of(failing or texts)
             if cause is None:
                 continue
-            quoted = [f"{w} {cs.name}: {clip(ln)}" for w, ln in logs if FAILING.search(ln)][-3:]
+            quoted = list(dict.fromkeys(f"{w} {cs.name}: {clip(readable(ln))}" for w, ln in logs
+                                        if FAILING.search(ln)))[-2:]
             groups.setdefault(workload_key(ctx, pod), []).append(
                 (pod, c, cause, [f"Pod {pod.name} container {cs.name}: {describe_state(cs)}"], quoted))
     findings = [_finding(ctx, key, items) for key, items in sorted(groups.items())]

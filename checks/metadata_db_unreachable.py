@@ -3,6 +3,7 @@ host name that does not resolve, password rejected, no connection slots left, ti
 from the logs of the containers that are failing. The host is named; passwords never are."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from doctor.context import Context
@@ -34,12 +35,15 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
     pods = list(dict.fromkeys(e.pod.name for e in errs))
     evidence = [f"{len(pods)} pod(s) fail to connect: " + ", ".join(
         f"{p} ({next(e.pod.component or 'pod' for e in errs if e.pod.name == p)})" for p in pods[:8])]
-    seen = set()
-    for e in errs:
-        if (e.pod.name, e.container, e.kind) in seen or len(seen) >= 5:
-            continue
-        seen.add((e.pod.name, e.container, e.kind))
-        evidence.append(f"{e.which} {e.pod.name}/{e.container}: {safe(e.line)}")
+    by_line: dict[str, list[DbError]] = {}
+    for e in errs:   # the same error printed by psycopg2 and again by SQLAlchemy is quoted once
+        key = re.sub(r"^.*?OperationalError\)?:?\s*(?:\(psycopg2\.OperationalError\)\s*)?", "", e.line).strip()
+        by_line.setdefault(key, []).append(e)
+    for _key, es in list(by_line.items())[:4]:
+        quoted = safe(es[-1].line)
+        more = len(dict.fromkeys(e.pod.name for e in es)) - 1
+        evidence.append(f"{es[0].which} {es[0].pod.name}/{es[0].container}"
+                        + (f" (same line in {more} more pod{'s' if more > 1 else ''})" if more else "") + f": {quoted}")
     evidence.append(f"connection from Secret {secret} (env AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, key connection); "
                     f"host in the errors: {where}")
     rel = release(ctx)
@@ -80,6 +84,11 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
         summary = ("PgBouncer cannot log in to the database with the configured auth_type: see the "
                    "pgbouncer-auth-mismatch finding (scram-sha-256 on both sides).")
         commands += [helm_upgrade(ctx, "--set pgbouncer.auth_type=scram-sha-256")]
+    elif host and rel and host.split(".")[0] == f"{rel}-postgresql":
+        summary = (f"The chart's own PostgreSQL ({rel}-postgresql) does not answer: its pod is not Ready. Fix that "
+                   "pod (see its finding); the Airflow containers retry on their own.")
+        commands += [f"kubectl get pods --namespace {n} -l app.kubernetes.io/name=postgresql",
+                     f"kubectl describe pod {q(rel + '-postgresql-0')} --namespace {n}"]
     else:
         summary = (f"Nothing answers at {where}: check that the database is running and that the cluster can reach it "
                    "(Cloud SQL private IP in the cluster's VPC, authorized networks, firewall rules, NetworkPolicies), "
@@ -91,7 +100,7 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
         o = owner_of(ctx, e.pod)
         if o and o[0] in ("Deployment", "StatefulSet") and o not in restarts:
             restarts.append(o)
-    for k, name in restarts[:4]:
+    for k, name in (restarts[:4] if kind in ("auth", "dns") else []):   # env is read at container start
         commands.append(f"kubectl rollout restart {k.lower()} {q(name)} --namespace {n}")
     return Finding(
         title=f"Airflow cannot {'log in to' if kind in ('auth', 'pgbouncer-auth') else 'reach'} the metadata database at {where}",

@@ -11,8 +11,8 @@ from doctor.model import Finding, Remediation, Result, from_findings
 from doctor.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, release
-from ._db import metadata_secret, postgres_image_ids, safe, unreachable_ids
-from ._storage import clip, container_logs, describe_state, is_airflow_pod, owner_of, spec_of, status_of
+from ._db import postgres_image_ids, safe, unreachable_ids
+from ._storage import container_logs, describe_state, is_airflow_pod, spec_of, status_of
 
 WAIT = "wait-for-airflow-migrations"
 TIMEOUT_ARG = re.compile(r"--migration-wait-timeout[= ](\d+)|(?:^|\s)-t\s+(\d+)")
@@ -137,9 +137,10 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
     comps = ", ".join(sorted({p.component or p.name for p, _s, _t in stuck}))
     return Finding(
         title=f"Components wait for database migrations; Job {jname} is {status.split(' (')[0]}",
-        message=(f"{len(stuck)} pod(s) ({comps}) are stuck in init container {WAIT} longer than its timeout, because the "
-                 f"metadata database is not at the schema of this Airflow version and the migration Job {jname} is "
-                 f"{status}. Nothing starts until `airflow db migrate` has run."
+        message=(f"{len(stuck)} pod(s) ({comps}) are stuck in init container {WAIT} longer than its timeout: "
+                 + ("they cannot reach the metadata database, " if caused_by else
+                    "the metadata database is not at the schema of this Airflow version, ")
+                 + f"and the migration Job {jname} is {status}. Nothing starts until `airflow db migrate` has run."
                  + (" The chart objects carry Argo CD annotations: hooks need useHelmHooks=false there." if argo else "")),
         resource=k8s_resource(ctx, "Job", jname),
         evidence=evidence,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, DataUnavailable, Pod, as_list, event_time, human_age
+from doctor.context import Context, DataUnavailable, Pod, as_list, human_age
 from doctor.model import Finding, Remediation, Result, from_findings
 from doctor.registry import check
 

@@ -9,7 +9,7 @@ from doctor.context import Context, PVC, human_age
 from doctor.model import Finding, Remediation, Result, from_findings
 from doctor.registry import check
 
-from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, project, q, quote_event
+from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, project, q, quote_event
 from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, kubectl, pvc_role, rwx_class
 
 NO_CLASS_EVENT = re.compile(r"(?i)no persistent volumes available for this claim and no storage class is set")
@@ -40,7 +40,6 @@ def run(ctx: Context) -> Result:
 
 def _finding(ctx: Context, pvc: PVC, named: str | None) -> Finding:
     classes = sorted(ctx.storage_classes.values(), key=lambda s: s.name)
-    default = ctx.default_storage_class
     age = human_age(ctx.age(pvc.created))
     shown = "(not set)" if named is None else ('"" (no class)' if named == "" else named)
     evidence = [f"PersistentVolumeClaim {pvc.name}: status.phase Pending for {age}, spec.storageClassName {shown}, "
