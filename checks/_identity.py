@@ -98,26 +98,44 @@ def airflow_pools(ctx: Context) -> tuple[list[NodePool], bool]:
     Airflow pod can be tied to a pool. Needs the cluster; uses pods and nodes."""
     pools = ctx.node_pools
     names: set[str] = set()
-    try:
-        pods = [p for p in ctx.pods if is_airflow_pod(p)]
-    except DataUnavailable:
-        pods = []
-    for p in pods:
-        if p.node:
-            try:
-                name = ctx.pool_of_node(p.node)
-            except DataUnavailable:
-                name = None
-            if name:
-                names.add(name)
-                continue
-        sel = as_dict(p.spec.get("nodeSelector")).get("cloud.google.com/gke-nodepool")
-        if sel:
-            names.add(sel)
+    for name, pods in airflow_pods_by_pool(ctx).items():
+        if pods:
+            names.add(name)
     tied = [pools[n] for n in sorted(names) if n in pools]
     if tied:
         return tied, True
     return list(pools.values()), False
+
+
+def airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
+    """Node pool name -> names of the Airflow pods on it (from their node, else their node
+    selector), computed once per run. Empty when pods were not collected."""
+    cache = ctx.__dict__.setdefault("_identity_pods_by_pool", {})
+    if "v" in cache:
+        return cache["v"]
+    out: dict[str, list[str]] = {}
+    try:
+        by_node = ctx.pods_by_node
+        pods = ctx.pods
+    except DataUnavailable:
+        cache["v"] = out
+        return out
+    pool_of: dict[str, str | None] = {}
+    for node in by_node:
+        try:
+            pool_of[node] = ctx.pool_of_node(node)
+        except DataUnavailable:
+            pool_of[node] = None
+    for p in pods:
+        if not is_airflow_pod(p):
+            continue
+        name = pool_of.get(p.node) if p.node else None
+        if not name:
+            name = as_dict(p.spec.get("nodeSelector")).get("cloud.google.com/gke-nodepool")
+        if name:
+            out.setdefault(name, []).append(p.name)
+    cache["v"] = out
+    return out
 
 
 def workload_pool(ctx: Context) -> str:

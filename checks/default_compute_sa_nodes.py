@@ -7,7 +7,7 @@ from doctor.model import Finding, Remediation, Result, from_findings
 from doctor.registry import check
 
 from ._common import cluster_name, gke_flags, node_pool_resource, project, q
-from ._identity import airflow_pools, google_repo, is_airflow_pod, is_compute_default, pod_images
+from ._identity import airflow_pods_by_pool, airflow_pools, google_repo, is_airflow_pod, is_compute_default, pod_images
 
 
 @check(id="default-compute-sa-nodes", title="Node pools running Airflow use a dedicated service account",
@@ -20,9 +20,7 @@ def run(ctx: Context) -> Result:
 
 
 def _airflow_pods_on(ctx: Context, pool: NodePool) -> list[str]:
-    if not ctx.has("pods") or not ctx.has("nodes"):
-        return []
-    return [p.name for p in ctx.pods if is_airflow_pod(p) and p.node and ctx.pool_of_node(p.node) == pool.name]
+    return airflow_pods_by_pool(ctx).get(pool.name, [])
 
 
 def _uses_google_registry(ctx: Context) -> bool:

@@ -122,12 +122,16 @@ def _secret_manager_uses(ctx: Context) -> list[str]:
 
 def _registry_uses(ctx: Context) -> list[str]:
     seen: dict[str, str] = {}
+    judged: set[str] = set()
     for p in ctx.pods:
         if not is_airflow_pod(p):
             continue
         for img in pod_images(p):
+            if img in judged:
+                continue
+            judged.add(img)
             repo = google_repo(img)
-            if repo and repo.host.endswith(".pkg.dev") and repo.project == ctx.target.project and img not in seen:
+            if repo and repo.host.endswith(".pkg.dev") and repo.project == ctx.target.project:
                 seen[img] = p.name
     if not seen:
         tpl = ctx.pod_template
