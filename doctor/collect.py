@@ -140,5 +140,14 @@ def default_name(project: str | None, cluster: str | None, captured_at: datetime
 
 
 def count_files(source: MemorySource) -> dict[str, Any]:
-    ok = sum(1 for e in source.entries.values() if e.ok)
-    return {"files": len(source.entries), "ok": ok, "failed": len(source.entries) - ok}
+    entries = list(source.entries.values())
+    ok = sum(1 for e in entries if e.ok)
+    not_found = sum(1 for e in entries if e.status == 404)
+    return {"files": len(entries), "ok": ok, "not_found": not_found, "failed": len(entries) - ok - not_found}
+
+
+def count_text(source: MemorySource) -> str:
+    n = count_files(source)
+    parts = [f"{n['not_found']} not found"] if n["not_found"] else []
+    parts.append(f"{n['failed']} failed")
+    return f"{n['files']} reads ({', '.join(parts)})"
