@@ -104,7 +104,8 @@ class AirflowConfig:
 def env_of_container(container: dict) -> dict[str, Value]:
     """``AIRFLOW__*`` variables of a container spec; secret-backed ones are opaque."""
     out: dict[str, Value] = {}
-    for e in container.get("env") or []:
+    env = container.get("env") if isinstance(container, dict) else None
+    for e in env if isinstance(env, list) else []:
         if not isinstance(e, dict):
             continue
         name = e.get("name")
@@ -115,7 +116,8 @@ def env_of_container(container: dict) -> dict[str, Value]:
             out[name] = Value(v if isinstance(v, str) else ("" if v is None else str(v)), f"env {name}")
         elif isinstance(e.get("valueFrom"), dict):
             vf = e["valueFrom"]
-            ref = vf.get("secretKeyRef") or vf.get("configMapKeyRef") or {}
+            ref = vf.get("secretKeyRef") or vf.get("configMapKeyRef")
+            ref = ref if isinstance(ref, dict) else {}
             what = "Secret" if "secretKeyRef" in vf else "ConfigMap" if "configMapKeyRef" in vf else "field"
             out[name] = Value(None, f"env {name} (from {what} {ref.get('name', '?')}/{ref.get('key', '?')})",
                               opaque=True)

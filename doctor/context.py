@@ -47,6 +47,21 @@ def as_dict(v: Any) -> dict:
     return v if isinstance(v, dict) else {}
 
 
+def as_str(v: Any) -> str | None:
+    """A string field, or None when it is absent or not a string (malformed objects)."""
+    return v if isinstance(v, str) else None
+
+
+def str_map(v: Any) -> dict[str, str]:
+    """Labels and annotations: string to string, whatever a malformed object holds."""
+    if not isinstance(v, dict):
+        return {}
+    for x in v.values():
+        if not isinstance(x, str):
+            return {k: x for k, x in v.items() if isinstance(x, str)}
+    return v
+
+
 WRITE_SCOPES = (
     "https://www.googleapis.com/auth/cloud-platform",
     "https://www.googleapis.com/auth/devstorage.read_write",
@@ -74,19 +89,19 @@ class Obj:
 
     @property
     def namespace(self) -> str | None:
-        return self.metadata.get("namespace")
+        return as_str(self.metadata.get("namespace"))
 
     @property
     def uid(self) -> str | None:
-        return self.metadata.get("uid")
+        return as_str(self.metadata.get("uid"))
 
     @property
-    def labels(self) -> dict:
-        return as_dict(self.metadata.get("labels"))
+    def labels(self) -> dict[str, str]:
+        return str_map(self.metadata.get("labels"))
 
     @property
-    def annotations(self) -> dict:
-        return as_dict(self.metadata.get("annotations"))
+    def annotations(self) -> dict[str, str]:
+        return str_map(self.metadata.get("annotations"))
 
     @property
     def created(self) -> datetime | None:
@@ -151,11 +166,11 @@ class Pod(Obj):
 
     @property
     def node(self) -> str | None:
-        return self.spec.get("nodeName") or None
+        return as_str(self.spec.get("nodeName")) or None
 
     @property
     def service_account(self) -> str:
-        return self.spec.get("serviceAccountName") or self.spec.get("serviceAccount") or "default"
+        return as_str(self.spec.get("serviceAccountName")) or as_str(self.spec.get("serviceAccount")) or "default"
 
     @property
     def started(self) -> datetime | None:
@@ -222,7 +237,7 @@ class PVC(Obj):
         v = self.spec.get("storageClassName")
         if v is None:
             v = self.annotations.get("volume.beta.kubernetes.io/storage-class")
-        return v
+        return as_str(v)
 
 
 class StorageClass(Obj):
@@ -271,7 +286,7 @@ class NodePool:
         wmc = self.config.get("workloadMetadataConfig")
         if not isinstance(wmc, dict):
             return None
-        return wmc.get("mode") or wmc.get("nodeMetadata") or "MODE_UNSPECIFIED"
+        return as_str(wmc.get("mode")) or as_str(wmc.get("nodeMetadata")) or "MODE_UNSPECIFIED"
 
     @property
     def gke_metadata(self) -> bool:

@@ -55,7 +55,14 @@ class Evaluation:
 def bindings(policy: dict | None) -> list[dict]:
     if not isinstance(policy, dict):
         return []
-    return [b for b in policy.get("bindings") or [] if isinstance(b, dict)]
+    found = policy.get("bindings")
+    return [b for b in found if isinstance(b, dict)] if isinstance(found, list) else []
+
+
+def binding_members(b: dict) -> set[str]:
+    """The member strings of a binding (anything else a malformed policy holds is ignored)."""
+    found = b.get("members")
+    return {m for m in found if isinstance(m, str)} if isinstance(found, list) else set()
 
 
 def evaluate(permission: str, members: set[str], policies: list[tuple[str, dict | None, str | None]],
@@ -83,7 +90,7 @@ def evaluate(permission: str, members: set[str], policies: list[tuple[str, dict 
             continue
         for b in bindings(policy):
             role = str(b.get("role") or "")
-            mem = {m for m in b.get("members") or [] if isinstance(m, str)}
+            mem = binding_members(b)
             direct = mem & members
             conv = mem & convenience
             public = mem & {"allUsers", "allAuthenticatedUsers"}
@@ -111,4 +118,4 @@ def evaluate(permission: str, members: set[str], policies: list[tuple[str, dict 
 
 
 def member_roles(policy: dict | None, members: set[str]) -> set[str]:
-    return {str(b.get("role")) for b in bindings(policy) if members & set(b.get("members") or [])}
+    return {str(b.get("role")) for b in bindings(policy) if members & binding_members(b)}

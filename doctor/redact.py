@@ -46,6 +46,14 @@ _LOG_PATTERNS = [
 _ECHO_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
+def _d(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _l(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
 class Redactor:
     """Masks secrets and remembers which keys it masked (names, never values)."""
 
@@ -96,7 +104,7 @@ class Redactor:
 
     # --- Kubernetes objects -----------------------------------------------------------------
     def configmap(self, cm: dict) -> dict:
-        name = ((cm.get("metadata") or {}).get("name")) or "?"
+        name = _d(cm.get("metadata")).get("name") or "?"
         data = cm.get("data")
         if isinstance(data, dict):
             for k, v in list(data.items()):
@@ -157,10 +165,10 @@ class Redactor:
         if not isinstance(spec, dict):
             return
         for field in ("initContainers", "containers", "ephemeralContainers"):
-            for c in spec.get(field) or []:
+            for c in _l(spec.get(field)):
                 if not isinstance(c, dict):
                     continue
-                for env in c.get("env") or []:
+                for env in _l(c.get("env")):
                     if not isinstance(env, dict) or not isinstance(env.get("value"), str):
                         continue
                     name = str(env.get("name", ""))
@@ -182,7 +190,7 @@ class Redactor:
             return obj
         if "containers" in spec:
             self.pod_spec(spec, "pod")
-        tpl = spec.get("template") or (spec.get("jobTemplate") or {}).get("spec", {}).get("template")
+        tpl = spec.get("template") or _d(_d(spec.get("jobTemplate")).get("spec")).get("template")
         if isinstance(tpl, dict):
             self.metadata(tpl)
             self.pod_spec(tpl.get("spec"), "template")

@@ -7,6 +7,7 @@ data.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Iterable
 
 from .context import Context, DataUnavailable
@@ -59,8 +60,22 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
         f.check = f.check or chk.id
         f.severity = f.severity or chk.severity
         f.runbook = f.runbook or runbook_url(chk.id, runbook_base)
+        _well_formed(f)
     return CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
                     time.perf_counter() - t0, findings)
+
+
+def _well_formed(f) -> None:
+    """Keep a finding inside the report schema whatever the data it was built from: a malformed
+    object can lack a name (the report says "(unnamed)"), a text field can come out empty."""
+    r = f.resource
+    if not (isinstance(r.name, str) and r.name) or not (isinstance(r.kind, str) and r.kind):
+        f.resource = replace(r, kind=str(r.kind or "") or "Object", name=str(r.name or "") or "(unnamed)")
+    f.title = f.title or f"{f.check}: {f.resource.kind} {f.resource.name}"
+    f.message = f.message or f.title
+    f.remediation.summary = f.remediation.summary or f"see the runbook: {f.runbook}"
+    f.remediation.commands = [c for c in f.remediation.commands if isinstance(c, str) and c]
+    f.evidence = [str(e) for e in f.evidence]
 
 
 def run_checks(ctx: Context, checks: Iterable[Check], runbook_base: str | None = None) -> list[CheckRun]:

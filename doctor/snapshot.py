@@ -138,6 +138,13 @@ class SnapshotSource(Source):
             raw = file.read_bytes()
         except OSError as e:
             return Entry(path, error={"message": f"unreadable snapshot file {file.name}: {e.strerror}"})
+        try:
+            return self._parse(path, file, kind, raw)
+        except Exception as e:  # noqa: BLE001 - a body the redactor cannot walk is withheld, never passed on as is
+            return Entry(path, error={"message": f"malformed snapshot file {file.relative_to(self.root)}, withheld "
+                                                 f"(it could not be checked for secrets: {type(e).__name__})"})
+
+    def _parse(self, path: str, file: Path, kind: str, raw: bytes) -> Entry:
         if kind == "log":
             return Entry(path, data=self.redactor.log(raw.decode("utf-8", errors="replace")))
         try:

@@ -63,10 +63,11 @@ def error_info(body: Any) -> dict:
             out["reason"] = body.get("reason")      # Kubernetes Status: Forbidden, NotFound ...
         return out
     err = body["error"]
-    for d in err.get("details") or []:
-        if isinstance(d, dict) and d.get("@type", "").endswith("google.rpc.ErrorInfo"):
-            return {"reason": d.get("reason"), "domain": d.get("domain"), "metadata": d.get("metadata") or {}}
-    for e in err.get("errors") or []:
+    for d in err.get("details") if isinstance(err.get("details"), list) else []:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            md = d.get("metadata")
+            return {"reason": d.get("reason"), "domain": d.get("domain"), "metadata": md if isinstance(md, dict) else {}}
+    for e in err.get("errors") if isinstance(err.get("errors"), list) else []:
         if isinstance(e, dict) and e.get("reason"):
             reason = e["reason"]
             if reason == "accessNotConfigured":
@@ -98,12 +99,16 @@ class MemorySource(Source):
     mode: str = "live"
 
     def put(self, path: str, data: Any = None, status: int | None = None, error: Any = None) -> Entry:
-        if error is None and status is None:
-            data = self.redactor.body(path, data)
-        elif isinstance(error, dict):
-            error = self.redactor.body(path, error)
-        elif isinstance(error, str):
-            error = self.redactor.text(error)
+        try:
+            if error is None and status is None:
+                data = self.redactor.body(path, data)
+            elif isinstance(error, dict):
+                error = self.redactor.body(path, error)
+            elif isinstance(error, str):
+                error = self.redactor.text(error)
+        except Exception as e:  # noqa: BLE001 - a body the redactor cannot walk is withheld, never kept as is
+            data, status = None, None
+            error = {"message": f"malformed answer, withheld (it could not be checked for secrets: {type(e).__name__})"}
         entry = Entry(path, data, status, error)
         self.entries[path] = entry
         return entry
