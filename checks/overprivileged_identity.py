@@ -57,8 +57,8 @@ def _held(policy, members: set[str], any_default_sa: bool) -> list[tuple[str, st
         role = b.get("role")
         if role not in BROAD:
             continue
-        for m in b.get("members") or []:
-            if m in members or (any_default_sa and isinstance(m, str) and _DEFAULT_SA.match(m)):
+        for m in b.get("members") if isinstance(b.get("members"), list) else []:
+            if isinstance(m, str) and (m in members or (any_default_sa and _DEFAULT_SA.match(m))):
                 out.append((role, m, bool(b.get("condition"))))
     return out
 

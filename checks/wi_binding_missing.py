@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from doctor.context import Context, DataUnavailable
-from doctor.iam import bindings
+from doctor.iam import binding_members, bindings
 from doctor.model import Finding, Remediation, Result, from_findings, passed
 from doctor.registry import check
 
@@ -81,7 +81,7 @@ def _judge(ctx: Context, gsa: str, ksas: list[tuple[str, KsaUse]]):
         if doubts:
             return DataUnavailable("error", f"cannot tell whether the KSAs may impersonate {gsa}: " + "; ".join(doubts))
         return None
-    bound = sorted({m for b in bindings(pe.data) if b.get("role") in GRANTING for m in b.get("members") or []})
+    bound = sorted({m for b in bindings(pe.data) if b.get("role") in GRANTING for m in binding_members(b)})
     evidence.append(f"IAM policy of {gsa}: " + (f"{ROLE} (or token creator) is granted to {', '.join(bound)}" if bound
                                                  else f"no {ROLE} binding at all"))
     for ksa, _use in lacking:
@@ -116,7 +116,7 @@ def _granted(ctx: Context, ksa: str, gsa: str, gsa_policy, project_policy, proj_
     for where, policy in ((f"service account {gsa}", gsa_policy), (f"project {ctx.target.project}", project_policy)):
         for b in bindings(policy):
             role = str(b.get("role") or "")
-            mem = {m for m in b.get("members") or [] if isinstance(m, str)}
+            mem = binding_members(b)
             hit = mem & members or {m for m in mem if m.startswith("principalSet://") and m.endswith(ns_set)}
             if not hit:
                 continue
