@@ -42,6 +42,10 @@ def run(ctx: Context) -> Result:
     if not url or host in LOCAL:
         problems.append("url")
         evidence.append(f"in the {who}, {host or 'localhost'} is the pod itself: no api-server listens there")
+    path_problem = _path_problem(ctx, comp, parsed) if parsed and host not in LOCAL else None
+    if path_problem:
+        problems.append("path")
+        evidence.append(path_problem)
     svc = None
     if svc_name and svc_ns == ctx.target.namespace:
         svc, svc_problem = _check_service(ctx, svc_name, parsed, evidence)
@@ -85,6 +89,19 @@ def _url(ctx: Context, comp: str) -> tuple[str | None, str]:
     if base is not None and base.value:
         return base.value.rstrip("/") + "/execution/", f"not set: derived from [api] base_url ({base.source})"
     return None, "not set, and no [api] base_url: Airflow falls back to http://localhost:8080/execution/"
+
+
+def _path_problem(ctx: Context, comp: str, parsed) -> str | None:
+    """The URL's path must be the api-server's ``[api] base_url`` prefix + ``/execution/``."""
+    path = (parsed.path or "/").rstrip("/")
+    base = ctx.config("api-server").get("api", "base_url") or ctx.config(comp).get("api", "base_url")
+    prefix = urlparse(base).path.rstrip("/") if base else ""
+    if not path.endswith("/execution"):
+        return f"the URL's path {parsed.path or '/'} does not end in /execution/: the Execution API answers 404 there"
+    if prefix and path != prefix + "/execution":
+        return (f"the api-server serves under [api] base_url {base} (prefix {prefix}), so the Execution API is at "
+                f"{prefix}/execution/, not {parsed.path}")
+    return None
 
 
 def _service_of(host: str, home: str) -> tuple[str | None, str | None]:
@@ -324,6 +341,7 @@ def _finding(ctx: Context, name: str, svc: Obj | None, problems: list[str], evid
     good_url = f"http://{rel}-api-server.{n}.svc.cluster.local:8080/execution/"
     texts = {
         "url": "the task pods' execution_api_server_url is missing or points at localhost",
+        "path": "the execution_api_server_url path is not the api-server's Execution API path",
         "no-service": f"Service {name} does not exist",
         "port": f"the URL's port is not a port of Service {name}",
         "no-endpoints": f"Service {name} has no ready endpoint (the api-server pods are not Ready)",
@@ -331,7 +349,7 @@ def _finding(ctx: Context, name: str, svc: Obj | None, problems: list[str], evid
     }
     what = "; ".join(texts[p] for p in problems) or "task pods fail to connect to the Execution API (log lines below)"
     cmds = []
-    if "url" in problems or "no-service" in problems or "port" in problems:
+    if {"url", "path", "no-service", "port"} & set(problems):
         cmds.append(helm_upgrade(ctx, f"--set-string config.core.execution_api_server_url={good_url}"))
     if "no-endpoints" in problems:
         cmds += [f"kubectl get endpointslices --namespace {q(n)} -l kubernetes.io/service-name={name}",

@@ -22,13 +22,22 @@ def run(ctx: Context) -> Result:
     pods = task_like_pods(ctx)
     if not pods:
         return passed()
-    findings = []
+    # Task pods of one task (its retries, its daily runs) make one finding on the most recent pod:
+    # failed pods accumulate when delete_worker_pods_on_failure is False.
+    groups: dict[tuple, list[tuple[Pod, ContainerStatus, dict]]] = {}
     for pod in pods:
         for cs in pod.container_statuses:
             term = _oom(ctx, pod, cs)
             if term is not None:
-                findings.append(_finding(ctx, pod, cs, term))
+                key = (pod.labels.get("dag_id"), pod.labels.get("task_id")) if pod.is_task_pod and \
+                    pod.labels.get("dag_id") else ("pod", pod.name)
+                groups.setdefault(key, []).append((pod, cs, term))
                 break
+    findings = []
+    for hits in groups.values():
+        hits.sort(key=lambda h: str(h[2].get("finishedAt") or ""))
+        pod, cs, term = hits[-1]
+        findings.append(_finding(ctx, pod, cs, term, [h[0] for h in hits[:-1]]))
     return from_findings(findings)
 
 
@@ -44,7 +53,7 @@ def _oom(ctx: Context, pod: Pod, cs: ContainerStatus) -> dict | None:
     return None
 
 
-def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict) -> Finding:
+def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict, earlier: list[Pod]) -> Finding:
     spec = container_spec(pod, cs.name)
     limits = as_dict(as_dict(spec.get("resources")).get("limits"))
     requests = as_dict(as_dict(spec.get("resources")).get("requests"))
@@ -58,6 +67,9 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict) -> Finding
                 f"{term.get('exitCode')}, finished {human_age(ctx.age(finished_at(term)))} ago"
                 + ("" if is_task else f"; restartCount {cs.restarts}"),
                 f"{cs.name} resources: {resources_text(spec)}"]
+    if earlier:
+        evidence.append(f"{len(earlier)} earlier pod(s) of the same task were OOMKilled too: "
+                        + ", ".join(p.name for p in earlier[-5:]) + (", ..." if len(earlier) > 5 else ""))
     if not limit:
         evidence.append(f"{cs.name} has no memory limit: the node ran out of memory and the kernel killed the "
                         "largest process")
@@ -88,8 +100,9 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict) -> Finding
         message = (f"Container {cs.name} of {what} was killed for exceeding its memory limit "
                    f"({limit or 'none, node memory'}); every task it was running died with it (Airflow reports them as "
                    "failed, 'killed externally', or WorkerLostError).")
+    times = f" ({len(earlier) + 1} pods of this task)" if earlier else ""
     return Finding(
-        title=f"{what[0].upper() + what[1:]} was OOMKilled (memory limit {limit or 'none'})",
+        title=f"{what[0].upper() + what[1:]} was OOMKilled (memory limit {limit or 'none'}){times}",
         message=message,
         resource=k8s_resource(ctx, "Pod", pod.name),
         evidence=evidence,

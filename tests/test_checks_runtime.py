@@ -370,3 +370,112 @@ def test_fernet_invalid_token_in_a_task_log(doc):
 def test_fernet_passes_without_evidence(doc):
     for name in ("healthy-af3-k8s-wi", "healthy-af2-celery", "jwt-secret-mismatch-af3"):
         assert status_of(doc(name), "fernet-key-changed") == "pass", name
+
+
+# --- branches on edited copies of the scenarios ------------------------------------------------------
+def _copy(tmp_path, name: str):
+    import shutil
+
+    dst = tmp_path / name
+    shutil.copytree(scenario(name), dst)
+    return dst
+
+
+def _edit(root, rel: str, fn) -> None:
+    path = root / rel
+    body = json.loads(path.read_text())
+    fn(body)
+    path.write_text(json.dumps(body))
+
+
+def test_execution_api_url_missing_falls_back_to_localhost(run_cli, tmp_path):
+    root = _copy(tmp_path, "healthy-af3-k8s-wi")
+
+    def drop_url(body):
+        for cm in body["items"]:
+            if cm["metadata"]["name"] == "airflow-config":
+                cm["data"]["airflow.cfg"] = "\n".join(ln for ln in cm["data"]["airflow.cfg"].splitlines()
+                                                      if not ln.startswith("execution_api_server_url")) + "\n"
+    _edit(root, "k8s/api/v1/namespaces/airflow/configmaps.json", drop_url)
+    _, d = doctor_json(run_cli, root, "--check", "execution-api-unreachable")
+    [f] = findings_of(d, "execution-api-unreachable")
+    assert "missing or points at localhost" in f["title"]
+    assert "Airflow falls back to http://localhost:8080/execution/" in _ev(f)
+    assert ("helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values --set-string "
+            "config.core.execution_api_server_url=http://airflow-api-server.airflow.svc.cluster.local:8080/execution/"
+            ) in _cmds(f)
+
+
+def test_jwt_missing_on_the_api_server_is_a_mismatch(run_cli, tmp_path):
+    root = _copy(tmp_path, "healthy-af3-k8s-wi")
+
+    def drop_env(body):
+        for p in body["items"]:
+            if p["metadata"]["labels"].get("component") == "api-server":
+                c = p["spec"]["containers"][0]
+                c["env"] = [e for e in c["env"] if e["name"] != "AIRFLOW__API_AUTH__JWT_SECRET"]
+    _edit(root, "k8s/api/v1/namespaces/airflow/pods.json", drop_env)
+    _, d = doctor_json(run_cli, root, "--check", "jwt-secret-mismatch")
+    [f] = findings_of(d, "jwt-secret-mismatch")
+    assert "AIRFLOW__API_AUTH__JWT_SECRET not set and no [api_auth] jwt_secret in airflow.cfg" in _ev(f)
+    assert "Some components have no JWT secret at all." in f["message"]
+
+
+def test_fernet_components_reading_different_secrets(run_cli, tmp_path):
+    root = _copy(tmp_path, "healthy-af2-celery")
+    ns = json.loads((root / "meta.json").read_text())["namespace"]
+
+    def other_secret(body):
+        for p in body["items"]:
+            if p["metadata"]["labels"].get("component") == "scheduler":
+                for e in p["spec"]["containers"][0]["env"]:
+                    if e["name"] == "AIRFLOW__CORE__FERNET_KEY":
+                        e["valueFrom"]["secretKeyRef"]["name"] = "fernet-from-vault"
+    _edit(root, f"k8s/api/v1/namespaces/{ns}/pods.json", other_secret)
+    _, d = doctor_json(run_cli, root, "--check", "fernet-key-changed")
+    [f] = findings_of(d, "fernet-key-changed")
+    assert f["resource"]["name"] == "fernet-from-vault" and f["severity"] == "warning"
+    assert "components take the fernet key from different places" in f["title"]
+
+
+def test_rbac_unknown_without_cluster_bindings_or_logs_is_a_skip_not_a_pass(run_cli, tmp_path):
+    root = _copy(tmp_path, "executor-rbac-forbidden-af2")
+    (root / "k8s/apis/rbac.authorization.k8s.io/v1/clusterrolebindings.json").unlink()
+    for log in root.glob("k8s/api/v1/namespaces/data-pipelines/pods/*/log/scheduler*.log"):
+        log.write_text("")
+    _, d = doctor_json(run_cli, root, "--check", "executor-rbac-forbidden")
+    assert status_of(d, "executor-rbac-forbidden") == "skip"
+    assert "clusterrolebindings" in next(c["reason"] for c in d["checks"] if c["id"] == "executor-rbac-forbidden")
+
+
+def test_eso_v1beta1_is_read_when_v1_is_not_served(run_cli, tmp_path):
+    root = _copy(tmp_path, "external-secret-not-synced")
+    base = root / "k8s/apis/external-secrets.io"
+    for kind in ("externalsecrets", "secretstores"):
+        v1, beta = base / f"v1/namespaces/airflow/{kind}.json", base / f"v1beta1/namespaces/airflow/{kind}.json"
+        text = v1.read_text().replace("external-secrets.io/v1\"", "external-secrets.io/v1beta1\"")
+        (base / f"v1beta1/namespaces/airflow/{kind}.error.json").rename(v1.with_name(f"{kind}.error.json"))
+        v1.unlink()
+        beta.write_text(text)
+    _, d = doctor_json(run_cli, root, "--check", "external-secret-not-synced")
+    names = sorted((f["resource"]["kind"], f["resource"]["name"]) for f in findings_of(d, "external-secret-not-synced"))
+    assert names == [("ExternalSecret", "airflow-connections"), ("ExternalSecret", "airflow-metadata"),
+                     ("SecretStore", "gcp-secret-manager")]
+    assert all("(v1beta1)" in f["evidence"][0] for f in findings_of(d, "external-secret-not-synced"))
+
+
+def test_execution_api_url_without_the_execution_path(run_cli, tmp_path):
+    root = _copy(tmp_path, "healthy-af3-k8s-wi")
+
+    def bad_path(body):
+        for cm in body["items"]:
+            if cm["metadata"]["name"] == "airflow-config":
+                cm["data"]["airflow.cfg"] = cm["data"]["airflow.cfg"].replace(
+                    "execution_api_server_url = http://airflow-api-server:8080/execution/",
+                    "execution_api_server_url = http://airflow-api-server:8080/")
+    _edit(root, "k8s/api/v1/namespaces/airflow/configmaps.json", bad_path)
+    _, d = doctor_json(run_cli, root, "--check", "execution-api-unreachable")
+    [f] = findings_of(d, "execution-api-unreachable")
+    assert "does not end in /execution/" in _ev(f)
+    assert "config.core.execution_api_server_url=http://airflow-api-server.airflow.svc.cluster.local:8080/execution/" \
+        in _cmds(f)
