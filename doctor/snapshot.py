@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -99,7 +100,7 @@ class SnapshotSource(Source):
                         self._files.setdefault(rel_dir + f[: -len(ext)], (Path(dirpath) / f, kind))
                         break
         meta_path = root / "meta.json"
-        if not meta_path.is_file():
+        if meta_path.is_symlink() or not meta_path.is_file():
             raise SnapshotError(f"{root}: not a snapshot (no meta.json at its top level)")
         try:
             raw = orjson.loads(meta_path.read_bytes())
@@ -129,7 +130,7 @@ class SnapshotSource(Source):
         if found is None:
             return None
         file, kind = found
-        entry = self._load(path, file, kind)
+        entry = _not_regular(path, file) or self._load(path, file, kind)
         self._cache[path] = entry
         return entry
 
@@ -166,6 +167,19 @@ class SnapshotSource(Source):
         return Entry(path, data=self.redactor.body(path, body))
 
 
+def _not_regular(path: str, file: Path) -> Entry | None:
+    """Snapshot files are regular files. A symlink (it could point anywhere), a FIFO or a device (reading
+    it could block or never end) is not read: its entry says so."""
+    try:
+        st = os.lstat(file)
+    except OSError as e:
+        return Entry(path, error={"message": f"unreadable snapshot file {file.name}: {e.strerror}"})
+    if not stat.S_ISREG(st.st_mode):
+        return Entry(path, error={"message": f"snapshot file {file.name} is not a regular file (a symlink, FIFO "
+                                             "or device); not read"})
+    return None
+
+
 def open_snapshot(path: str | os.PathLike) -> SnapshotSource:
     """Open a snapshot directory or ``.tar.gz``; raises SnapshotError with a message for the user."""
     p = Path(path)
@@ -173,6 +187,8 @@ def open_snapshot(path: str | os.PathLike) -> SnapshotSource:
         raise SnapshotError(f"{p}: no such file or directory")
     if p.is_dir():
         return SnapshotSource(p)
+    if not p.is_file():   # a FIFO or a device: reading it could block or never end
+        raise SnapshotError(f"{p}: neither a snapshot directory nor a .tar.gz archive (not a regular file)")
     if not tarfile.is_tarfile(p):
         raise SnapshotError(f"{p}: neither a snapshot directory nor a .tar.gz archive")
     tmp = Path(tempfile.mkdtemp(prefix="airflow-gke-snapshot-"))
