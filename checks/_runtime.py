@@ -97,7 +97,7 @@ def excerpt(lines: list[tuple[str, str]], n: int = 5) -> list[tuple[str, str]]:
     """The telling lines near the end of a log (an exception and what led to it), else its last lines."""
     nonblank = [(w, ln) for w, ln in lines if ln.strip()]
     telling = [(w, ln) for w, ln in nonblank if TELLING.search(ln)]
-    return (telling or nonblank)[-n:]
+    return telling[-n:] if telling else nonblank[-min(n, 3):]
 
 
 def grep(lines: list[tuple[str, str]], pattern: re.Pattern) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ and the task logs' ``httpx.ConnectError`` / ``Connection refused`` / retries on 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from urllib.parse import urlparse
 
@@ -374,15 +375,15 @@ def _finding(ctx: Context, name: str, svc: Obj | None, problems: list[str], evid
 
 
 def _policy_command(ctx: Context, svc: Obj | None, name: str) -> str:
+    """One line (a heredoc breaks when a terminal report indents it): the policy as JSON on stdin."""
     n = ctx.target.namespace
     rel = release(ctx)
     sel = as_dict(svc.spec.get("selector")) if svc is not None else {"component": "api-server", "release": rel,
                                                                       "tier": "airflow"}
-    sel_yaml = "\n".join(f"      {k}: {v}" for k, v in sorted(sel.items()))
-    return ("kubectl apply -f - <<'EOF'\n"
-            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
-            f"  name: {rel}-api-server-from-task-pods\n  namespace: {n}\nspec:\n  podSelector:\n    matchLabels:\n"
-            f"{sel_yaml}\n  policyTypes: [Ingress]\n  ingress:\n  - from:\n    - podSelector:\n        matchLabels:\n"
-            f"          kubernetes_executor: \"True\"\n          release: {rel}\n    ports:\n    - port: 8080\n"
-            "      protocol: TCP\nEOF")
-
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"name": f"{rel}-api-server-from-task-pods", "namespace": n},
+              "spec": {"podSelector": {"matchLabels": dict(sorted(sel.items()))}, "policyTypes": ["Ingress"],
+                       "ingress": [{"from": [{"podSelector": {"matchLabels": {"kubernetes_executor": "True",
+                                                                              "release": rel}}}],
+                                    "ports": [{"port": 8080, "protocol": "TCP"}]}]}}
+    return f"echo {q(json.dumps(policy, separators=(',', ':')))} | kubectl apply -f -"

@@ -102,6 +102,9 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
         why = "the HTTP endpoint did not answer (server busy, workers timing out, or still starting)"
     else:
         why = "the probe kept failing past its failure threshold"
+    prev = " ".join(ln for _w, ln in log_lines(ctx, pod, cs.name))
+    if re.search(r"(?i)async thread was blocked|event loop.*blocked", prev):
+        why += "; the previous log shows a trigger blocking the triggerer's event loop"
     evidence.append(f"likely cause: {why}")
     key = CHART_KEY.get(comp, comp)
     sets = [f"--set {key}.livenessProbe.timeoutSeconds=60", f"--set {key}.livenessProbe.failureThreshold=10"]
@@ -118,7 +121,8 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
         title=f"{comp} container {cs.name} in {pod.name} was restarted {n_kills} time(s) by its liveness probe",
         message=(f"The kubelet killed container {cs.name} of the {comp} pod {pod.name} because its liveness probe failed "
                  f"({why}); the process itself did not crash. "
-                 + ("The kills repeat: the component is effectively down." if severity == "error" else
+                 + (f"The kills repeat ({n_kills} recorded, or the container is not running): the component keeps "
+                    "losing its work and may be down." if severity == "error" else
                     "It runs again now, but every kill interrupts its work.")),
         resource=k8s_resource(ctx, "Pod", pod.name),
         evidence=evidence,

@@ -300,7 +300,9 @@ def test_execution_api_blocked_by_network_policy(doc):
     assert "NetworkPolicy airflow-api-server-policy selects the api-server pods" in ev
     assert "'kubernetes.io/metadata.name': 'ingress-nginx'" in ev and "does not admit the task pods" in ev
     assert "1 ready endpoint(s) of 1" in ev and "httpx.ConnectTimeout: timed out" in ev
-    assert "kubectl apply -f - <<'EOF'" in _cmds(f) and 'kubernetes_executor: "True"' in _cmds(f)
+    [apply] = [c for c in f["remediation"]["commands"] if c.endswith("| kubectl apply -f -")]
+    assert '"podSelector":{"matchLabels":{"kubernetes_executor":"True","release":"airflow"}}' in apply
+    assert "\n" not in apply
 
 
 def test_execution_api_without_ready_endpoints_links_the_crashing_api_server(doc):
