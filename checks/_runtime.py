@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from doctor.context import AIRFLOW_COMPONENTS, Context, ContainerStatus, Pod, as_dict, as_list
+from doctor.context import AIRFLOW_COMPONENTS, Context, Pod, as_dict, as_list
 from doctor.model import Resource
 from doctor.snapshot import parse_time
 
-from ._common import k8s_resource, release
+from ._common import release
 
 # The chart's values key of each component (for --set <key>.resources... / <key>.livenessProbe...).
 CHART_KEY = {
@@ -78,8 +78,6 @@ def container_spec(pod: Pod, name: str, init: bool = False) -> dict:
     return {}
 
 
-def statuses(pod: Pod) -> list[ContainerStatus]:
-    return pod.init_statuses + pod.container_statuses
 
 
 def finished_at(term: dict) -> datetime | None:
@@ -179,28 +177,12 @@ def release_resource(ctx: Context) -> Resource:
     return Resource("HelmRelease", release(ctx), ctx.target.namespace, None)
 
 
-def pod_resource(ctx: Context, pod: Pod) -> Resource:
-    return k8s_resource(ctx, "Pod", pod.name)
 
 
-def has(ctx: Context, key_name: str) -> bool:
-    """The key was read successfully (a 404 that is data counts as read)."""
-    e = ctx.entry(key_name)
-    return e is not None and (e.ok or (e.not_found and ctx_key_not_found_is_data(key_name)))
 
 
-def ctx_key_not_found_is_data(key_name: str) -> bool:
-    from doctor.data import key
-
-    return key(key_name).not_found_is_data
 
 
-def items_or_none(ctx: Context, key_name: str) -> list[dict] | None:
-    """The list's items; None when the key answered 404 as data (an API not installed)."""
-    body = ctx.body(key_name)
-    if body is None:
-        return None
-    return ctx.items(key_name)
 
 
 def recent(ctx: Context, t: datetime | None, within: timedelta) -> bool:
