@@ -1,0 +1,24 @@
+"""The README stays true: its check table is the registry's, its two commands are the ones CI and
+users run."""
+from __future__ import annotations
+
+from conftest import ROOT
+
+from doctor import gendocs
+from doctor.registry import load_checks
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_check_table_is_generated_from_the_registry():
+    assert gendocs.render(README) == README, "run: python -m doctor.gendocs"
+    for cid, chk in load_checks().items():
+        assert f"| `{cid}`" in README and chk.title in README
+
+
+def test_the_two_setup_commands_are_there():
+    assert ("pip install . && airflow-gke doctor --snapshot fixtures/scenarios/seed-incident") in README
+    assert "pip install -e '.[test]' && pytest" in README
+    assert (ROOT / "fixtures/scenarios/seed-incident/meta.json").is_file()
+    ci = (ROOT / ".ci/run").read_text()
+    assert "pip install --quiet -e '.[test]'" in ci and "pytest" in ci
