@@ -9,6 +9,7 @@ still be diagnosed (``postgresql://airflow:<redacted>@10.0.0.3/airflow``).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 MASK = "<redacted>"
@@ -30,13 +31,15 @@ _NOT_SENSITIVE = re.compile(
 # Whole env vars whose value is secret by convention.
 _SENSITIVE_ENV = re.compile(r"(?i)^(?:AIRFLOW_CONN_.+|AIRFLOW_VAR_.+|.+_CMD|.+_SECRET|.+_PASSWORD|.+_TOKEN)$")
 
+# ``key=value`` / ``"key": "value"`` secrets in free text, for these key words.
+_KV_WORDS = ("password", "passwd", "pwd", "secret", "token", "access_token", "refresh_token", "api_key", "apikey",
+             "fernet_key", "secret_key", "jwt_secret", "private_key")
+_KV = re.compile(r"(?i)([\"']?(?:" + "|".join(_KV_WORDS) + r")[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+")
 _URI_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@'\"]+)(?P<at>@)")
 _LOG_PATTERNS = [
     (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1" + MASK),
     (re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\b)[^\s\"',]+"), r"\1" + MASK),
-    (re.compile(r"(?i)([\"']?(?:password|passwd|pwd|secret|token|access_token|refresh_token|api_key|apikey|"
-                r"fernet_key|secret_key|jwt_secret|private_key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+"),
-     r"\1" + MASK),
+    (_KV, r"\1" + MASK),
     (re.compile(r"(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
      "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----"),
     (re.compile(r"\bya29\.[A-Za-z0-9._\-]{10,}"), MASK),          # Google OAuth access tokens
@@ -54,33 +57,119 @@ def _l(v: Any) -> list:
     return v if isinstance(v, list) else []
 
 
+# Speed (a 10,000-pod namespace is ~600,000 env values, args, annotations and messages, plus
+# logs): the result is exactly that of every pattern in turn, but
+# - a pattern runs only on text holding its literal core (``_LOG_TRIGGERS``: a ``(?i)`` keyword in
+#   ``text.lower()``; ASCII text only, since re's IGNORECASE also folds some non-ASCII letters);
+# - the key=value pattern is tried only where one of its key words starts, not at every offset;
+# - results for short texts (env values and args repeat across pods) are remembered, and the
+#   key/env-name verdicts are cached. All of this is a pure function of the input.
+_URI_TRIGGER = "://"
+_LOG_TRIGGERS: list[tuple[str, ...] | None] = [   # per _LOG_PATTERNS entry; None: always run
+    ("bearer",), ("authorization",), ("passw", "pwd", "secret", "token", "api_key", "apikey", "fernet_key",
+                                      "private_key"),
+    ("-----begin ",), ("ya29.",), ("aiza",),
+]
+_TEXT_MEMO: dict[str, str] = {}
+_TEXT_MEMO_MAX_LEN = 1024
+_TEXT_MEMO_MAX_SIZE = 100_000
+
+
+def _sub_kv(text: str, low: str) -> str:
+    """``_KV.sub`` tried only at the offsets where a key word (or a quote before one) starts; the
+    same matches, since every match starts there (``low`` is ``text.lower()``, same length)."""
+    starts = set()
+    for w in _KV_WORDS:
+        i = low.find(w)
+        while i != -1:
+            starts.add(i)
+            if i and text[i - 1] in "\"'":
+                starts.add(i - 1)
+            i = low.find(w, i + 1)
+    out: list[str] = []
+    last = 0
+    for st in sorted(starts):
+        if st < last:
+            continue
+        m = _KV.match(text, st)
+        if m:
+            out += (text[last:st], m.group(1), MASK)
+            last = m.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _all_patterns(value: str) -> str:
+    out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), value)
+    for pattern, repl in _LOG_PATTERNS:
+        out = pattern.sub(repl, out)
+    return out
+
+
+def _masked_text(value: str) -> str:
+    out = _TEXT_MEMO.get(value)
+    if out is not None:
+        return out
+    if not value.isascii():
+        out = _all_patterns(value)
+    else:
+        out = value
+        if _URI_TRIGGER in out:
+            out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), out)
+        low = out.lower()
+        for i, (pattern, repl) in enumerate(_LOG_PATTERNS):
+            triggers = _LOG_TRIGGERS[i] if i < len(_LOG_TRIGGERS) else None
+            if triggers is not None and not any(t in low for t in triggers):
+                continue
+            new = _sub_kv(out, low) if pattern is _KV else pattern.sub(repl, out)
+            if new is not out:
+                out, low = new, new.lower()
+    if len(value) <= _TEXT_MEMO_MAX_LEN:
+        if len(_TEXT_MEMO) >= _TEXT_MEMO_MAX_SIZE:
+            _TEXT_MEMO.clear()
+        _TEXT_MEMO[value] = out
+    return out
+
+
+@lru_cache(maxsize=16384)
+def _sensitive_key(key: str) -> bool:
+    k = key.strip().lower().replace("-", "_")
+    return bool(_SENSITIVE_KEY.match(k)) and not _NOT_SENSITIVE.match(k)
+
+
+@lru_cache(maxsize=16384)
+def _sensitive_env(name: str) -> bool:
+    if _SENSITIVE_ENV.match(name):
+        return True
+    if name.startswith("AIRFLOW__"):
+        parts = name.split("__")
+        return len(parts) >= 3 and _sensitive_key(parts[-1])
+    return _sensitive_key(name)
+
+
 class Redactor:
     """Masks secrets and remembers which keys it masked (names, never values)."""
 
     def __init__(self) -> None:
         self.masked: set[str] = set()
+        # env lists already masked, by identity: a list shared by many pods (doctor/compact.py runs
+        # first) is walked once. Holding the list keeps its id from being reused.
+        self._env_done: dict[int, list] = {}
 
     # --- primitives -------------------------------------------------------------------------
     def is_sensitive_key(self, key: str) -> bool:
-        k = key.strip().lower().replace("-", "_")
-        return bool(_SENSITIVE_KEY.match(k)) and not _NOT_SENSITIVE.match(k)
+        return _sensitive_key(key)
 
     def is_sensitive_env(self, name: str) -> bool:
-        if _SENSITIVE_ENV.match(name):
-            return True
-        if name.startswith("AIRFLOW__"):
-            parts = name.split("__")
-            return len(parts) >= 3 and self.is_sensitive_key(parts[-1])
-        return self.is_sensitive_key(name)
+        return _sensitive_env(name)
 
     def text(self, value: str) -> str:
         """Mask credentials inside free text (URIs with passwords, tokens, key=value secrets)."""
         if not value:
             return value
-        out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), value)
-        for pattern, repl in _LOG_PATTERNS:
-            out = pattern.sub(repl, out)
-        return out
+        return _masked_text(value)
 
     def ini(self, text: str, where: str) -> str:
         """Mask values of sensitive keys in an INI document such as airflow.cfg."""
@@ -168,7 +257,12 @@ class Redactor:
             for c in _l(spec.get(field)):
                 if not isinstance(c, dict):
                     continue
-                for env in _l(c.get("env")):
+                envs = _l(c.get("env"))
+                if id(envs) in self._env_done:
+                    envs = []
+                elif envs:
+                    self._env_done[id(envs)] = envs
+                for env in envs:
                     if not isinstance(env, dict) or not isinstance(env.get("value"), str):
                         continue
                     name = str(env.get("name", ""))
