@@ -74,14 +74,17 @@ AIRFLOW_COMPONENTS = ("scheduler", "api-server", "webserver", "triggerer", "dag-
 class Obj:
     """A Kubernetes object with safe accessors."""
 
-    __slots__ = ("raw",)
+    # metadata/spec/status are looked up once (checks read them ~40 times per pod and run);
+    # labels/annotations are checked on first use, then cached.
+    __slots__ = ("raw", "metadata", "spec", "status", "_labels", "_annotations")
 
     def __init__(self, raw: dict) -> None:
         self.raw = raw
-
-    @property
-    def metadata(self) -> dict:
-        return as_dict(self.raw.get("metadata"))
+        self.metadata: dict = as_dict(raw.get("metadata"))
+        self.spec: dict = as_dict(raw.get("spec"))
+        self.status: dict = as_dict(raw.get("status"))
+        self._labels: dict[str, str] | None = None
+        self._annotations: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -97,23 +100,19 @@ class Obj:
 
     @property
     def labels(self) -> dict[str, str]:
-        return str_map(self.metadata.get("labels"))
+        if self._labels is None:   # checks ask a pod's labels ~25 times per run: walk them once
+            self._labels = str_map(self.metadata.get("labels"))
+        return self._labels
 
     @property
     def annotations(self) -> dict[str, str]:
-        return str_map(self.metadata.get("annotations"))
+        if self._annotations is None:
+            self._annotations = str_map(self.metadata.get("annotations"))
+        return self._annotations
 
     @property
     def created(self) -> datetime | None:
         return parse_time(self.metadata.get("creationTimestamp"))
-
-    @property
-    def spec(self) -> dict:
-        return as_dict(self.raw.get("spec"))
-
-    @property
-    def status(self) -> dict:
-        return as_dict(self.raw.get("status"))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -150,7 +149,11 @@ class ContainerStatus:
 
 
 class Pod(Obj):
-    __slots__ = ()
+    __slots__ = ("_containers", "_init_containers", "_init_statuses", "_container_statuses")
+
+    def __init__(self, raw: dict) -> None:
+        super().__init__(raw)
+        self._containers = self._init_containers = self._init_statuses = self._container_statuses = None
 
     @property
     def phase(self) -> str:
@@ -176,23 +179,32 @@ class Pod(Obj):
     def started(self) -> datetime | None:
         return parse_time(self.status.get("startTime")) or self.created
 
+    # The four lists below are built on first use and shared: callers must not modify them.
     @property
     def containers(self) -> list[dict]:
-        return [c for c in as_list(self.spec.get("containers")) if isinstance(c, dict)]
+        if self._containers is None:
+            self._containers = [c for c in as_list(self.spec.get("containers")) if isinstance(c, dict)]
+        return self._containers
 
     @property
     def init_containers(self) -> list[dict]:
-        return [c for c in as_list(self.spec.get("initContainers")) if isinstance(c, dict)]
+        if self._init_containers is None:
+            self._init_containers = [c for c in as_list(self.spec.get("initContainers")) if isinstance(c, dict)]
+        return self._init_containers
 
     @property
     def init_statuses(self) -> list[ContainerStatus]:
-        return [ContainerStatus(c, True) for c in as_list(self.status.get("initContainerStatuses"))
-                if isinstance(c, dict)]
+        if self._init_statuses is None:
+            self._init_statuses = [ContainerStatus(c, True) for c in as_list(self.status.get("initContainerStatuses"))
+                                   if isinstance(c, dict)]
+        return self._init_statuses
 
     @property
     def container_statuses(self) -> list[ContainerStatus]:
-        return [ContainerStatus(c, False) for c in as_list(self.status.get("containerStatuses"))
-                if isinstance(c, dict)]
+        if self._container_statuses is None:
+            self._container_statuses = [ContainerStatus(c, False) for c in as_list(self.status.get("containerStatuses"))
+                                        if isinstance(c, dict)]
+        return self._container_statuses
 
     @property
     def claim_names(self) -> list[str]:
@@ -303,6 +315,7 @@ class Context:
         self.target = target
         self.now = now or datetime.now(timezone.utc)
         self._release_override = target.release
+        self._static_paths: dict[str, str | None] = {}   # data key -> path (None: the target lacks a field)
 
     # --- raw access -------------------------------------------------------------------------
     @property
@@ -315,6 +328,13 @@ class Context:
     def entry(self, key_name: str, **params: str) -> Entry | None:
         """The raw entry of a data key, or None when it was not collected (or cannot be, for lack
         of a target field such as the cluster)."""
+        if not params:   # asked per pod by some checks: compute the path once
+            if key_name not in self._static_paths:
+                k = data_key(key_name)
+                self._static_paths[key_name] = None if any(getattr(self.target, f) is None for f in k.requires) \
+                    else k.path(self.target)
+            path = self._static_paths[key_name]
+            return None if path is None else self.source.get(path)
         k = data_key(key_name)
         if any(getattr(self.target, f) is None for f in k.requires):
             return None
