@@ -1,6 +1,7 @@
 """Reading snapshot-v1 directories and ``.tar.gz`` archives (see docs/snapshot-format.md)."""
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import shutil
@@ -14,10 +15,14 @@ from typing import Any, Iterable
 
 import orjson
 
+from .compact import Interner, compact, parse_list_in_slices
 from .redact import Redactor
 from .source import Entry, Source
 
 FORMAT = "airflow-gke/snapshot@1"
+# Lists read slice by slice when their file is at least this large (see SnapshotSource._load_sliced).
+SLICED_LISTS = ("/pods", "/events")
+SLICED_MIN_BYTES = int(os.environ.get("AIRFLOW_GKE_SLICED_MIN_BYTES", 8 * 1024**2))
 
 # Bounds for archives from strangers; override with the environment for very large snapshots.
 MAX_ARCHIVE_BYTES = int(os.environ.get("AIRFLOW_GKE_MAX_ARCHIVE_BYTES", 4 * 1024**3))
@@ -89,6 +94,7 @@ class SnapshotSource(Source):
         self.root = root
         self._cleanup = cleanup
         self.redactor = Redactor()
+        self.interner = Interner()   # shares repeated parts of large lists (doctor/compact.py)
         self._files: dict[str, tuple[Path, str]] = {}
         self._cache: dict[str, Entry] = {}
         for dirpath, _dirs, files in os.walk(root):
@@ -135,6 +141,10 @@ class SnapshotSource(Source):
         return entry
 
     def _load(self, path: str, file: Path, kind: str) -> Entry:
+        if kind == "json" and path.endswith(SLICED_LISTS):
+            entry = self._load_sliced(path, file)
+            if entry is not None:
+                return entry
         try:
             raw = file.read_bytes()
         except OSError as e:
@@ -144,6 +154,36 @@ class SnapshotSource(Source):
         except Exception as e:  # noqa: BLE001 - a body the redactor cannot walk is withheld, never passed on as is
             return Entry(path, error={"message": f"malformed snapshot file {file.relative_to(self.root)}, withheld "
                                                  f"(it could not be checked for secrets: {type(e).__name__})"})
+
+    def _load_sliced(self, path: str, file: Path) -> Entry | None:
+        """A large pod or event list, parsed, redacted and compacted slice by slice from a read-only
+        mapping of the file (doctor/compact.py), so neither the file nor the unshared objects are
+        in memory at once; None: not large, or not cut cleanly (the caller parses it whole)."""
+        try:
+            with open(file, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size < SLICED_MIN_BYTES:
+                    return None
+                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+        done = [0]
+
+        def process(items: list) -> None:
+            self.redactor.body(path, compact(path, {"items": items}, self.interner))
+
+        def release(end: int) -> None:   # the pages before ``end`` were parsed: out of our memory
+            end -= end % mmap.PAGESIZE
+            if end > done[0] and hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_DONTNEED, done[0], end - done[0])
+                done[0] = end
+
+        try:
+            body = parse_list_in_slices(mm, process, release=release)
+        except Exception:  # noqa: BLE001 - invalid JSON, odd shapes: the whole-body path reports it
+            body = None
+        finally:
+            mm.close()
+        return Entry(path, data=body) if body is not None else None
 
     def _parse(self, path: str, file: Path, kind: str, raw: bytes) -> Entry:
         if kind == "log":
@@ -164,7 +204,7 @@ class SnapshotSource(Source):
             if err is None or err == {}:
                 err = {"message": "no answer"} if body["status"] is None else {}
             return Entry(path, status=body["status"], error=err)
-        return Entry(path, data=self.redactor.body(path, body))
+        return Entry(path, data=self.redactor.body(path, compact(path, body, self.interner)))
 
 
 def _not_regular(path: str, file: Path) -> Entry | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .compact import Interner, compact
 from .redact import Redactor
 
 
@@ -97,11 +98,12 @@ class MemorySource(Source):
     entries: dict[str, Entry] = field(default_factory=dict)
     redactor: Redactor = field(default_factory=Redactor)
     mode: str = "live"
+    interner: Interner = field(default_factory=Interner, repr=False, compare=False)  # doctor/compact.py
 
     def put(self, path: str, data: Any = None, status: int | None = None, error: Any = None) -> Entry:
         try:
             if error is None and status is None:
-                data = self.redactor.body(path, data)
+                data = self.redactor.body(path, compact(path, data, self.interner))
             elif isinstance(error, dict):
                 error = self.redactor.body(path, error)
             elif isinstance(error, str):
