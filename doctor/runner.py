@@ -24,7 +24,10 @@ def runbook_url(slug: str, base: str | None = None) -> str:
 
 
 def gate(ctx: Context, chk: Check) -> DataUnavailable | None:
-    """The first reason the check cannot run for lack of data, or None."""
+    """Why the check cannot run for lack of data (every missing or unreadable read it needs, so
+    one run names all the permissions to grant), or None. ``error`` when a read failed, ``skip``
+    when the data was only not collected."""
+    missing: list[DataUnavailable] = []
     for name in chk.needs:
         if KEYS[name].per is not None:
             continue   # per-item data is looked up by the check itself
@@ -33,8 +36,15 @@ def gate(ctx: Context, chk: Check) -> DataUnavailable | None:
             continue
         if entry is not None and entry.not_found and KEYS[name].not_found_is_data:
             continue
-        return ctx.unavailable(name, entry)
-    return None
+        missing.append(ctx.unavailable(name, entry))
+    if not missing:
+        return None
+    if len(missing) == 1:
+        return missing[0]
+    failed = [m for m in missing if m.status == "error"]
+    first = failed or missing   # what failed comes first: it is what the user can act on
+    rest = [m for m in missing if m not in first]
+    return DataUnavailable("error" if failed else "skip", "; ".join(m.reason for m in first + rest))
 
 
 def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> CheckRun:

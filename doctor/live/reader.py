@@ -187,13 +187,13 @@ class LiveReader:
                 self.source.put(spath, status=ans.status, error=ans.error if ans.error is not None else {})
 
     # --- phases -----------------------------------------------------------------------------
-    def _run_phase(self, reads: list[tuple[str, dict]], budget: Budget, pool: cf.ThreadPoolExecutor,
+    def _run_phase(self, reads: list[tuple[str, dict]], budget: Budget, pools: dict[str, cf.ThreadPoolExecutor],
                    phase: str) -> None:
         reads = [(k, p) for k, p in reads if KEYS[k].path(self.target, **p) not in self._done]
         if not reads:
             return
         self.progress.add(len(reads), phase)
-        futs = {pool.submit(self._read, k, p, budget): (k, p) for k, p in reads}
+        futs = {pools[KEYS[k].scope].submit(self._read, k, p, budget): (k, p) for k, p in reads}
         done, pending = cf.wait(futs, timeout=max(0.0, budget.remaining()) + 1.0)
         for f in done:
             exc = f.exception()
@@ -244,17 +244,21 @@ class LiveReader:
                                    "(pass --project, or --kubeconfig/--context for a cluster)")
         usable_keys = {k for k in keys if usable(k)}
         workers = max(1, o.workers)
-        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airflow-gke-read")
+        # One pool per side: a Kubernetes API server that hangs holds only the Kubernetes workers,
+        # so the Google reads still run (and the other way round) within the run's --timeout.
+        pools = {"k8s": cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airflow-gke-k8s"),
+                 "gcp": cf.ThreadPoolExecutor(max_workers=max(1, workers // 2), thread_name_prefix="airflow-gke-gcp")}
         try:
-            self._run_phase(static_reads(usable_keys), budget, pool, "reading cluster and project")
+            self._run_phase(static_reads(usable_keys), budget, pools, "reading cluster and project")
             ctx = Context(self.source, self.target, now)
             reads, notes = derived_reads(ctx, usable_keys, o.max_logs)
             self.notes += notes
-            self._run_phase(reads, budget, pool, "reading logs, bucket, service accounts")
+            self._run_phase(reads, budget, pools, "reading logs, bucket, service accounts")
         finally:
             with self._lock:
                 self._closed = True
-            pool.shutdown(wait=False, cancel_futures=True)
+            for pool in pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
         self._check_reachable(kt)
         return LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
                           kt.source if kt else None, self.notes, preflight=kt is None,
