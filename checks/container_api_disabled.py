@@ -65,5 +65,7 @@ def run(ctx: Context) -> Result:
         return passed()
     if svc is not None and not svc.ok:
         raise ctx.unavailable("services", svc, service=SERVICE)
+    if cluster is not None and not cluster.ok:   # read, but denied or unanswered: not "not collected"
+        raise ctx.unavailable("cluster", cluster)
     return skipped(f"not collected: the state of {SERVICE} (Service Usage) and the GKE cluster")
 

@@ -19,6 +19,12 @@ from .snapshot import parse_time
 from .source import Entry, Source
 
 
+def unreadable(e: Entry) -> bool:
+    """A read that failed for lack of permission or of an answer (401/403, 429, 5xx, timeout,
+    invalid body), as opposed to an answer about the object (404 not found, 400 not started)."""
+    return not e.ok and (e.status is None or e.status in (401, 403, 407, 408, 429) or e.status >= 500)
+
+
 class DataUnavailable(Exception):
     """A view needed data that is absent (``status='skip'``) or unreadable (``status='error'``)."""
 
@@ -119,11 +125,12 @@ class Obj:
 
 
 class ContainerStatus:
-    __slots__ = ("raw", "init")
+    __slots__ = ("raw", "init", "_state")
 
     def __init__(self, raw: dict, init: bool) -> None:
         self.raw = raw
         self.init = init
+        self._state: tuple[str, dict] | None = None
 
     name = property(lambda self: str(self.raw.get("name") or ""))
     image = property(lambda self: str(self.raw.get("image") or ""))
@@ -137,11 +144,14 @@ class ContainerStatus:
     @property
     def state(self) -> tuple[str, dict]:
         """("waiting" | "running" | "terminated" | "unknown", the state's fields)."""
-        st = as_dict(self.raw.get("state"))
-        for k in ("waiting", "running", "terminated"):
-            if isinstance(st.get(k), dict):
-                return k, st[k]
-        return "unknown", {}
+        if self._state is None:
+            st = as_dict(self.raw.get("state"))
+            self._state = ("unknown", {})
+            for k in ("waiting", "running", "terminated"):
+                if isinstance(st.get(k), dict):
+                    self._state = (k, st[k])
+                    break
+        return self._state
 
     @property
     def last_terminated(self) -> dict:
@@ -149,11 +159,12 @@ class ContainerStatus:
 
 
 class Pod(Obj):
-    __slots__ = ("_containers", "_init_containers", "_init_statuses", "_container_statuses")
+    __slots__ = ("_containers", "_init_containers", "_init_statuses", "_container_statuses", "_task")
 
     def __init__(self, raw: dict) -> None:
         super().__init__(raw)
         self._containers = self._init_containers = self._init_statuses = self._container_statuses = None
+        self._task: bool | None = None
 
     @property
     def phase(self) -> str:
@@ -165,7 +176,9 @@ class Pod(Obj):
 
     @property
     def is_task_pod(self) -> bool:
-        return str(self.labels.get("kubernetes_executor", "")).lower() == "true"
+        if self._task is None:
+            self._task = str(self.labels.get("kubernetes_executor", "")).lower() == "true"
+        return self._task
 
     @property
     def node(self) -> str | None:
@@ -316,6 +329,9 @@ class Context:
         self.now = now or datetime.now(timezone.utc)
         self._release_override = target.release
         self._static_paths: dict[str, str | None] = {}   # data key -> path (None: the target lacks a field)
+        # Reads that failed (no permission, no answer) that the running check asked for; the runner
+        # sets a list before each check, so a check that looked at data it could not get cannot pass.
+        self.failed_reads: list[tuple[str, dict, Entry]] | None = None
 
     # --- raw access -------------------------------------------------------------------------
     @property
@@ -334,11 +350,15 @@ class Context:
                 self._static_paths[key_name] = None if any(getattr(self.target, f) is None for f in k.requires) \
                     else k.path(self.target)
             path = self._static_paths[key_name]
-            return None if path is None else self.source.get(path)
-        k = data_key(key_name)
-        if any(getattr(self.target, f) is None for f in k.requires):
-            return None
-        return self.source.get(k.path(self.target, **params))
+            e = None if path is None else self.source.get(path)
+        else:
+            k = data_key(key_name)
+            if any(getattr(self.target, f) is None for f in k.requires):
+                return None
+            e = self.source.get(k.path(self.target, **params))
+        if self.failed_reads is not None and e is not None and unreadable(e):
+            self.failed_reads.append((key_name, params, e))
+        return e
 
     def unavailable(self, key_name: str, entry: Entry | None, **params: str) -> DataUnavailable:
         k = data_key(key_name)

@@ -2,7 +2,9 @@
 
 One failing check never stops the others: an exception ends that check ``error`` with the
 reason. Data a check declared it needs is verified first, so a check never passes on missing
-data.
+data; and a check that found nothing after asking for data it declares whose read had failed
+(no permission, no answer) ends ``error`` naming those reads, so it never passes on unreadable
+data either (data that was simply not collected is not a failed read).
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
     if blocked is not None:
         status, reason = blocked.status, blocked.reason
     else:
+        ctx.failed_reads = []
         try:
             result = chk.func(ctx)
             if not isinstance(result, Result):
@@ -62,10 +65,16 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
             status, reason, findings = result.status, result.reason, result.findings
             if status == "fail" and not findings:
                 status, reason = "error", "check reported failure without findings"
+            if status == "pass":
+                unsure = _unsure(ctx, chk)
+                if unsure is not None:
+                    status, reason = "error", unsure
         except DataUnavailable as e:
             status, reason, findings = e.status, e.reason, []
         except Exception as e:  # noqa: BLE001 - any bug in one check must not stop the others
             status, reason, findings = "error", f"check crashed: {type(e).__name__}: {e}", []
+        finally:
+            ctx.failed_reads = None
     for f in findings:
         f.check = f.check or chk.id
         f.severity = f.severity or chk.severity
@@ -73,6 +82,22 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
         _well_formed(f)
     return CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
                     time.perf_counter() - t0, findings)
+
+
+def _unsure(ctx: Context, chk: Check) -> str | None:
+    """Why a check that found nothing cannot say ``pass``: it asked for data it declares and the
+    read had failed (permission, no answer). None when every read it asked for was there."""
+    reasons: list[str] = []
+    for key_name, params, entry in ctx.failed_reads or []:
+        if key_name not in chk.data_keys:
+            continue
+        r = ctx.unavailable(key_name, entry, **params).reason
+        if r not in reasons:
+            reasons.append(r)
+    if not reasons:
+        return None
+    more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    return "found nothing, but not all it looks at could be read: " + "; ".join(reasons[:3]) + more
 
 
 def _well_formed(f) -> None:
