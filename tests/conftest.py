@@ -94,3 +94,74 @@ def findings_of(doc: dict, check: str) -> list[dict]:
 
 def status_of(doc: dict, check: str) -> str:
     return next(c["status"] for c in doc["checks"] if c["id"] == check)
+
+
+# --- the read-only guarantee, across every test of the session ------------------------------------
+# Every replay server records each request in tests/replay.py's session registry. When the session
+# ends, no mutating request may be in it except (a) the explicit write probe (`doctor --probe`):
+# an object created, read or deleted under an ``airflow-gke-probe`` folder on a server started with
+# ``allow_writes=True``; (b) requests a test marked ``replay_sends_writes`` sent itself, to prove the
+# server refuses them. Anything else fails the session, naming the request and the test.
+_SENDS_WRITES: set[str] = set()
+_READ_ONLY: dict = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "replay_sends_writes: the test itself sends mutating requests to a replay "
+                                       "server (to prove they are refused); exempt from the session read-only check")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("replay_sends_writes"):
+            _SENDS_WRITES.add(item.nodeid)
+
+
+def is_probe_write(req, allow_writes: bool) -> bool:
+    """The one write the tool makes: ``--probe``'s object under ``.airflow-gke-probe/``."""
+    import fnmatch
+
+    if not allow_writes or req.service != "storage":
+        return False
+    name = ""
+    if req.method == "POST" and fnmatch.fnmatchcase(req.path, "/upload/storage/v1/b/*/o"):
+        name = req.params.get("name", "") + " " + req.body[:4096].decode("utf-8", "replace")
+    elif req.method == "DELETE" and fnmatch.fnmatchcase(req.path, "/storage/v1/b/*/o/*"):
+        name = req.path
+    return "airflow-gke-probe/" in name
+
+
+def unexpected_writes(records, sends_writes: set[str]) -> list[str]:
+    """The mutating requests of ``records`` ((request, server allowed writes, PYTEST_CURRENT_TEST))
+    that neither the write probe nor a ``replay_sends_writes`` test explains."""
+    out = []
+    for req, allow_writes, test in records:
+        nodeid = test.rsplit(" (", 1)[0]
+        if is_probe_write(req, allow_writes) or nodeid in sends_writes:
+            continue
+        out.append(f"{req.method} {req.service} {req.path} (answered {req.status}) during {nodeid or 'no test'}")
+    return out
+
+
+def pytest_sessionfinish(session, exitstatus):
+    replay = sys.modules.get("replay")
+    if replay is None or not hasattr(replay, "SESSION_WRITES"):
+        return
+    records = list(replay.SESSION_WRITES)
+    bad = unexpected_writes(records, _SENDS_WRITES)
+    _READ_ONLY.update(requests=sum(replay.SESSION_REQUESTS.values()), writes=len(records), bad=bad,
+                      probe=sum(is_probe_write(r, a) for r, a, _t in records))
+    if bad and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _READ_ONLY:
+        return
+    r = _READ_ONLY
+    terminalreporter.write_line(
+        f"read-only: {r['requests']} requests to replay servers, {r['writes']} mutating: {r['probe']} by the write "
+        f"probe, {r['writes'] - r['probe'] - len(r['bad'])} sent by tests proving they are refused, "
+        f"{len(r['bad'])} unexpected")
+    for line in r["bad"]:
+        terminalreporter.write_line(f"  UNEXPECTED WRITE: {line}", red=True)

@@ -409,8 +409,19 @@ def _glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+# Session-wide record, kept however often a test clears a server's log: every request any server
+# of this process answered (per service), and every mutating one with whether its server allowed
+# writes and the test that was running. tests/conftest.py asserts the read-only guarantee from it
+# when the test session ends.
+SESSION_REQUESTS: collections.Counter = collections.Counter()
+SESSION_WRITES: list[tuple[Request, bool, str]] = []
+_SESSION_LOCK = threading.Lock()
+
+
 class RequestLog:
     """Thread-safe log of every request to any of the servers of one :class:`ReplayServer`."""
+
+    allow_writes = False   # set by the ReplayServer that owns the log
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -419,6 +430,10 @@ class RequestLog:
     def append(self, entry: Request) -> None:
         with self._lock:
             self._entries.append(entry)
+        with _SESSION_LOCK:
+            SESSION_REQUESTS[entry.service] += 1
+            if entry.mutating:
+                SESSION_WRITES.append((entry, self.allow_writes, os.environ.get("PYTEST_CURRENT_TEST", "")))
 
     @property
     def entries(self) -> list[Request]:
@@ -1116,6 +1131,7 @@ class ReplayServer:
         self.store = _Store(self.root)
         self._builtins: dict[str, bytes] = {}  # discovery and /version bodies
         self.log = RequestLog()
+        self.log.allow_writes = allow_writes
         self.faults: list[Fault] = [Fault.coerce(f) for f in faults]
         self._fault_lock = threading.Lock()
         self.allow_writes = allow_writes

@@ -542,6 +542,7 @@ def test_discovery_for_kubectl(srv: ReplayServer, tmp_path: Path):
     assert not resources["nodes"].namespaced
 
 
+@pytest.mark.replay_sends_writes
 def test_non_get_is_refused_405_and_recorded(core: k8s.CoreV1Api, srv: ReplayServer):
     with pytest.raises(ApiException) as e:
         core.delete_namespaced_pod(TASK, NS)
@@ -621,6 +622,7 @@ def test_google_error_file_and_encoded_colon(srv: ReplayServer, snapshot: Path):
     assert not srv.log.mutating()
 
 
+@pytest.mark.replay_sends_writes
 def test_google_writes_are_refused_405(srv: ReplayServer):
     status, raw, _ = _get(srv.endpoints["serviceusage"] +
                           f"/v1/projects/{PROJECT}/services/container.googleapis.com:enable", method="POST")
