@@ -18,7 +18,7 @@ MASK = "<redacted>"
 _SENSITIVE_KEY = re.compile(
     r"(?ix)^(?:"
     r"sql_alchemy_conn|fernet_key|secret_key|jwt_secret|broker_url|result_backend|"
-    r"connection|conn_uri|dsn|"
+    r"connection|conn_uri|dsn|.*_dsn|.*webhook.*|"
     r".*pass(?:word|wd)?.*|.*token.*|.*secret.*|.*credential.*|.*private_?key.*|.*api_?key.*|"
     r".*access_?key.*|.*client_?key.*|.*_cmd|.*sas_?key.*|.*auth_?key.*|ssh_?key|gitsshkey"
     r")$"
@@ -45,6 +45,8 @@ _LOG_PATTERNS = [
     (re.compile(r"\bya29\.[A-Za-z0-9._\-]{10,}"), MASK),          # Google OAuth access tokens
     (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), MASK),             # Google API keys
 ]
+# A command-line flag whose next argument is a secret (``--password hunter2``, ``--requirepass x``).
+_SECRET_FLAG = re.compile(r"(?i)^--?[\w.-]*(?:pass(?:word|wd)?|token|secret|api-?key|private-?key|credential)[\w.-]*$")
 # Annotations that echo whole manifests (and so whatever secret a manifest held).
 _ECHO_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
@@ -274,7 +276,43 @@ class Redactor:
                 for fld in ("command", "args"):
                     vals = c.get(fld)
                     if isinstance(vals, list):
-                        c[fld] = [self.text(v) if isinstance(v, str) else v for v in vals]
+                        c[fld] = self.argv(vals, str(c.get("name", "")))
+
+    def argv(self, vals: list, container: str) -> list:
+        """Command and args: secrets inside each argument, and the argument after a secret flag."""
+        out = []
+        for i, v in enumerate(vals):
+            prev = vals[i - 1] if i else None
+            if isinstance(v, str) and isinstance(prev, str) and _SECRET_FLAG.match(prev) and not v.startswith("-"):
+                out.append(MASK)
+                self.masked.add(f"container {container}: argument after {prev}")
+            else:
+                out.append(self.text(v) if isinstance(v, str) else v)
+        return out
+
+    def deep(self, data: Any, where: str) -> Any:
+        """Any JSON document (Google bodies, error bodies): values of sensitive keys masked, every
+        other string through ``text``. Iterative, so no body is too deep to walk."""
+        stack = [data]
+        while stack:
+            cur = stack.pop()
+            if isinstance(cur, dict):
+                for k, v in cur.items():
+                    if isinstance(v, str):
+                        if self.is_sensitive_key(k) and v:
+                            cur[k] = MASK
+                            self.masked.add(f"{where}: {k}")
+                        else:
+                            cur[k] = self.text(v)
+                    elif isinstance(v, (dict, list)):
+                        stack.append(v)
+            elif isinstance(cur, list):
+                for i, v in enumerate(cur):
+                    if isinstance(v, str):
+                        cur[i] = self.text(v)
+                    elif isinstance(v, (dict, list)):
+                        stack.append(v)
+        return data
 
     def workload(self, obj: dict) -> dict:
         """Pods, Deployments, StatefulSets, Jobs: env values, args, annotations."""
@@ -295,6 +333,9 @@ class Redactor:
         """Redact the body read from ``path`` (a snapshot-v1 path without extension)."""
         if isinstance(data, str):
             return self.log(data)
+        if isinstance(data, list) or (isinstance(data, dict) and (path.startswith("gcp/") or "error" in data
+                                                                 or data.get("kind") == "Status")):
+            return self.deep(data, path)   # Google bodies and error bodies: any field can hold a secret
         if not isinstance(data, dict):
             return data
         items = data.get("items") if isinstance(data.get("items"), list) else None
