@@ -329,6 +329,7 @@ class Context:
         self.now = now or datetime.now(timezone.utc)
         self._release_override = target.release
         self._static_paths: dict[str, str | None] = {}   # data key -> path (None: the target lacks a field)
+        self._events_sorted: set[tuple[str, str]] = set()   # objects whose events list is sorted
         # Reads that failed (no permission, no answer) that the running check asked for; the runner
         # sets a list before each check, so a check that looked at data it could not get cannot pass.
         self.failed_reads: list[tuple[str, dict, Entry]] | None = None
@@ -461,13 +462,15 @@ class Context:
         for e in self.items("events"):
             io = as_dict(e.get("involvedObject") or e.get("regarding"))
             out[(str(io.get("kind")), str(io.get("name")))].append(e)
-        for lst in out.values():
-            lst.sort(key=lambda e: event_time(e) or datetime.min.replace(tzinfo=timezone.utc))
-        return dict(out)
+        return dict(out)   # each object's list is sorted when first asked for: most never are
 
     def events_for(self, kind: str, name: str, reason: str | None = None) -> list[dict]:
         """Events about one object, oldest first (optionally of one reason)."""
-        evs = self._events_index.get((kind, name), [])
+        key = (kind, name)
+        evs = self._events_index.get(key, [])
+        if evs and key not in self._events_sorted:
+            evs.sort(key=lambda e: event_time(e) or datetime.min.replace(tzinfo=timezone.utc))
+            self._events_sorted.add(key)
         if reason is not None:
             evs = [e for e in evs if e.get("reason") == reason]
         return evs
