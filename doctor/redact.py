@@ -72,6 +72,7 @@ _LOG_TRIGGERS: list[tuple[str, ...] | None] = [   # per _LOG_PATTERNS entry; Non
                                       "private_key"),
     ("-----begin ",), ("ya29.",), ("aiza",),
 ]
+_ALL_TRIGGERS = (_URI_TRIGGER,) + tuple(t for ts in _LOG_TRIGGERS if ts for t in ts)
 _TEXT_MEMO: dict[str, str] = {}
 _TEXT_MEMO_MAX_LEN = 1024
 _TEXT_MEMO_MAX_SIZE = 100_000
@@ -118,9 +119,16 @@ def _masked_text(value: str) -> str:
         out = _all_patterns(value)
     else:
         out = value
+        low = out.lower()
+        for t in _ALL_TRIGGERS:   # most texts hold none: done after this one scan
+            if t in low:
+                break
+        else:
+            if len(_LOG_TRIGGERS) >= len(_LOG_PATTERNS) and None not in _LOG_TRIGGERS:
+                return _remember(value, out)
         if _URI_TRIGGER in out:
             out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), out)
-        low = out.lower()
+            low = out.lower()
         for i, (pattern, repl) in enumerate(_LOG_PATTERNS):
             triggers = _LOG_TRIGGERS[i] if i < len(_LOG_TRIGGERS) else None
             if triggers is not None and not any(t in low for t in triggers):
@@ -128,9 +136,12 @@ def _masked_text(value: str) -> str:
             new = _sub_kv(out, low) if pattern is _KV else pattern.sub(repl, out)
             if new is not out:
                 out, low = new, new.lower()
-    if len(value) <= _TEXT_MEMO_MAX_LEN:
-        if len(_TEXT_MEMO) >= _TEXT_MEMO_MAX_SIZE:
-            _TEXT_MEMO.clear()
+    return _remember(value, out)
+
+
+def _remember(value: str, out: str) -> str:
+    # Full: keep what is there (the values seen first, env and common messages, are the ones that repeat).
+    if len(value) <= _TEXT_MEMO_MAX_LEN and len(_TEXT_MEMO) < _TEXT_MEMO_MAX_SIZE:
         _TEXT_MEMO[value] = out
     return out
 
