@@ -111,55 +111,60 @@ def compact(path: str, body: Any, it: Interner) -> Any:
 # with ``"metadata"`` (pods, events: every Kubernetes list as the API server encodes it) can be cut
 # between items without a JSON scanner: in JSON text the bytes ``},{"metadata":{`` never occur
 # inside a string (a quote in a string is escaped), so they only appear where one object ends and
-# the next begins in an array. Each slice of items is parsed, redacted and compacted before the
-# next is read, so the peak is the compacted list plus one slice. The result is checked against
-# the cut points (every item accounted for, in order); anything unexpected gives None and the
-# caller parses the whole body as usual.
+# the next begins in an array. Each slice of items (a few MB) is parsed, compacted and redacted
+# before the next is read, so the peak is the compacted list plus one slice. Every separator must
+# turn out to be a boundary between two items of the list (a separator inside a nested array would
+# leave a slice with fewer items than separators, or not JSON at all); anything unexpected gives
+# None and the caller parses the whole body as usual.
 
 ITEM_SEP = b'},{"metadata":{'
-SLICE_ITEMS = 1000
+SLICE_BYTES = 4 * 1024 * 1024
 
 
-def parse_list_in_slices(buf: Any, process, slice_items: int | None = None, release=None) -> dict | None:
-    """The list body in ``buf`` (bytes or an mmap), each slice of items passed through
-    ``process(items)`` (in place) as soon as it is parsed; None when the bytes do not cut cleanly.
-    ``release(end)`` is called once the bytes before ``end`` are no longer needed."""
-    slice_items = slice_items or SLICE_ITEMS
-    seps: list[int] = []
+def parse_list_in_slices(buf: Any, process, slice_bytes: int | None = None, release=None) -> dict | None:
+    """The list body in ``buf`` (bytes or an mmap), each slice of about ``slice_bytes`` of items
+    passed through ``process(items)`` (in place) as soon as it is parsed; None when the bytes do
+    not cut cleanly. ``release(end)`` is called once the bytes before ``end`` are no longer needed."""
+    slice_bytes = slice_bytes or SLICE_BYTES
     find = buf.find
-    i = find(ITEM_SEP)
-    while i != -1:
-        seps.append(i)
-        i = find(ITEM_SEP, i + 1)
-    if len(seps) < 2 * slice_items:
+    cuts = [find(ITEM_SEP)]          # the end of the first item, then one separator per slice
+    if cuts[0] == -1:
         return None
-    cuts = seps[slice_items - 1::slice_items]
-    if len(cuts) < 2:
+    while True:
+        nxt = find(ITEM_SEP, cuts[-1] + slice_bytes)
+        if nxt == -1:
+            break
+        cuts.append(nxt)
+    if len(cuts) < 3:
         return None
     try:
-        return _parse_cut(buf, seps, cuts, slice_items, process, release)
+        return _parse_cut(buf, cuts, process, release)
     except orjson.JSONDecodeError:   # a cut inside a nested array, or invalid JSON: parse it whole
         return None
 
 
-def _parse_cut(buf: Any, seps: list[int], cuts: list[int], slice_items: int, process, release) -> dict | None:
+def _parse_cut(buf: Any, cuts: list[int], process, release) -> dict | None:
     middle: list = []
     for a, b in zip(cuts, cuts[1:]):
-        chunk = orjson.loads(b"[" + buf[a + 2: b + 1] + b"]")
-        if not isinstance(chunk, list) or len(chunk) != slice_items or not all(isinstance(x, dict) for x in chunk):
+        raw = b"[" + buf[a + 2: b + 1] + b"]"
+        chunk = orjson.loads(raw)
+        # every separator inside the slice must be a boundary between two of its items
+        if not isinstance(chunk, list) or len(chunk) != raw.count(ITEM_SEP) + 1 or \
+                not all(isinstance(x, dict) for x in chunk):
             return None
         process(chunk)
         middle += chunk
         if release is not None:
             release(b)
-    head = slice_items                      # items before the first cut
-    tail = len(seps) - (len(cuts) * slice_items - 1)   # items after the last cut
-    body = orjson.loads(buf[: cuts[0] + 1] + buf[cuts[-1] + 1:])
+    tail = buf[cuts[-1] + 1:]
+    body = orjson.loads(buf[: cuts[0] + 1] + tail)
     if not isinstance(body, dict):
         return None
     items = body.get("items")
-    if not isinstance(items, list) or len(items) != head + tail or not all(isinstance(x, dict) for x in items):
+    # the first item (before the first cut) and the items after the last cut
+    if not isinstance(items, list) or len(items) != 2 + tail.count(ITEM_SEP) or \
+            not all(isinstance(x, dict) for x in items):
         return None
     process(items)
-    body["items"] = items[:head] + middle + items[head:]
+    body["items"] = items[:1] + middle + items[1:]
     return body

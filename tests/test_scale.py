@@ -119,7 +119,7 @@ def test_live_reads_each_path_once_with_bounded_logs(big, run_cli, monkeypatch, 
 
 def test_sliced_and_compacted_lists_hold_exactly_the_parsed_data(big, monkeypatch):
     monkeypatch.setattr(snapshot_mod, "SLICED_MIN_BYTES", 0)
-    monkeypatch.setattr(compact_mod, "SLICE_ITEMS", 37)
+    monkeypatch.setattr(compact_mod, "SLICE_BYTES", 50_000)
     for path in (PODS, EVENTS):
         raw = (big / f"{path}.json").read_bytes()
         assert compact_mod.parse_list_in_slices(raw, lambda items: None) == orjson.loads(raw)
@@ -141,9 +141,12 @@ def test_slicing_gives_up_on_separators_that_are_not_between_items():
     items = [{"metadata": {"name": f"s{i}"}, "spec": {"volumeClaimTemplates": nested if i == 2 else []}}
              for i in range(9)]
     raw = orjson.dumps({"kind": "StatefulSetList", "apiVersion": "apps/v1", "metadata": {}, "items": items})
-    got = compact_mod.parse_list_in_slices(raw, lambda items: None, slice_items=2)
-    assert got is None or got == orjson.loads(raw)
-    assert compact_mod.parse_list_in_slices(b'{"items": [1, 2]}', lambda items: None, slice_items=2) is None
+    for size in range(1, len(raw), 7):
+        got = compact_mod.parse_list_in_slices(raw, lambda items: None, slice_bytes=size)
+        assert got is None or got == orjson.loads(raw), size
+    flat = orjson.dumps({"items": [{"metadata": {"name": f"p{i}"}} for i in range(50)]})
+    assert compact_mod.parse_list_in_slices(flat, lambda items: None, slice_bytes=100) == orjson.loads(flat)
+    assert compact_mod.parse_list_in_slices(b'{"items": [1, 2]}', lambda items: None, slice_bytes=2) is None
 
 
 def test_bench_table_renders(tmp_path):
@@ -157,3 +160,23 @@ def test_bench_table_renders(tmp_path):
                     "log_reads": 4, "repeated_reads": 0, "server_time_s": 0.1, "same_findings_as_offline": True}}
     text = bench_main.table({"sizes": [row]})
     assert "5/5" in text and "yes" in text and str(ROOT) not in text
+
+
+def test_console_entry_ends_with_the_exit_code_and_the_whole_output(tmp_path):
+    """The console script ends the process as soon as the report is out (doctor/cli.py _exit_now):
+    the exit code and every byte of the output must survive that."""
+    import json
+    import subprocess
+    import sys
+
+    entry = "import sys; from doctor.cli import main; sys.argv[0] = 'airflow-gke'; main()"
+    seed = str(ROOT / "fixtures" / "scenarios" / "seed-incident")
+    r = subprocess.run([sys.executable, "-c", entry, "doctor", "--snapshot", seed, "--output", "json"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 1, r.stderr
+    assert json.loads(r.stdout)["summary"]["findings"]["error"] >= 3
+    r = subprocess.run([sys.executable, "-c", entry, "doctor", "--snapshot", str(tmp_path / "none")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "no such file or directory" in r.stderr
+    r = subprocess.run([sys.executable, "-c", entry, "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.startswith("airflow-gke ")
