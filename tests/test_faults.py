@@ -197,8 +197,8 @@ def test_unreadable_paths_end_their_checks_error_naming_the_path_and_exit_3(srv,
 # --- the whole run's deadline ---------------------------------------------------------------------------
 def test_the_whole_run_ends_within_timeout_when_everything_hangs(srv, live):
     srv.add_fault(Fault(hang=True))          # every request of every service
-    r = live(srv, "--timeout", "3", "--request-timeout", "30")
-    assert r.seconds < 3 + 2.5, r.seconds
+    r = live(srv, "--timeout", "2", "--request-timeout", "30")
+    assert r.seconds < 2 + 2.5, r.seconds
     assert r.code == 2, r.err                # nothing answered: one line, exit 2
     (line,) = r.err.strip().splitlines()
     assert "nothing reachable" in line
@@ -206,8 +206,8 @@ def test_the_whole_run_ends_within_timeout_when_everything_hangs(srv, live):
 
 def test_a_hung_cluster_api_ends_within_timeout_and_exits_3(srv, live):
     srv.add_fault(Fault(service="k8s", hang=True))
-    r = live(srv, "--timeout", "3", "--request-timeout", "30")
-    assert r.seconds < 3 + 2.5, r.seconds
+    r = live(srv, "--timeout", "2", "--request-timeout", "30")
+    assert r.seconds < 2 + 2.5, r.seconds
     assert r.code == 3, r.err
     after = by_check(r.json)
     for cid in needers("pods"):
