@@ -243,6 +243,8 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
     report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors],
                        suppressed=suppressed, notices=notices, probe=probed.to_dict() if probed else None)
     if verbose:
+        for name, secs in ctx.read_times.items():
+            _err(f"  read  {name:40} {secs * 1000:8.2f} ms")
         for r in runs:
             _err(f"  {r.status:5} {r.id:40} {r.duration_s * 1000:8.2f} ms")
     output_given = click.get_current_context().get_parameter_source("output") is not ParameterSource.DEFAULT
