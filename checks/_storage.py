@@ -128,9 +128,22 @@ def describe_state(cs: ContainerStatus) -> str:
     return ", ".join(bits)
 
 
+_ENV_OF: dict[int, tuple[list, dict]] = {}
+
+
 def env_of(c: dict) -> dict[str, dict]:
-    """``name -> env entry`` of a container spec."""
-    return {str(e.get("name")): e for e in as_list(c.get("env")) if isinstance(e, dict) and e.get("name")}
+    """``name -> env entry`` of a container spec (do not modify it: it is shared). Pods of one
+    template share one env list (doctor/compact.py), so the mapping is built once per list."""
+    env = c.get("env")
+    if not isinstance(env, list):
+        return {}
+    hit = _ENV_OF.get(id(env))
+    if hit is not None and hit[0] is env:
+        return hit[1]
+    out = {str(e.get("name")): e for e in env if isinstance(e, dict) and e.get("name")}
+    if len(_ENV_OF) < 4096:   # the few lists shared by many pods come first; unshared ones are not kept
+        _ENV_OF[id(env)] = (env, out)
+    return out
 
 
 def env_value(c: dict, *names: str) -> str | None:
