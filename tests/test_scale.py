@@ -113,6 +113,13 @@ def test_live_reads_each_path_once_with_bounded_logs(big, run_cli, monkeypatch, 
         assert 0 < len(log_reads) <= 2 * 7                           # current + previous of 7 containers
     for check, kind, name in generate.expected(big):
         assert _found(r.json, check, kind, name), (check, kind, name)
+    # the cap is spent across kinds of trouble: the one hanging git-sync-init is read although
+    # dozens of failed task containers rank before it, so the live finding quotes its log as offline
+    stuck = next(n for c, _k, n in generate.expected(big) if c == "executor-pod-stuck-init")
+    assert any(e.path.endswith(f"/{stuck}/log") and "git-sync-init" in e.query for e in log_reads)
+    _code, offline = doctor_json(run_cli, big)
+    same = [f for f in offline["findings"] if f["check"] == "executor-pod-stuck-init"]
+    assert [f for f in r.json["findings"] if f["check"] == "executor-pod-stuck-init"] == same
 
 
 # --- slice-by-slice parsing and shared parts ---------------------------------------------------------

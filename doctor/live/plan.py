@@ -132,7 +132,9 @@ def _wants_log(cs) -> tuple[int, bool, bool] | None:
 def log_reads(ctx: Context, max_containers: int) -> tuple[list[tuple[str, dict]], int]:
     """Container log reads for at most ``max_containers`` containers, the most telling first
     (crashed or restarted, then running but not ready, then finished; task pods before the
-    chart's pods before the rest); returns (reads, containers left out by the cap)."""
+    chart's pods before the rest), one of each kind of trouble (container, state, reason) before a
+    second of any: 2,000 failed task pods must not use the whole budget while one init container
+    hangs; returns (reads, containers left out by the cap)."""
     try:
         pods = list(ctx.pods)
     except DataUnavailable:
@@ -148,10 +150,23 @@ def log_reads(ctx: Context, max_containers: int) -> tuple[list[tuple[str, dict]]
         for j, cs in enumerate(p.init_statuses + p.container_statuses):
             w = _wants_log(cs)
             if w is not None and _CONTAINER.match(cs.name):
-                wanted.append(((w[0], rank(p), i, j), p, cs.name, w[1], w[2]))
+                state, fields = cs.state
+                kind = (cs.name, state, str(fields.get("reason") or ""))
+                # still waiting or running: the longest at it first (a young pod in Init is normal)
+                since = str(fields.get("startedAt") or p.status.get("startTime") or "~") \
+                    if state in ("waiting", "running") else "~"
+                wanted.append(((w[0], rank(p), since, i, j), p, cs.name, w[1], w[2], kind))
     wanted.sort(key=lambda t: t[0])
+    seen: dict[tuple, int] = {}
+    rounds = []
+    for t in wanted:   # the n-th container of its kind goes in round n; within a round, priority order
+        n = seen.get(t[5], 0)
+        seen[t[5]] = n + 1
+        rounds.append((n, t))
+    rounds.sort(key=lambda r: r[0])   # stable
+    wanted = [t for _n, t in rounds]
     reads: list[tuple[str, dict]] = []
-    for _order, p, name, cur, prev in wanted[:max_containers]:
+    for _order, p, name, cur, prev, _kind in wanted[:max_containers]:
         if cur:
             reads.append(("logs", {"pod": p.name, "container": name}))
         if prev:
