@@ -240,9 +240,13 @@ def profile(snap: Path, n: int) -> Path:
     import pstats
 
     prof = OUT / f"profile-n{n}.prof"
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "doctor.cli", "doctor", "--snapshot", str(snap),
-           "--output", "json", "--fail-on", "never"]
-    measure(cmd)
+    # main() with argv: the console entry would end the process before the profile is written
+    code = ("import cProfile, sys\nfrom doctor.cli import main\npr = cProfile.Profile()\npr.enable()\n"
+            "try:\n    main(sys.argv[2:])\nexcept SystemExit:\n    pass\npr.disable()\npr.dump_stats(sys.argv[1])\n")
+    r = measure([sys.executable, "-c", code, str(prof), "doctor", "--snapshot", str(snap), "--output", "json",
+                 "--fail-on", "never"])
+    if not prof.is_file():
+        raise RuntimeError(f"profiling failed: {r['stderr'][-500:]}")
     buf = io.StringIO()
     st = pstats.Stats(str(prof), stream=buf)
     st.sort_stats("cumulative").print_stats(40)
@@ -348,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         result["sizes"].append(row)
         if args.profile == n:
             log(f"N={n}: profiling the offline run ...")
-            row["profile"] = str(profile(snap, n).relative_to(ROOT))
+            try:
+                row["profile"] = str(profile(snap, n).relative_to(ROOT))
+            except RuntimeError as e:
+                log(str(e))
     text = table(result)
     print(text)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
