@@ -34,7 +34,11 @@ _SENSITIVE_ENV = re.compile(r"(?i)^(?:AIRFLOW_CONN_.+|AIRFLOW_VAR_.+|.+_CMD|.+_S
 # ``key=value`` / ``"key": "value"`` secrets in free text, for these key words.
 _KV_WORDS = ("password", "passwd", "pwd", "secret", "token", "access_token", "refresh_token", "api_key", "apikey",
              "fernet_key", "secret_key", "jwt_secret", "private_key")
-_KV = re.compile(r"(?i)([\"']?(?:" + "|".join(_KV_WORDS) + r")[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+")
+# The value stays on the key's line (``secret:`` opening a YAML mapping is not a secret), and prose
+# after a colon ("Invalid auth token: Signature verification failed") is not a value.
+# A quoted value is masked whole.
+_KV = re.compile(r"(?i)([\"']?(?:" + "|".join(_KV_WORDS) + r")[\"']?[ \t]*[:=][ \t]*)"
+                 r"(?:[\"'][^\"'\n]*[\"']?|(?!(?<=:[ \t])(?-i:[A-Z][a-z]+[ \t][a-z]+))[^\s\"',;&}]+)")
 _URI_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@'\"]+)(?P<at>@)")
 _LOG_PATTERNS = [
     (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1" + MASK),

@@ -55,3 +55,13 @@ def test_pod_template_yaml_in_configmap():
     r.configmap(cm)
     text = str(cm)
     assert "pw1" not in text and "'fk'" not in text and "plain-secret" not in text
+
+
+def test_free_text_rules_stay_on_the_line_and_spare_prose():
+    r = Redactor()
+    tpl = "volumes:\n- name: git-sync-ssh-key\n  secret:\n    secretName: airflow-ssh-secret\n"
+    assert r.text(tpl) == tpl            # a YAML mapping opened by `secret:` is not a secret
+    assert r.text("Invalid auth token: Signature verification failed") == \
+        "Invalid auth token: Signature verification failed"
+    assert r.text('{"password": "two words", "user": "bob"}') == '{"password": ' + MASK + ', "user": "bob"}'
+    assert r.text("token: abcdef123456") == "token: " + MASK
