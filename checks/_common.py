@@ -83,3 +83,13 @@ def quote_event(e: dict) -> str:
     src = (e.get("source") or {}).get("component") or e.get("reportingComponent") or e.get("reportingController") or ""
     where = f"x{count}" + (f", {src}" if src else "")
     return f"event {e.get('type', '')} {e.get('reason', '')} ({where}): {str(e.get('message', '')).strip()}"
+
+
+def unreadable(entry, what: str, perm: str) -> str | None:
+    """Why a policy read gives no answer (for iam.evaluate): not collected, or the failure with the
+    permission it needs; None when it was read."""
+    if entry is None:
+        return f"not collected ({what})"
+    if entry.ok:
+        return None
+    return f"HTTP {entry.status}: {entry.message} (needs {perm})"

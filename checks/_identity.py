@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from doctor.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict, dig
-from doctor.identity import component_exists, component_pods
+from doctor.identity import component_exists, component_pods, template_spec
 from doctor.model import Resource
 
 from ._common import cluster_name, location, project
@@ -18,25 +18,6 @@ WI_ANNOTATION = "iam.gke.io/gcp-service-account"
 
 def label(component: str) -> str:
     return "task pods" if component == "task" else component
-
-
-def _template_spec(ctx: Context, component: str) -> dict | None:
-    """The pod spec a component's controller (or, for task pods, the pod template file) renders."""
-    if component == "task":
-        try:
-            tpl = ctx.pod_template
-        except DataUnavailable:
-            return None
-        return as_dict(tpl.get("spec")) if tpl else None
-    for coll_name in ("deployments", "statefulsets"):
-        try:
-            coll = getattr(ctx, coll_name)
-        except DataUnavailable:
-            continue
-        for w in coll.values():
-            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
-                return as_dict(dig(w.raw, "spec", "template", "spec"))
-    return None
 
 
 def _sa_of_spec(spec: dict) -> str:
@@ -68,7 +49,7 @@ def ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
         for p in pods:
             names.setdefault(p.service_account, []).append(p)
         if not names:
-            spec = _template_spec(ctx, comp)
+            spec = template_spec(ctx, comp)
             if spec is not None:
                 names[_sa_of_spec(spec)] = []
         for ksa, kpods in names.items():

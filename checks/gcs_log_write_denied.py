@@ -9,7 +9,7 @@ from doctor.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder,
 from doctor.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from doctor.registry import check
 
-from ._common import bucket_resource, node_pool_resource, project, project_resource, q
+from ._common import unreadable, bucket_resource, node_pool_resource, project, project_resource, q
 from ._identity import cluster_resource as _cluster_resource, gsa_resource as _gsa_resource
 
 PERM = "storage.objects.create"
@@ -61,8 +61,8 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
     proj_e = ctx.entry("project_iam")
     bucket_policy = iam_e.data if iam_e is not None and iam_e.ok else None
     project_policy = proj_e.data if proj_e is not None and proj_e.ok else None
-    bucket_why = _why(iam_e, f"storage/v1/b/{bucket}/iam", "storage.buckets.getIamPolicy")
-    project_why = _why(proj_e, f"projects/{p}:getIamPolicy", "resourcemanager.projects.getIamPolicy")
+    bucket_why = unreadable(iam_e, f"storage/v1/b/{bucket}/iam", "storage.buckets.getIamPolicy")
+    project_why = unreadable(proj_e, f"projects/{p}:getIamPolicy", "resourcemanager.projects.getIamPolicy")
     log_hits = _log_403(ctx, idents)
 
     problems: list[str] = []   # identities that cannot write
@@ -162,14 +162,6 @@ def _describe(ctx: Context, group: list[Identity]) -> str:
         return f"{labels} (KSA {', '.join(dict.fromkeys(i.ksa for i in group))} as federated principal, no annotation)"
     sas = sorted({ctx.node_service_account(pl) for i in group for pl in i.pools})
     return f"{labels} (node service account {', '.join(sas) or 'unknown'})"
-
-
-def _why(entry, what: str, perm: str) -> str | None:
-    if entry is None:
-        return f"not collected ({what})"
-    if entry.ok:
-        return None
-    return f"HTTP {entry.status}: {entry.message} (needs {perm})"
 
 
 def _log_403(ctx: Context, idents) -> list[str]:

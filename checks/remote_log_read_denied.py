@@ -11,7 +11,7 @@ from doctor.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, remot
 from doctor.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from doctor.registry import check
 
-from ._common import CHART_SA_KEY, bucket_resource, helm_upgrade, node_pool_resource, project, q
+from ._common import unreadable, CHART_SA_KEY, bucket_resource, helm_upgrade, node_pool_resource, project, q
 from ._identity import cluster_resource, excerpt, gsa_resource, label
 
 PERMS = ("storage.objects.get", "storage.objects.list")
@@ -106,14 +106,6 @@ def _describe(ctx: Context, ident: Identity) -> str:
     return f"{ident.label} (KSA {ident.ksa} → node service account {', '.join(sas) or 'unknown'})"
 
 
-def _why(entry, what: str, perm: str) -> str | None:
-    if entry is None:
-        return f"not collected ({what})"
-    if entry.ok:
-        return None
-    return f"HTTP {entry.status}: {entry.message} (needs {perm})"
-
-
 def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
     b = ctx.entry("bucket", bucket=bucket)
     if b is not None and b.not_found:
@@ -123,9 +115,9 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
     iam_e, proj_e = ctx.entry("bucket_iam", bucket=bucket), ctx.entry("project_iam")
     bucket_policy = iam_e.data if iam_e is not None and iam_e.ok else None
     project_policy = proj_e.data if proj_e is not None and proj_e.ok else None
-    policies = [(f"bucket gs://{bucket}", bucket_policy, _why(iam_e, f"storage/v1/b/{bucket}/iam",
+    policies = [(f"bucket gs://{bucket}", bucket_policy, unreadable(iam_e, f"storage/v1/b/{bucket}/iam",
                                                               "storage.buckets.getIamPolicy")),
-                (f"project {p}", project_policy, _why(proj_e, f"projects/{p}:getIamPolicy",
+                (f"project {p}", project_policy, unreadable(proj_e, f"projects/{p}:getIamPolicy",
                                                       "resourcemanager.projects.getIamPolicy"))]
     evidence = [f"[logging] remote_base_log_folder = {folder} ({where})"]
     problems, doubts, fix, caused_by = [], [], [], []

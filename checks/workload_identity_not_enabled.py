@@ -8,7 +8,9 @@ from doctor.model import Finding, Remediation, Result, from_findings, passed
 from doctor.registry import check
 
 from ._common import cluster_name, gke_flags, node_pool_resource, project, q
-from ._identity import KsaUse, _template_spec, annotated_ksas, cluster_resource
+from doctor.identity import template_spec
+
+from ._identity import KsaUse, annotated_ksas, cluster_resource
 
 
 @check(id="workload-identity-not-enabled", title="Workload Identity is enabled where annotated Airflow pods run",
@@ -51,7 +53,7 @@ def _pools(ctx: Context, use: KsaUse) -> list[tuple[NodePool, str]]:
                 out.append((pools[name], f"its pods run on node pool {name}: {shown}"))
         return out
     for comp in use.components:
-        spec = _template_spec(ctx, comp)
+        spec = template_spec(ctx, comp)
         sel = as_dict((spec or {}).get("nodeSelector")).get("cloud.google.com/gke-nodepool")
         if sel and sel in pools:
             return [(pools[sel], f"its pod template selects node pool {sel} (no pod running now)")]

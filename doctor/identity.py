@@ -67,9 +67,14 @@ def component_exists(ctx: Context, component: str) -> bool:
     return False
 
 
-def _template_spec(ctx: Context, component: str) -> dict | None:
+def template_spec(ctx: Context, component: str) -> dict | None:
+    """The pod spec a component's pods are made from: the chart's Deployment/StatefulSet template,
+    or for ``task`` the KubernetesExecutor pod template; None when it cannot be read."""
     if component == "task":
-        tpl = ctx.pod_template
+        try:
+            tpl = ctx.pod_template
+        except DataUnavailable:
+            return None
         return as_dict(tpl.get("spec")) if tpl else None
     for coll_name in ("deployments", "statefulsets"):
         try:
@@ -87,7 +92,7 @@ def resolve(ctx: Context, component: str) -> list[Identity]:
     if not component_exists(ctx, component):
         return []
     pods = component_pods(ctx, component)
-    spec = _template_spec(ctx, component)
+    spec = template_spec(ctx, component)
     by_ksa: dict[str, list[Pod]] = {}
     for p in pods:
         by_ksa.setdefault(p.service_account, []).append(p)
