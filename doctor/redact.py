@@ -82,7 +82,7 @@ _TEXT_MEMO_MAX_LEN = 1024
 _TEXT_MEMO_MAX_SIZE = 100_000
 
 
-def _sub_kv(text: str, low: str) -> str:
+def _sub_kv(text: str, low: str, repl: str) -> str:
     """``_KV.sub`` tried only at the offsets where a key word (or a quote before one) starts; the
     same matches, since every match starts there (``low`` is ``text.lower()``, same length)."""
     starts = set()
@@ -100,7 +100,7 @@ def _sub_kv(text: str, low: str) -> str:
             continue
         m = _KV.match(text, st)
         if m:
-            out += (text[last:st], m.group(1), MASK)
+            out += (text[last:st], m.expand(repl))
             last = m.end()
     if not out:
         return text
@@ -137,7 +137,7 @@ def _masked_text(value: str) -> str:
             triggers = _LOG_TRIGGERS[i] if i < len(_LOG_TRIGGERS) else None
             if triggers is not None and not any(t in low for t in triggers):
                 continue
-            new = _sub_kv(out, low) if pattern is _KV else pattern.sub(repl, out)
+            new = _sub_kv(out, low, repl) if pattern is _KV else pattern.sub(repl, out)
             if new is not out:
                 out, low = new, new.lower()
     return _remember(value, out)
