@@ -95,12 +95,14 @@ def _sub_kv(text: str, low: str, repl: str) -> str:
             i = low.find(w, i + 1)
     out: list[str] = []
     last = 0
+    # ``m.expand`` re-parses the template on every call (Python 3.11); the usual one is built here.
+    fast = repl == "\\1" + MASK
     for st in sorted(starts):
         if st < last:
             continue
         m = _KV.match(text, st)
         if m:
-            out += (text[last:st], m.expand(repl))
+            out += (text[last:st], m.group(1) + MASK if fast else m.expand(repl))
             last = m.end()
     if not out:
         return text
