@@ -10,7 +10,7 @@ from doctor.model import finding_id
 from doctor.redact import Redactor
 
 from ._common import k8s_resource
-from ._storage import clip, container_logs, is_airflow_pod, owner_of, secret_ref, status_of, unhealthy
+from ._storage import clip, container_logs, is_airflow_pod, owner_of, secret_ref, status_of, unhealthy, unhealthy_pods
 
 KINDS = [  # (kind, pattern); first match wins, most specific first
     ("pgbouncer-auth", re.compile(r"(?i)wrong password type|server login failed|server login has been failing|"
@@ -99,7 +99,7 @@ def db_errors(ctx: Context) -> list[DbError]:
     if cache is not None:
         return cache
     out: list[DbError] = []
-    for pod in ctx.pods:
+    for pod in unhealthy_pods(ctx):   # only unhealthy containers are read below
         if not is_airflow_pod(ctx, pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
             continue
         if pod.is_task_pod:

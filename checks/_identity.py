@@ -223,5 +223,23 @@ def excerpt(line: str, m: "re.Match | None" = None, width: int = 400) -> str:
     return "... " + line[start:start + width] + (" ..." if start + width < len(line) else "")
 
 
+def airflow_images(ctx: Context) -> dict[str, Pod]:
+    """Each image of the Airflow pods -> the first pod (in ``ctx.pods`` order) that uses it, in
+    first-use order; computed once per run (10,000 task pods share a handful of images)."""
+    cache = ctx.__dict__.get("_identity_airflow_images")
+    if cache is None:
+        cache = {}
+        for p in ctx.pods:
+            if is_airflow_pod(p):
+                for field in ("initContainers", "containers"):   # pod_images(p), without copying lists
+                    cs = p.spec.get(field)
+                    if isinstance(cs, list):
+                        for c in cs:
+                            if isinstance(c, dict) and c.get("image"):
+                                cache.setdefault(str(c.get("image")), p)
+        ctx.__dict__["_identity_airflow_images"] = cache
+    return cache
+
+
 def pod_images(p: Pod) -> list[str]:
     return [str(c.get("image")) for c in p.init_containers + p.containers if c.get("image")]

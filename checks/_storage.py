@@ -113,6 +113,40 @@ def unhealthy(cs: ContainerStatus) -> bool:
     return False
 
 
+def unhealthy_pods(ctx: Context) -> list[Pod]:
+    """The pods (in ``ctx.pods`` order) with at least one unhealthy container status, computed once
+    per run: checks that look only at unhealthy containers need not walk every healthy task pod."""
+    cache = ctx.__dict__.get("_storage_unhealthy_pods")
+    if cache is None:
+        cache = [p for p in ctx.pods if _any_unhealthy(p.status.get("initContainerStatuses"), True)
+                 or _any_unhealthy(p.status.get("containerStatuses"), False)]
+        ctx.__dict__["_storage_unhealthy_pods"] = cache
+    return cache
+
+
+def _any_unhealthy(statuses: object, init: bool) -> bool:
+    """``unhealthy`` of any status in a raw status list, read from the dicts directly (the same
+    rules as ``ContainerStatus.state`` + ``unhealthy``, without building a view per container)."""
+    if not isinstance(statuses, list):
+        return False
+    for raw in statuses:
+        if not isinstance(raw, dict):
+            continue
+        st = raw.get("state")
+        if not isinstance(st, dict):
+            continue   # state "unknown": healthy
+        if isinstance(st.get("waiting"), dict):
+            return True
+        if isinstance(st.get("running"), dict):
+            if init or not raw.get("ready"):
+                return True
+            continue
+        t = st.get("terminated")
+        if isinstance(t, dict) and t.get("exitCode") not in (0, None):
+            return True
+    return False
+
+
 def describe_state(cs: ContainerStatus) -> str:
     state, f = cs.state
     bits = [state]

@@ -7,7 +7,7 @@ from doctor.model import Finding, Remediation, Result, from_findings
 from doctor.registry import check
 
 from ._common import cluster_name, gke_flags, node_pool_resource, project, q
-from ._identity import airflow_pods_by_pool, airflow_pools, google_repo, is_airflow_pod, is_compute_default, pod_images
+from ._identity import airflow_images, airflow_pods_by_pool, airflow_pools, google_repo, is_compute_default
 
 
 @check(id="default-compute-sa-nodes", title="Node pools running Airflow use a dedicated service account",
@@ -24,7 +24,7 @@ def _airflow_pods_on(ctx: Context, pool: NodePool) -> list[str]:
 
 
 def _uses_google_registry(ctx: Context) -> bool:
-    return ctx.has("pods") and any(google_repo(i) for p in ctx.pods if is_airflow_pod(p) for i in pod_images(p))
+    return ctx.has("pods") and any(google_repo(i) for i in airflow_images(ctx))
 
 
 def _finding(ctx: Context, pool: NodePool, tied: bool) -> Finding:

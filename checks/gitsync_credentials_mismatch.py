@@ -11,7 +11,7 @@ from doctor.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q
 from ._gitsync import CAUSES, gitsync_containers, major, settings, workload_key
-from ._storage import clip, container_logs, describe_state, image_tag, is_airflow_pod, status_of, unhealthy
+from ._storage import clip, container_logs, describe_state, image_tag, is_airflow_pod, status_of, unhealthy, unhealthy_pods
 
 MISSING_KEY = re.compile(r"(?i)couldn't find key (\S+) in Secret (\S+?)/(\S+?)(?:\s|$|,)")
 V4_PASSWORD = re.compile(r"(?i)--password(?: or --password-file)? must be (?:set|specified) when --username")
@@ -28,7 +28,7 @@ V4 = ("GITSYNC_USERNAME", "GITSYNC_PASSWORD")
 def run(ctx: Context) -> Result:
     """Credentials Secret keys / env names that the running git-sync major version does not read."""
     groups: dict[tuple[str, str], list[tuple[Pod, str, str]]] = {}
-    for pod in ctx.pods:
+    for pod in unhealthy_pods(ctx):   # a container must be unhealthy to be reported
         if not is_airflow_pod(ctx, pod):
             continue
         for c, _init in gitsync_containers(pod):

@@ -13,7 +13,7 @@ from doctor.registry import check
 from doctor.source import error_info
 
 from ._common import project, project_resource, q
-from ._identity import COMPONENTS, annotated_ksas, excerpt, google_repo, is_airflow_pod, label, pod_images
+from ._identity import COMPONENTS, airflow_images, annotated_ksas, excerpt, google_repo, is_airflow_pod, label
 
 TITLES = {
     "storage.googleapis.com": "Cloud Storage API",
@@ -122,17 +122,10 @@ def _secret_manager_uses(ctx: Context) -> list[str]:
 
 def _registry_uses(ctx: Context) -> list[str]:
     seen: dict[str, str] = {}
-    judged: set[str] = set()
-    for p in ctx.pods:
-        if not is_airflow_pod(p):
-            continue
-        for img in pod_images(p):
-            if img in judged:
-                continue
-            judged.add(img)
-            repo = google_repo(img)
-            if repo and repo.host.endswith(".pkg.dev") and repo.project == ctx.target.project:
-                seen[img] = p.name
+    for img, p in airflow_images(ctx).items():   # each image once, with the first pod using it
+        repo = google_repo(img)
+        if repo and repo.host.endswith(".pkg.dev") and repo.project == ctx.target.project:
+            seen[img] = p.name
     if not seen:
         tpl = ctx.pod_template
         for c in (as_dict(tpl.get("spec")).get("containers") or []) if tpl else []:
@@ -167,7 +160,9 @@ def _refused_calls(ctx: Context, needed: dict) -> list[tuple[str, str]]:
             out.append((service, f"GET {e.path.split('/', 1)[1]} returned 403 SERVICE_DISABLED: {e.message[:300]}"))
     scanned = 0
     for p in ctx.pods:
-        if not is_airflow_pod(p) or scanned >= 200:
+        if scanned >= 200:
+            break   # every later pod would be skipped
+        if not is_airflow_pod(p):
             continue
         for cs in p.container_statuses:
             if cs.ready and not cs.restarts:
