@@ -32,8 +32,12 @@ def run(ctx: Context) -> Result:
         return passed()
     findings = []
     by_pool: dict[str, list[Pod]] = {}
+    spot_of_node: dict[str | None, str | None] = {}   # _spot_pool depends on the pod's node only
     for p in runners:
-        pool = _spot_pool(ctx, p)
+        node = p.node
+        if node not in spot_of_node:
+            spot_of_node[node] = _spot_pool(ctx, p)
+        pool = spot_of_node[node]
         if pool:
             by_pool.setdefault(pool, []).append(p)
     for pool, pods in sorted(by_pool.items()):

@@ -26,6 +26,8 @@ def run(ctx: Context) -> Result:
     # failed pods accumulate when delete_worker_pods_on_failure is False.
     groups: dict[tuple, list[tuple[Pod, ContainerStatus, dict]]] = {}
     for pod in pods:
+        if not _may_be_oom(pod):
+            continue
         for cs in pod.container_statuses:
             term = _oom(ctx, pod, cs)
             if term is not None:
@@ -39,6 +41,23 @@ def run(ctx: Context) -> Result:
         pod, cs, term = hits[-1]
         findings.append(_finding(ctx, pod, cs, term, [h[0] for h in hits[:-1]]))
     return from_findings(findings)
+
+
+def _may_be_oom(pod: Pod) -> bool:
+    """Whether a container status names OOMKilled in ``state.terminated`` or ``lastState.terminated``
+    (read from the dicts: a cheap filter, a superset of what ``_oom`` accepts)."""
+    sts = pod.status.get("containerStatuses")
+    if not isinstance(sts, list):
+        return False
+    for raw in sts:
+        if isinstance(raw, dict):
+            for k in ("state", "lastState"):
+                st = raw.get(k)
+                if isinstance(st, dict):
+                    t = st.get("terminated")
+                    if isinstance(t, dict) and t.get("reason") == "OOMKilled":
+                        return True
+    return False
 
 
 def _oom(ctx: Context, pod: Pod, cs: ContainerStatus) -> dict | None:
