@@ -13,6 +13,7 @@ from doctor.model import Finding, Remediation, Result, from_findings, passed
 from doctor.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, quote_event
+from ._storage import unhealthy_pods
 
 # Start-up of a healthy task pod (git-sync clone included) stays well under this.
 THRESHOLD = timedelta(seconds=int(os.environ.get("AIRFLOW_GKE_INIT_THRESHOLD_S", "300")))
@@ -54,7 +55,9 @@ def run(ctx: Context) -> Result:
     pods = ctx.task_pods
     if not pods:
         return passed()
-    findings = [f for f in (_inspect(ctx, p) for p in pods) if f is not None]
+    # _inspect reports only an init container that failed, waits or runs: an unhealthy status
+    stuck = {id(p) for p in unhealthy_pods(ctx)}
+    findings = [f for f in (_inspect(ctx, p) for p in pods if id(p) in stuck) if f is not None]
     return from_findings(findings)
 
 

@@ -12,6 +12,7 @@ from doctor.registry import check
 
 from ._common import cluster_name, gke_flags, project, q, quote_event
 from ._identity import Repo, google_repo
+from ._storage import unhealthy_pods
 
 PULL = ("ErrImagePull", "ImagePullBackOff")
 DENIED = re.compile(r"(?i)\b403\b|forbidden|\b401\b|unauthori[sz]ed|\bdenied\b|permission \"?artifactregistry")
@@ -27,7 +28,7 @@ READ_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",
 def run(ctx: Context) -> Result:
     """Pods in ErrImagePull/ImagePullBackOff on *.pkg.dev or gcr.io with 403/unauthorized (node SA lacks roles/artifactregistry.reader)."""
     by_repo: dict[Repo, list[tuple[Pod, ContainerStatus, str, list[str]]]] = {}
-    for pod in ctx.pods:
+    for pod in unhealthy_pods(ctx):   # a waiting container is unhealthy: the other pods have none
         for cs in pod.init_statuses + pod.container_statuses:
             state, fields = cs.state
             if state != "waiting" or fields.get("reason") not in PULL:
