@@ -39,7 +39,13 @@ class KsaUse:
 
 def ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
     """KSA name -> its use by Airflow components (running pods, else their controller's template,
-    else the KubernetesExecutor pod template). Needs pods."""
+    else the KubernetesExecutor pod template). Needs pods. Computed once per run (five checks ask,
+    each walked every pod); the reads that failed while computing it are reported again to each
+    later check that asks, as if it had made them (do not modify the result: it is shared)."""
+    return ctx.shared("ksas_in_use", lambda: _ksas_in_use(ctx))
+
+
+def _ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
     out: dict[str, KsaUse] = {}
     for comp in COMPONENTS:
         if not component_exists(ctx, comp):

@@ -390,6 +390,27 @@ class Context:
             return None
         raise self.unavailable(key_name, e, **params)
 
+    def shared(self, key: Any, compute: Any) -> Any:
+        """``compute()`` once per run, for helpers several checks call (its value must not be
+        modified). The reads that failed while computing it are reported again to each later check
+        that asks, as if it had made them itself, so caching never lets a check pass on them."""
+        cache = self.__dict__.setdefault("_shared", {})
+        hit = cache.get(key)
+        if hit is not None:
+            value, failed = hit
+            if self.failed_reads is not None:
+                self.failed_reads.extend(failed)
+            return value
+        outer, self.failed_reads = self.failed_reads, []
+        try:
+            value = compute()
+        finally:
+            mine, self.failed_reads = self.failed_reads, outer
+            if outer is not None:
+                outer.extend(mine)
+        cache[key] = (value, mine)   # not reached when compute() raised: the next caller retries
+        return value
+
     def has(self, key_name: str, **params: str) -> bool:
         e = self.entry(key_name, **params)
         return e is not None and e.ok

@@ -88,7 +88,12 @@ def template_spec(ctx: Context, component: str) -> dict | None:
 
 
 def resolve(ctx: Context, component: str) -> list[Identity]:
-    """The identities a component's pods act as (one per KSA in use), or [] when it does not run."""
+    """The identities a component's pods act as (one per KSA in use), or [] when it does not run.
+    Computed once per run and component (several checks ask; do not modify the result)."""
+    return ctx.shared(("resolve", component), lambda: _resolve(ctx, component))
+
+
+def _resolve(ctx: Context, component: str) -> list[Identity]:
     if not component_exists(ctx, component):
         return []
     pods = component_pods(ctx, component)

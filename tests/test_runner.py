@@ -78,3 +78,26 @@ def test_builtin_registry_slugs_titles_and_data_keys():
             "gcs-log-write-denied", "executor-pod-stuck-init"} <= set(reg)
     for c in reg.values():
         assert c.title[0].isupper() and not c.title.endswith(".")
+
+
+def test_a_value_shared_between_checks_reports_its_failed_reads_to_every_check_that_uses_it():
+    # ctx.shared computes once per run; a read that failed while computing it must still turn
+    # every later check that relies on it into an error, as if that check had read it itself.
+    calls = []
+
+    def helper(c):
+        def compute():
+            calls.append(1)
+            return c.has("deployments")
+        return c.shared("helper", compute)
+
+    def uses_helper(c):
+        helper(c)
+        return passed()
+
+    c = ctx([("k8s/apis/apps/v1/namespaces/airflow/deployments", {"status": 403, "error": "forbidden"})])
+    checks = [Check(f"uses-{i}", "good state", "error", "test", uses_helper, (), ("deployments",)) for i in (1, 2)]
+    runs = run_checks(c, checks)
+    assert len(calls) == 1
+    assert [r.status for r in runs] == ["error", "error"], [(r.status, r.reason) for r in runs]
+    assert all("permission denied" in r.reason for r in runs)
