@@ -80,6 +80,8 @@ _ALL_TRIGGERS = (_URI_TRIGGER,) + tuple(t for ts in _LOG_TRIGGERS if ts for t in
 _TEXT_MEMO: dict[str, str] = {}
 _TEXT_MEMO_MAX_LEN = 1024
 _TEXT_MEMO_MAX_SIZE = 100_000
+_TEXT_SEEN: set[int] = set()
+_TEXT_SEEN_MAX_SIZE = 200_000
 
 
 def _sub_kv(text: str, low: str, repl: str) -> str:
@@ -146,10 +148,32 @@ def _masked_text(value: str) -> str:
 
 
 def _remember(value: str, out: str) -> str:
-    # Full: keep what is there (the values seen first, env and common messages, are the ones that repeat).
+    # Only texts seen before are kept: most texts are one-offs (a task pod's ``--json-string``, run
+    # ids), and keeping them would fill the memo (and hold their strings) for nothing. What was seen
+    # is remembered by hash only. Full: keep what is there (the values seen first, env and common
+    # messages, are the ones that repeat).
     if len(value) <= _TEXT_MEMO_MAX_LEN and len(_TEXT_MEMO) < _TEXT_MEMO_MAX_SIZE:
-        _TEXT_MEMO[value] = out
+        h = hash(value)
+        if h in _TEXT_SEEN:
+            _TEXT_MEMO[value] = out
+        else:
+            if len(_TEXT_SEEN) >= _TEXT_SEEN_MAX_SIZE:
+                _TEXT_SEEN.clear()
+            _TEXT_SEEN.add(h)
     return out
+
+
+_FLAG_MEMO: dict[str, bool] = {}
+
+
+def _secret_flag(arg: str) -> bool:
+    """``_SECRET_FLAG.match(arg)``, remembered (a command line repeats across pods)."""
+    v = _FLAG_MEMO.get(arg)
+    if v is None:
+        v = _SECRET_FLAG.match(arg) is not None
+        if len(_FLAG_MEMO) < _TEXT_MEMO_MAX_SIZE:
+            _FLAG_MEMO[arg] = v
+    return v
 
 
 @lru_cache(maxsize=16384)
@@ -298,13 +322,18 @@ class Redactor:
     def argv(self, vals: list, container: str) -> list:
         """Command and args: secrets inside each argument, and the argument after a secret flag."""
         out = []
-        for i, v in enumerate(vals):
-            prev = vals[i - 1] if i else None
-            if isinstance(v, str) and isinstance(prev, str) and _SECRET_FLAG.match(prev) and not v.startswith("-"):
-                out.append(MASK)
-                self.masked.add(f"container {container}: argument after {prev}")
+        prev = None
+        for v in vals:
+            if v.__class__ is str or isinstance(v, str):
+                if prev is not None and _secret_flag(prev) and not v.startswith("-"):
+                    out.append(MASK)
+                    self.masked.add(f"container {container}: argument after {prev}")
+                else:
+                    out.append(_masked_text(v) if v else v)
+                prev = v
             else:
-                out.append(self.text(v) if isinstance(v, str) else v)
+                out.append(v)
+                prev = None
         return out
 
     def deep(self, data: Any, where: str) -> Any:
