@@ -112,14 +112,16 @@ def compact(path: str, body: Any, it: Interner) -> Any:
 # with ``"metadata"`` (pods, events: every Kubernetes list as the API server encodes it) can be cut
 # between items without a JSON scanner: in JSON text the bytes ``},{"metadata":{`` never occur
 # inside a string (a quote in a string is escaped), so they only appear where one object ends and
-# the next begins in an array. Each slice of items (a few MB) is parsed, compacted and redacted
+# the next begins in an array. Each slice of items (~256 KB) is parsed, compacted and redacted
 # before the next is read, so the peak is the compacted list plus one slice. Every separator must
 # turn out to be a boundary between two items of the list (a separator inside a nested array would
 # leave a slice with fewer items than separators, or not JSON at all); anything unexpected gives
 # None and the caller parses the whole body as usual.
 
 ITEM_SEP = b'},{"metadata":{'
-SLICE_BYTES = 4 * 1024 * 1024
+# Small slices keep a slice's fresh objects in the CPU caches while compact and the redactor walk
+# them (50,000 pods: 4 MB slices 9.4 s, 1 MB ~7.8 s, 64-256 KB ~6.7 s; 10,000 pods 2.1 s -> ~1.8 s).
+SLICE_BYTES = 256 * 1024
 
 
 def parse_list_in_slices(buf: Any, process, slice_bytes: int | None = None, release=None) -> dict | None:
