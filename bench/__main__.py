@@ -46,7 +46,7 @@ OUT = ROOT / "bench" / "out"
 SEED = ROOT / "fixtures" / "scenarios" / "seed-incident"
 DEFAULT_SIZES = (1000, 10_000, 50_000)
 # The console script's entry (main() with no argv owns the process, as `airflow-gke` does).
-CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'airflow-gke'; from doctor.cli import main; main()"]
+CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'airflow-gke'; from airflow_gke.cli import main; main()"]
 CLIENT_LIBS = ("kubernetes", "google.cloud", "google.auth", "google.api_core", "googleapiclient", "grpc",
                "urllib3", "requests", "yaml", "jsonschema", "rich")
 
@@ -241,7 +241,7 @@ def profile(snap: Path, n: int) -> Path:
 
     prof = OUT / f"profile-n{n}.prof"
     # main() with argv: the console entry would end the process before the profile is written
-    code = ("import cProfile, sys\nfrom doctor.cli import main\npr = cProfile.Profile()\npr.enable()\n"
+    code = ("import cProfile, sys\nfrom airflow_gke.cli import main\npr = cProfile.Profile()\npr.enable()\n"
             "try:\n    main(sys.argv[2:])\nexcept SystemExit:\n    pass\npr.disable()\npr.dump_stats(sys.argv[1])\n")
     r = measure([sys.executable, "-c", code, str(prof), "doctor", "--snapshot", str(snap), "--output", "json",
                  "--fail-on", "never"])

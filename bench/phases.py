@@ -38,11 +38,11 @@ class Clock:
 def run(snapshot: Path, top: int = 15, split: bool = False) -> list[tuple[str, float, float]]:
     import orjson
 
-    from doctor.context import Context, DataUnavailable
-    from doctor.data import KEYS, Target
-    from doctor.registry import load_checks
-    from doctor.runner import run_check
-    from doctor.snapshot import open_snapshot
+    from airflow_gke.context import Context, DataUnavailable
+    from airflow_gke.data import KEYS, Target
+    from airflow_gke.registry import load_checks
+    from airflow_gke.runner import run_check
+    from airflow_gke.snapshot import open_snapshot
 
     clock = Clock()
     gc.disable()   # as the CLI runs

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import shlex
 
-from doctor.context import Context, DataUnavailable
-from doctor.model import Resource
+from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.model import Resource
 
 
 def project(ctx: Context) -> str:

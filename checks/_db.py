@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from doctor.context import Context, Obj, Pod
-from doctor.model import finding_id
-from doctor.redact import Redactor
+from airflow_gke.context import Context, Obj, Pod
+from airflow_gke.model import finding_id
+from airflow_gke.redact import Redactor
 
 from ._common import k8s_resource
 from ._storage import clip, container_logs, is_airflow_pod, owner_of, secret_ref, status_of, unhealthy, unhealthy_pods

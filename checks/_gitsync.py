@@ -6,8 +6,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from doctor.context import Context, Pod, as_dict
-from doctor.model import finding_id
+from airflow_gke.context import Context, Pod, as_dict
+from airflow_gke.model import finding_id
 
 from ._common import k8s_resource
 from ._storage import env_of, env_value, image_tag, is_airflow_pod, owner_of, secret_ref

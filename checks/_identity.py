@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from doctor.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict, dig
-from doctor.identity import component_exists, component_pods, template_spec
-from doctor.model import Resource
+from airflow_gke.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict, dig
+from airflow_gke.identity import component_exists, component_pods, template_spec
+from airflow_gke.model import Resource
 
 from ._common import cluster_name, location, project
 

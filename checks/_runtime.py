@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from doctor.context import AIRFLOW_COMPONENTS, Context, Pod, as_dict, as_list
-from doctor.model import Resource
-from doctor.snapshot import parse_time
+from airflow_gke.context import AIRFLOW_COMPONENTS, Context, Pod, as_dict, as_list
+from airflow_gke.model import Resource
+from airflow_gke.snapshot import parse_time
 
 from ._common import release
 

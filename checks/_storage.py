@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator
 
-from doctor.context import Context, ContainerStatus, DataUnavailable, Obj, Pod, PVC, as_dict, as_list, dig
-from doctor.model import Resource
+from airflow_gke.context import Context, ContainerStatus, DataUnavailable, Obj, Pod, PVC, as_dict, as_list, dig
+from airflow_gke.model import Resource
 
 from ._common import k8s_resource, ns, q, release
 

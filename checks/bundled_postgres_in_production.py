@@ -3,9 +3,9 @@
 images the chart pins and Bitnami may withdraw. The chart documents it as not for production."""
 from __future__ import annotations
 
-from doctor.context import Context, as_list
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, as_list
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, location, ns, project, q, release
 from ._db import bundled_postgres, metadata_secret

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from doctor.context import Context, ContainerStatus, Pod, human_age
-from doctor.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, ContainerStatus, Pod, human_age
+from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, quote_event, release
 from ._runtime import (CANNOT_START, CHART_KEY, component_pods, container_spec, controller_of, doubled_memory,

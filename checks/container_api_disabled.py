@@ -1,10 +1,10 @@
 """Kubernetes Engine API disabled on the project: nothing of GKE can be created or read."""
 from __future__ import annotations
 
-from doctor.context import Context
-from doctor.model import Finding, Remediation, Result, from_findings, passed, skipped
-from doctor.registry import check
-from doctor.source import error_info
+from airflow_gke.context import Context
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
+from airflow_gke.registry import check
+from airflow_gke.source import error_info
 
 from ._common import project, project_resource, q
 

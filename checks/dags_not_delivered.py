@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from doctor.context import Context, Pod, as_dict, as_list
-from doctor.model import Finding, Remediation, Result, from_findings, passed, skipped
-from doctor.registry import check
+from airflow_gke.context import Context, Pod, as_dict, as_list
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, release
 from ._gitsync import gitsync_containers

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, PVC
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, PVC
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, project, q, quote_event
 from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, is_airflow_pod, kubectl, pvc_role, rwx_class

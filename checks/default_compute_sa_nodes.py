@@ -1,10 +1,10 @@
 """Node pools that run Airflow use the Compute Engine default service account."""
 from __future__ import annotations
 
-from doctor.context import Context, NodePool, as_dict
-from doctor.iam import member_roles
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, NodePool, as_dict
+from airflow_gke.iam import member_roles
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import cluster_name, gke_flags, node_pool_resource, project, q
 from ._identity import airflow_images, airflow_pods_by_pool, airflow_pools, google_repo, is_compute_default

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from doctor.context import Context, Pod, event_time, human_age, parse_time
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, Pod, event_time, human_age, parse_time
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, q
 from ._storage import is_airflow_pod, kubectl, owner_of

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, DataUnavailable, NodePool, Pod
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable, NodePool, Pod
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, node_pool_resource, ns, q, quote_event
 from ._runtime import component_pods, controller_of, grep, log_lines, safe

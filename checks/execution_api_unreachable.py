@@ -10,9 +10,9 @@ import json
 import re
 from urllib.parse import urlparse
 
-from doctor.context import Context, Obj, Pod, as_dict, as_list
-from doctor.model import Finding, Remediation, Result, finding_id, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, Obj, Pod, as_dict, as_list
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, q, release
 from ._runtime import grep, log_lines, safe

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import orjson
 
-from doctor.context import Context, ContainerStatus, Pod, human_age
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, ContainerStatus, Pod, human_age
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, quote_event
 from ._storage import unhealthy_pods

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import re
 
-from doctor.context import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
-from doctor.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
+from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import k8s_resource, ns, project, q, quote_event
 from ._runtime import CANNOT_START, safe

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, Pod
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, Pod
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, release
 from ._runtime import component_pods, env_source, grep, log_lines, release_resource, safe, source_text

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, DataUnavailable
-from doctor.iam import evaluate, member_roles
-from doctor.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
-from doctor.model import Finding, Remediation, Result, finding_id, from_findings, skipped
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.iam import evaluate, member_roles
+from airflow_gke.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
+from airflow_gke.registry import check
 
 from ._common import unreadable, bucket_resource, node_pool_resource, project, project_resource, q
 from ._identity import cluster_resource as _cluster_resource, gsa_resource as _gsa_resource

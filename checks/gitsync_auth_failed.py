@@ -4,9 +4,9 @@ refused, repository or branch not found, or the SSH key Secret missing. Task pod
 ``executor-pod-stuck-init``'s; their findings link here when the same repository fails."""
 from __future__ import annotations
 
-from doctor.context import Context, Pod, as_dict, human_age
-from doctor.model import Finding, Remediation, Result, finding_id, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, Pod, as_dict, human_age
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, quote_event, release
 from ._gitsync import (CAUSE_TEXT, FAILING, SECRET_MOUNT, Settings, cause_of, gitsync_containers, readable,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, ContainerStatus, DataUnavailable, NodePool, Pod
-from doctor.iam import member_roles
-from doctor.model import Finding, Remediation, Resource, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, ContainerStatus, DataUnavailable, NodePool, Pod
+from airflow_gke.iam import member_roles
+from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import cluster_name, gke_flags, project, q, quote_event
 from ._identity import Repo, google_repo

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from doctor.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
-from doctor.model import Finding, Remediation, Result, passed
-from doctor.registry import check
+from airflow_gke.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
+from airflow_gke.model import Finding, Remediation, Result, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, ns, q
 from ._runtime import release_resource

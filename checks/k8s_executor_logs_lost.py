@@ -2,10 +2,10 @@
 its pod's emptyDir and is gone when the pod is deleted (on success, by default)."""
 from __future__ import annotations
 
-from doctor.context import Context, DataUnavailable, Pod, as_dict
-from doctor.identity import resolve
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable, Pod, as_dict
+from airflow_gke.identity import resolve
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, project, q, release
 

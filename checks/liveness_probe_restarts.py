@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, ContainerStatus, Pod, as_dict, human_age
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, ContainerStatus, Pod, as_dict, human_age
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, quote_event
 from ._runtime import CHART_KEY, component_pods, container_spec, excerpt, finished_at, log_lines, resources_text, safe

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from doctor.context import Context
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, project, q, release
 from ._db import KIND_TEXT, DbError, db_errors, metadata_secret, pgbouncer_id, postgres_image_ids, safe

@@ -2,10 +2,10 @@
 write to Cloud Storage, so remote logs to gs:// fail with 403 whatever IAM says."""
 from __future__ import annotations
 
-from doctor.context import Context
-from doctor.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
-from doctor.model import Finding, Remediation, Result, from_findings, skipped
-from doctor.registry import check
+from airflow_gke.context import Context
+from airflow_gke.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
+from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
+from airflow_gke.registry import check
 
 from ._common import CHART_SA_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade, node_pool_resource, ns, project, q
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, NodePool
-from doctor.iam import bindings
-from doctor.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, NodePool
+from airflow_gke.iam import bindings
+from airflow_gke.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import k8s_resource, project, q
 from ._identity import COMPONENTS, airflow_pools, annotated_ksas, gsa_resource, is_compute_default, ksas_in_use, \

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, Pod, human_age
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, Pod, human_age
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, quote_event, release
 from ._db import postgres_pods

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, DataUnavailable, Pod, as_list, human_age
-from doctor.model import Finding, Remediation, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable, Pod, as_list, human_age
+from airflow_gke.model import Finding, Remediation, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import cluster_name, gke_flags, k8s_resource, project, q, quote_event
 from ._storage import (iter_claims, kubectl, node_matches, node_schedulable, node_zone, persistent_volumes,

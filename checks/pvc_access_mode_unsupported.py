@@ -2,9 +2,9 @@
 (the chart's logs PVC is always ReadWriteMany; GCE Persistent Disk is single-writer)."""
 from __future__ import annotations
 
-from doctor.context import Context, PVC, StorageClass, as_dict, dig, human_age
-from doctor.model import Finding, Remediation, Resource, Result, from_findings
-from doctor.registry import check
+from airflow_gke.context import Context, PVC, StorageClass, as_dict, dig, human_age
+from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
+from airflow_gke.registry import check
 
 from ._common import gke_flags, helm_upgrade, cluster_name, k8s_resource, ns, project, q, quote_event
 

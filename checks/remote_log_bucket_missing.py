@@ -2,10 +2,10 @@
 one the doctor may not even see (403: another project, or no access), so remote logs go nowhere."""
 from __future__ import annotations
 
-from doctor.context import Context, DataUnavailable
-from doctor.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder, resolve
-from doctor.model import Finding, Remediation, Result, from_findings, passed, skipped
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder, resolve
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
+from airflow_gke.registry import check
 
 from ._common import bucket_resource, helm_upgrade, project, q
 from ._identity import label

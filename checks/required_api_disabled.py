@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 
-from doctor.context import Context, DataUnavailable, as_dict, dig
-from doctor.identity import LOG_READERS, LOG_WRITERS, remote_log_folder
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
-from doctor.source import error_info
+from airflow_gke.context import Context, DataUnavailable, as_dict, dig
+from airflow_gke.identity import LOG_READERS, LOG_WRITERS, remote_log_folder
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
+from airflow_gke.source import error_info
 
 from ._common import project, project_resource, q
 from ._identity import COMPONENTS, airflow_images, annotated_ksas, excerpt, google_repo, is_airflow_pod, label

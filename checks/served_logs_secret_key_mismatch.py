@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, DataUnavailable
-from doctor.identity import component_exists, component_pods
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.identity import component_exists, component_pods
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import helm_upgrade, k8s_resource, ns, q, release
 from ._identity import excerpt

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from doctor.context import Context, DataUnavailable, Pod, as_dict, as_list, human_age
-from doctor.model import Finding, Remediation, Result, finding_id, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable, Pod, as_dict, as_list, human_age
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, project, q, quote_event
 from ._runtime import memory_text, quantity

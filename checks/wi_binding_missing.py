@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from doctor.context import Context, DataUnavailable
-from doctor.iam import binding_members, bindings
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.iam import binding_members, bindings
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import CHART_SA_KEY, helm_sa_annotation, helm_upgrade, q
 from ._identity import KsaUse, annotated_ksas, excerpt, gsa_project, gsa_resource, wi_members, workload_pool

@@ -3,12 +3,12 @@ pool or the node pool running the pods does not run the GKE metadata server: the
 silently ignored and the pods act as the node's service account."""
 from __future__ import annotations
 
-from doctor.context import Context, NodePool, as_dict
-from doctor.model import Finding, Remediation, Result, from_findings, passed
-from doctor.registry import check
+from airflow_gke.context import Context, NodePool, as_dict
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.registry import check
 
 from ._common import cluster_name, gke_flags, node_pool_resource, project, q
-from doctor.identity import template_spec
+from airflow_gke.identity import template_spec
 
 from ._identity import KsaUse, annotated_ksas, cluster_resource
 

@@ -32,9 +32,9 @@ LABELS = {"app.kubernetes.io/name": "airflow-gke", "app.kubernetes.io/component"
 
 def roles(namespace: str) -> tuple[dict | None, dict | None, list[str], list[str]]:
     """(Role, ClusterRole, check ids, Google IAM permissions) as `airflow-gke permissions` makes them."""
-    from doctor.cli import select_checks
-    from doctor.permissions import iam_permissions, keys_of, manifests
-    from doctor.registry import load_checks
+    from airflow_gke.cli import select_checks
+    from airflow_gke.permissions import iam_permissions, keys_of, manifests
+    from airflow_gke.registry import load_checks
 
     checks = select_checks(load_checks(), (), (), False)
     keys = keys_of(checks)

@@ -1,4 +1,4 @@
-"""Regenerate the parts of README.md that come from the registry: ``python -m doctor.gendocs``.
+"""Regenerate the parts of README.md that come from the registry: ``python -m airflow_gke.gendocs``.
 
 ``--check`` exits 1 when README.md is out of date (a test runs it), so the table of checks can
 never drift from the code.
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     new = render(current)
     if "--check" in argv:
         if new != current:
-            print("README.md check table is out of date: run `python -m doctor.gendocs`", file=sys.stderr)
+            print("README.md check table is out of date: run `python -m airflow_gke.gendocs`", file=sys.stderr)
             return 1
         return 0
     path.write_text(new, encoding="utf-8")

@@ -87,11 +87,11 @@ def load_checks() -> dict[str, Check]:
     global _loaded
     if _loaded:
         return REGISTRY
-    import checks as builtin
+    import airflow_gke.checks as builtin
 
     for mod in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda m: m.name):
         if not mod.name.startswith("_"):
-            importlib.import_module(f"checks.{mod.name}")
+            importlib.import_module(f"airflow_gke.checks.{mod.name}")
     try:
         from importlib.metadata import entry_points
 

@@ -1,4 +1,4 @@
-"""Runbooks ship inside the wheel (docs/runbooks → doctor/_runbooks) so ``explain`` works offline."""
+"""Runbooks ship inside the wheel (docs/runbooks → airflow_gke/_runbooks) so ``explain`` works offline."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -62,7 +62,7 @@ def run_cli(capsys, monkeypatch):
     validated against the schema on the way."""
 
     def run(*args: str, env: dict | None = None) -> CliResult:
-        from doctor.cli import main
+        from airflow_gke.cli import main
 
         for k, v in (env or {}).items():
             monkeypatch.setenv(k, v)

@@ -2,7 +2,7 @@
 its deprecated name, secrets and commands opaque."""
 from __future__ import annotations
 
-from doctor.airflow_config import AirflowConfig, env_of_container
+from airflow_gke.airflow_config import AirflowConfig, env_of_container
 
 CFG = """\
 [core]

@@ -26,7 +26,7 @@ def doctor_commands(script: str) -> list[list[str]]:
 
 
 def parse(argv: list[str], env: dict) -> dict:
-    from doctor.cli import cli
+    from airflow_gke.cli import cli
 
     assert argv[:2] == ["airflow-gke", "doctor"]
     filled = [re.sub(r"\$(\w+)", lambda m: env[m.group(1)], a) for a in argv[2:]]
@@ -83,7 +83,7 @@ def test_gitlab_ci_job():
 
 
 def test_the_exit_code_table_is_the_cli_contract():
-    from doctor import cli
+    from airflow_gke import cli
 
     text = (CI / "README.md").read_text()
     rows = re.findall(r"^\| (\d) \| ", text, re.M)

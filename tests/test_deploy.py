@@ -99,7 +99,7 @@ def test_kustomization_lists_existing_files_and_the_jobs_image():
 
 def cli_accepts(args: list[str]) -> dict:
     """Parse a container's args with the real `airflow-gke` CLI (env references filled in)."""
-    from doctor.cli import cli
+    from airflow_gke.cli import cli
 
     assert args[0] == "doctor"
     filled = [re.sub(r"\$\(([A-Z_]+)\)", "airflow", a) for a in args[1:]]
@@ -125,7 +125,7 @@ def test_the_jobs_command_lines_are_accepted_by_the_cli(name):
 
 
 def test_the_configmap_holds_a_valid_config_file(tmp_path):
-    from doctor import config
+    from airflow_gke import config
 
     cm = docs_of(MANIFESTS / "config.yaml")[0]
     p = tmp_path / "config.yaml"

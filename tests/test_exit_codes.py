@@ -64,12 +64,12 @@ def test_1_beats_3_when_findings_reach_the_threshold(run_cli, tmp_path):
 
 
 def test_4_on_internal_error_without_a_traceback(run_cli, monkeypatch):
-    import doctor.runner
+    import airflow_gke.runner
 
     def broken(*a, **k):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(doctor.runner, "run_checks", broken)
+    monkeypatch.setattr(airflow_gke.runner, "run_checks", broken)
     r = run_cli("doctor", "--snapshot", str(scenario("healthy-af3-k8s-wi")))
     assert r.code == 4
     assert "internal error: RuntimeError: simulated bug" in r.err and "Traceback" not in r.err

@@ -92,7 +92,7 @@ def by_check(doc: dict) -> dict:
 
 def request_path(key_name: str, meta: dict, service_prefix: bool = False) -> str:
     """The HTTP path the live reader requests for a static data key."""
-    from doctor.data import KEYS, Target
+    from airflow_gke.data import KEYS, Target
 
     k = KEYS[key_name]
     t = Target(namespace=meta["namespace"], project=meta.get("project"), location=meta.get("location"),
@@ -102,13 +102,13 @@ def request_path(key_name: str, meta: dict, service_prefix: bool = False) -> str
 
 
 def needers(key_name: str) -> set[str]:
-    from doctor.registry import load_checks
+    from airflow_gke.registry import load_checks
 
     return {c.id for c in load_checks().values() if key_name in c.needs}
 
 
 def users(key_names: set[str]) -> set[str]:
-    from doctor.registry import load_checks
+    from airflow_gke.registry import load_checks
 
     return {c.id for c in load_checks().values() if set(c.data_keys) & key_names}
 
@@ -147,7 +147,7 @@ def test_transient_faults_are_retried_and_change_nothing(srv, live, run_cli, hea
 
 # --- persistent faults: each unreadable path named, exit 3 ---------------------------------------
 def test_unreadable_paths_end_their_checks_error_naming_the_path_and_exit_3(srv, live, run_cli, healthy):
-    from doctor.data import KEYS, Target
+    from airflow_gke.data import KEYS, Target
 
     m = srv.meta
     t = Target(namespace=m["namespace"], project=m.get("project"), location=m.get("location"),
@@ -252,8 +252,8 @@ def test_slow_answers_everywhere_still_give_the_snapshot_result(srv, live, run_c
 
 
 def test_default_run_timeout_is_60_seconds():
-    from doctor.cli import doctor
-    from doctor.live.options import LiveOptions
+    from airflow_gke.cli import doctor
+    from airflow_gke.live.options import LiveOptions
 
     opt = next(p for p in doctor.params if p.name == "timeout")
     assert opt.default == 60.0 and LiveOptions().timeout == 60.0

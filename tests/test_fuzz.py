@@ -250,7 +250,7 @@ def mutate_meta(data: st.DataObject, raw: bytes) -> tuple[bytes, str, bool]:
 
 # --- the example: mutate, write, which data keys were touched -------------------------------------
 def data_key_of(rel: str, meta: dict) -> str | None:
-    from doctor.data import KEYS
+    from airflow_gke.data import KEYS
 
     stem = re.sub(r"(\.error)?\.(json|log)$", "", rel)
     for k in KEYS.values():
@@ -373,7 +373,7 @@ def assert_checks(doc: dict, registry: dict, what: str) -> None:
 
 
 def test_fuzzed_snapshots_keep_the_contract(run_cli, tmp_path):
-    from doctor.registry import load_checks
+    from airflow_gke.registry import load_checks
 
     registry = load_checks()
     ws = Workspace(tmp_path)
@@ -416,7 +416,7 @@ def test_fuzzed_snapshots_keep_the_contract(run_cli, tmp_path):
 def test_fuzzed_snapshots_served_live_keep_the_contract(run_cli, tmp_path, monkeypatch):
     from replay import ReplayServer
 
-    from doctor.registry import load_checks
+    from airflow_gke.registry import load_checks
 
     registry = load_checks()
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)

@@ -135,7 +135,7 @@ def hook(event, args):
 
 import contextlib, io, time
 sys.addaudithook(hook)
-from doctor.cli import main
+from airflow_gke.cli import main
 
 results = []
 for args in json.loads(sys.argv[1]):
@@ -253,7 +253,7 @@ def test_hostile_archives_refused_with_exit_2_and_nothing_written_outside_the_te
 def test_a_member_that_claims_a_small_size_is_read_for_that_size_only(inputs, run_cli):
     """The header says 12 bytes; 32 MiB more follow. Only the 12 bytes are written, the stream
     after them is never inflated, and the temporary folder goes away with the source."""
-    from doctor.snapshot import open_snapshot
+    from airflow_gke.snapshot import open_snapshot
 
     arc = lying_tar(inputs / "lying.tar.gz")
     assert arc.stat().st_size < 1024 * 1024

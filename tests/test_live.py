@@ -164,10 +164,10 @@ PLANTED = ("S3cr3t-planted", "S3cr3t-planted2", "fernet-S3cr3t-planted3")
 @functools.lru_cache(maxsize=None)
 def _pick_scenario() -> str:
     """A scenario with an airflow.cfg and a stored container log that the live reader reads."""
-    from doctor.context import Context
-    from doctor.data import KEYS, Target
-    from doctor.live.plan import log_reads
-    from doctor.snapshot import open_snapshot
+    from airflow_gke.context import Context
+    from airflow_gke.data import KEYS, Target
+    from airflow_gke.live.plan import log_reads
+    from airflow_gke.snapshot import open_snapshot
 
     for n in ["seed-incident"] + names():
         root = SCEN_DIR / n
@@ -261,11 +261,11 @@ def test_planted_secrets_appear_in_no_output_and_no_collected_file(live, run_cli
 
 # --- failures are data ----------------------------------------------------------------------------
 def _snapshot_findings(root: Path) -> int:
-    from doctor.context import Context
-    from doctor.data import Target
-    from doctor.registry import load_checks
-    from doctor.runner import run_checks
-    from doctor.snapshot import open_snapshot
+    from airflow_gke.context import Context
+    from airflow_gke.data import Target
+    from airflow_gke.registry import load_checks
+    from airflow_gke.runner import run_checks
+    from airflow_gke.snapshot import open_snapshot
 
     with open_snapshot(root) as src:
         m = src.meta
@@ -293,8 +293,8 @@ def _by_check(doc: dict) -> dict:
 
 
 def _fault_run(live, run_cli, fault: Fault, key: str, *args: str) -> tuple:
-    from doctor.data import KEYS
-    from doctor.registry import load_checks
+    from airflow_gke.data import KEYS
+    from airflow_gke.registry import load_checks
 
     name = _healthy()
     _code, base = snapshot_doc(run_cli, SCEN_DIR / name)
@@ -479,7 +479,7 @@ def test_bad_inputs_exit_2(run_cli, tmp_path, monkeypatch):
 
 
 def test_plain_http_endpoint_must_be_loopback(tmp_path, monkeypatch):
-    from doctor.live.options import UsageProblem, endpoint
+    from airflow_gke.live.options import UsageProblem, endpoint
 
     assert endpoint("container", {"AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://127.0.0.1:8080/"}).anonymous
     assert endpoint("iam", {"AIRFLOW_GKE_ENDPOINT_IAM": "http://[::1]:80"}).anonymous
@@ -506,7 +506,7 @@ def test_snapshot_and_meta_commands_do_not_import_the_client_libraries():
     cmds = [["--version"], ["checks"], ["explain", "gcs-log-write-denied"], ["permissions"]]
     if snap:
         cmds.append(["doctor", "--snapshot", str(snap), "--output", "json"])
-    code = ("import sys\nfrom doctor.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom airflow_gke.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'google', 'grpc', 'proto'))\n"
             "sys.stderr.write('IMPORTED ' + ' '.join(bad[:5]) + '\\n')\n")
     for args in cmds:
@@ -519,10 +519,10 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
     import kubernetes_validate
     import yaml
 
-    from doctor.data import DERIVED_FROM, KEYS
-    from doctor.registry import load_checks
+    from airflow_gke.data import DERIVED_FROM, KEYS
+    from airflow_gke.registry import load_checks
 
-    p = subprocess.run([sys.executable, "-m", "doctor.cli", "permissions", "--output", "yaml", "-n", "data"],
+    p = subprocess.run([sys.executable, "-m", "airflow_gke.cli", "permissions", "--output", "yaml", "-n", "data"],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     docs = [d for d in yaml.safe_load_all(p.stdout) if d]
@@ -558,8 +558,8 @@ def test_permissions_follow_the_selected_checks(run_cli):
     assert "Kubernetes RBAC" not in r.out
     assert "serviceusage.services.get" in r.out and "container.clusters.get" in r.out
     assert "--project acme" in r.out and "storage.buckets" not in r.out
-    from doctor.data import KEYS
-    from doctor.registry import load_checks
+    from airflow_gke.data import KEYS
+    from airflow_gke.registry import load_checks
 
     chk = load_checks()["pvc-access-mode-unsupported"]
     r = run_cli("permissions", "--check", chk.id, "--output", "yaml")

@@ -27,7 +27,7 @@ CLUSTER_SCOPED = {"storageclasses", "nodes", "persistentvolumes", "clusterroles"
 
 
 def _keys():
-    from doctor.data import KEYS
+    from airflow_gke.data import KEYS
 
     return KEYS
 
@@ -47,7 +47,7 @@ def profiles() -> dict[str, set[str]]:
 
 
 def deny_rules(denied: set[str], meta: dict) -> list[Fault]:
-    from doctor.live.gcloud import SERVICE_OF
+    from airflow_gke.live.gcloud import SERVICE_OF
 
     K = _keys()
     rules = []
@@ -119,7 +119,7 @@ _FULL: dict[str, dict] = {}
 @pytest.mark.parametrize("scene", SCENES)
 @pytest.mark.parametrize("profile", list(profiles()))
 def test_checks_without_their_data_name_the_permission_and_never_pass(scene, profile, live, servers):
-    from doctor.registry import load_checks
+    from airflow_gke.registry import load_checks
 
     registry = load_checks()
     K = _keys()
@@ -164,7 +164,7 @@ def test_checks_without_their_data_name_the_permission_and_never_pass(scene, pro
 
 
 def _target(meta: dict):
-    from doctor.data import Target
+    from airflow_gke.data import Target
 
     return Target(namespace=meta["namespace"], project=meta.get("project"), location=meta.get("location"),
                   cluster=meta.get("cluster"), release=meta.get("release"))
@@ -199,7 +199,7 @@ class DeniedSource:
         self.inner, self.patterns = inner, patterns
 
     def get(self, path):
-        from doctor.source import Entry
+        from airflow_gke.source import Entry
 
         e = self.inner.get(path)
         if e is not None and any(p.fullmatch(path) for p in self.patterns):
@@ -229,11 +229,11 @@ def _pattern(name: str, meta) -> "re.Pattern":
 def test_no_check_passes_a_scenario_it_fails_when_a_read_it_declares_is_denied(scene):
     """Where a check reports a finding with every read allowed, denying any one of the reads it
     declares (needs or uses) must not make it pass, nor skip for a reason other than the denial."""
-    from doctor.context import Context
-    from doctor.data import Target
-    from doctor.registry import load_checks
-    from doctor.runner import run_check
-    from doctor.snapshot import open_snapshot
+    from airflow_gke.context import Context
+    from airflow_gke.data import Target
+    from airflow_gke.registry import load_checks
+    from airflow_gke.runner import run_check
+    from airflow_gke.snapshot import open_snapshot
 
     registry = load_checks()
     violations = []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from conftest import ROOT
 
-from doctor import gendocs
-from doctor.registry import load_checks
+from airflow_gke import gendocs
+from airflow_gke.registry import load_checks
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_check_table_is_generated_from_the_registry():
-    assert gendocs.render(README) == README, "run: python -m doctor.gendocs"
+    assert gendocs.render(README) == README, "run: python -m airflow_gke.gendocs"
     for cid, chk in load_checks().items():
         assert f"| `{cid}`" in README and chk.title in README
 

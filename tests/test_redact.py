@@ -1,7 +1,7 @@
 """Redaction where data enters: what the doctor masks, and what it must keep readable."""
 from __future__ import annotations
 
-from doctor.redact import MASK, Redactor
+from airflow_gke.redact import MASK, Redactor
 
 
 def test_airflow_cfg_masks_sensitive_keys_and_keeps_ids():

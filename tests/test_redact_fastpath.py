@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doctor import redact
-from doctor.redact import Redactor
+from airflow_gke import redact
+from airflow_gke.redact import Redactor
 
 
 def reference(value: str) -> str:

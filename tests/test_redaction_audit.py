@@ -42,14 +42,14 @@ def planted_snapshot(tmp_path_factory):
 
 
 def _formats() -> list[str]:
-    from doctor.cli import doctor
+    from airflow_gke.cli import doctor
 
     opt = next(p for p in doctor.params if p.name == "output")
     return list(opt.type.choices)
 
 
 def _has_option(name: str) -> bool:
-    from doctor.cli import doctor
+    from airflow_gke.cli import doctor
 
     return any(p.name == name for p in doctor.params)
 
@@ -140,7 +140,7 @@ def test_no_planted_secret_appears_in_any_output_or_collected_file(run_cli, plan
 def test_the_audit_is_not_vacuous(run_cli, planted_snapshot, tmp_path, live_env, monkeypatch):
     """With redaction switched off, every planted secret reaches a collected file (the tool reads
     each place), and the report quotes the ones planted in evidence (reports are a real way out)."""
-    from doctor.redact import Redactor
+    from airflow_gke.redact import Redactor
 
     monkeypatch.setattr(Redactor, "body", lambda self, path, data: data)
     monkeypatch.setattr(Redactor, "log", lambda self, text: text)
@@ -165,7 +165,7 @@ def test_the_audit_is_not_vacuous(run_cli, planted_snapshot, tmp_path, live_env,
 def test_new_redaction_rules(tmp_path):
     """Rules added by the audit: Google and error bodies are walked, the argument after a secret
     flag is masked, webhook and DSN keys are secret."""
-    from doctor.redact import MASK, Redactor
+    from airflow_gke.redact import MASK, Redactor
 
     r = Redactor()
     cluster = {"name": "c", "masterAuth": {"username": "admin", "password": "pw1", "clientKey": "ck1",

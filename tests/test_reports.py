@@ -124,9 +124,9 @@ def test_junit_skip_and_error_statuses(run_cli, tmp_path):
 
 
 def test_junit_strips_characters_xml_cannot_carry():
-    from doctor.model import CheckRun, Finding, Remediation, Resource
-    from doctor.report import RunInfo, RunReport
-    from doctor.report.junit import render
+    from airflow_gke.model import CheckRun, Finding, Remediation, Resource
+    from airflow_gke.report import RunInfo, RunReport
+    from airflow_gke.report.junit import render
 
     f = Finding("bad \x1b[31mlog\x00", "m", Resource("Pod", "p", "airflow"), ["line \x07 bell"],
                 Remediation("s", ["echo"]), check="x-check", severity="error", runbook="r")
@@ -162,9 +162,9 @@ def test_markdown_seed_incident(run_cli):
 
 
 def test_markdown_escapes_what_would_break_it():
-    from doctor.model import CheckRun, Finding, Remediation, Resource
-    from doctor.report import RunInfo, RunReport
-    from doctor.report.markdown import render
+    from airflow_gke.model import CheckRun, Finding, Remediation, Resource
+    from airflow_gke.report import RunInfo, RunReport
+    from airflow_gke.report.markdown import render
 
     f = Finding("title | with pipe <script>", "body <b>x</b>", Resource("Pod", "p", "airflow"),
                 ["```", "plain"], Remediation("fix | it", ["echo '```'"]), check="x-check", severity="error",

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from doctor.context import Context
-from doctor.data import Target
-from doctor.model import Finding, Remediation, Resource, Result, failed, passed
-from doctor.registry import Check, load_checks
-from doctor.runner import run_checks
-from doctor.source import MemorySource
+from airflow_gke.context import Context
+from airflow_gke.data import Target
+from airflow_gke.model import Finding, Remediation, Resource, Result, failed, passed
+from airflow_gke.registry import Check, load_checks
+from airflow_gke.runner import run_checks
+from airflow_gke.source import MemorySource
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 

@@ -13,9 +13,9 @@ from conftest import ROOT, doctor_json
 from replay import ReplayServer
 
 from bench import generate
-from doctor import compact as compact_mod
-from doctor import snapshot as snapshot_mod
-from doctor.redact import Redactor
+from airflow_gke import compact as compact_mod
+from airflow_gke import snapshot as snapshot_mod
+from airflow_gke.redact import Redactor
 
 N = 300
 NS = "airflow"
@@ -176,7 +176,7 @@ def test_console_entry_ends_with_the_exit_code_and_the_whole_output(tmp_path):
     import subprocess
     import sys
 
-    entry = "import sys; from doctor.cli import main; sys.argv[0] = 'airflow-gke'; main()"
+    entry = "import sys; from airflow_gke.cli import main; sys.argv[0] = 'airflow-gke'; main()"
     seed = str(ROOT / "fixtures" / "scenarios" / "seed-incident")
     r = subprocess.run([sys.executable, "-c", entry, "doctor", "--snapshot", seed, "--output", "json"],
                        capture_output=True, text=True, cwd=ROOT)

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import doctor_json, scenario_names
 
-from doctor.registry import load_checks
-from doctor.runbooks import runbook_path
+from airflow_gke.registry import load_checks
+from airflow_gke.runbooks import runbook_path
 
 
 def _built():

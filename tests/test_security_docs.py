@@ -19,7 +19,7 @@ def _requirements() -> list[str]:
 
 
 def test_every_read_is_listed():
-    from doctor.data import KEYS
+    from airflow_gke.data import KEYS
 
     missing = sorted({k.describe for k in KEYS.values() if f"`{k.describe}`" not in DOC})
     assert not missing, f"reads in doctor/data.py missing from docs/security.md 'What it reads': {missing}"

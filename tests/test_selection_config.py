@@ -17,14 +17,14 @@ def ids(doc: dict) -> list[str]:
 
 
 def registry() -> dict:
-    from doctor.registry import load_checks
+    from airflow_gke.registry import load_checks
 
     return load_checks()
 
 
 # --- selection ------------------------------------------------------------------------------
 def fake_registry():
-    from doctor.registry import Check
+    from airflow_gke.registry import Check
 
     def f(ctx):  # pragma: no cover - never run
         raise AssertionError
@@ -49,7 +49,7 @@ def fake_registry():
     ((), ("category:nothing-here", "zzz-*"), False, None, ["gcs-a", "gcs-b", "pvc-a", "db-a"]),
 ])
 def test_select(include, exclude, extended, min_sev, want):
-    from doctor.selection import select
+    from airflow_gke.selection import select
 
     assert [c.id for c in select(fake_registry(), include, exclude, extended, min_sev)] == want
 
@@ -63,7 +63,7 @@ def test_select(include, exclude, extended, min_sev, want):
     ((), ("gcs-c",), "unknown check gcs-c"),
 ])
 def test_select_rejects(include, exclude, message):
-    from doctor.selection import SelectionError, select
+    from airflow_gke.selection import SelectionError, select
 
     with pytest.raises(SelectionError) as e:
         select(fake_registry(), include, exclude)
@@ -178,8 +178,8 @@ def test_config_missing_file_is_exit_2(run_cli, tmp_path):
 
 def test_config_schema_covers_every_key_the_loader_maps():
     """The schema and the flag mapping cannot drift: every `doctor:` key maps to a doctor option."""
-    from doctor import config
-    from doctor.cli import doctor
+    from airflow_gke import config
+    from airflow_gke.cli import doctor
 
     props = set(config.schema()["properties"]["doctor"]["properties"])
     assert props == set(config.DOCTOR_KEYS)

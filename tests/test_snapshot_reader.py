@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from doctor.snapshot import SnapshotError, open_snapshot
+from airflow_gke.snapshot import SnapshotError, open_snapshot
 
 META = {"format": "airflow-gke/snapshot@1", "captured_at": "2026-11-20T10:00:00Z", "tool_version": "0.1.0",
         "context": None, "project": "acme-data-prod", "location": None, "cluster": None, "namespace": "airflow",
@@ -121,7 +121,7 @@ def test_hostile_archives_are_refused_and_write_nothing_outside(tmp_path, run_cl
 
 
 def test_archive_bounds(tmp_path, monkeypatch, run_cli):
-    import doctor.snapshot as snapshot
+    import airflow_gke.snapshot as snapshot
 
     monkeypatch.setattr(snapshot, "MAX_ARCHIVE_BYTES", 1000)
     arc = _tar(tmp_path / "big.tar.gz", [_file("meta.json", json.dumps(META).encode()),

@@ -4,7 +4,7 @@ Importing this package is cheap: the ``kubernetes`` and Google client libraries 
 when a read starts (``airflow-gke --version``, ``checks``, ``explain`` and ``doctor --snapshot``
 never load them).
 
-    from doctor.live import LiveOptions, read_live
+    from airflow_gke.live import LiveOptions, read_live
     result = read_live(LiveOptions(...), keys)      # -> LiveResult(source, target, calls, ...)
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["LiveOptions", "NothingReachable", "read_live"]
 
 
 def read_live(opts: LiveOptions, keys, progress=None):
-    """Discover the target and read ``keys`` (data key names); see :mod:`doctor.live.reader`."""
+    """Discover the target and read ``keys`` (data key names); see :mod:`airflow_gke.live.reader`."""
     from .reader import LiveReader
 
     return LiveReader(opts, progress=progress).read(keys)
