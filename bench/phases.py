@@ -38,7 +38,7 @@ class Clock:
 def run(snapshot: Path, top: int = 15, split: bool = False) -> list[tuple[str, float, float]]:
     import orjson
 
-    from airflow_gke.context import Context, DataUnavailable
+    from airflow_gke.views import Context, DataUnavailable
     from airflow_gke.data import KEYS, Target
     from airflow_gke.registry import load_checks
     from airflow_gke.runner import run_check

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shlex
 
-from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.model import Resource
 
 

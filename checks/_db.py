@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_gke.context import Context, Obj, Pod
+from airflow_gke.views import Context, Obj, Pod
 from airflow_gke.model import finding_id
 from airflow_gke.redact import Redactor
 
@@ -95,9 +95,10 @@ def db_errors(ctx: Context) -> list[DbError]:
     """Metadata-DB connection errors in the logs of unhealthy Airflow containers (components and the
     migration Job; not task pods, whose logs carry their DAGs' own database errors; not git-sync,
     PgBouncer or Redis)."""
-    cache = ctx.__dict__.get("_db_errors")
-    if cache is not None:
-        return cache
+    return ctx.shared("db_errors", lambda: _db_errors(ctx))
+
+
+def _db_errors(ctx: Context) -> list[DbError]:
     out: list[DbError] = []
     for pod in unhealthy_pods(ctx):   # only unhealthy containers are read below
         if not is_airflow_pod(ctx, pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
@@ -124,7 +125,6 @@ def db_errors(ctx: Context) -> list[DbError]:
                     continue
                 host, port = host_of([ln] + list(reversed(window)) + lines)
                 out.append(DbError(pod, name, which, kind, ln, host, port))
-    ctx.__dict__["_db_errors"] = out
     return out
 
 

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from airflow_gke.context import Context, Pod, as_dict
+from airflow_gke.views import Context, Pod, as_dict
 from airflow_gke.model import finding_id
 
 from ._common import k8s_resource

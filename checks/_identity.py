@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_gke.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict, dig
+from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict, dig
 from airflow_gke.identity import component_exists, component_pods, template_spec
 from airflow_gke.model import Resource
 
@@ -97,15 +97,15 @@ def airflow_pools(ctx: Context) -> tuple[list[NodePool], bool]:
 def airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
     """Node pool name -> names of the Airflow pods on it (from their node, else their node
     selector), computed once per run. Empty when pods were not collected."""
-    cache = ctx.__dict__.setdefault("_identity_pods_by_pool", {})
-    if "v" in cache:
-        return cache["v"]
+    return ctx.shared("airflow_pods_by_pool", lambda: _airflow_pods_by_pool(ctx))
+
+
+def _airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     try:
         by_node = ctx.pods_by_node
         pods = ctx.pods
     except DataUnavailable:
-        cache["v"] = out
         return out
     pool_of: dict[str, str | None] = {}
     for node in by_node:
@@ -121,7 +121,6 @@ def airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
             name = as_dict(p.spec.get("nodeSelector")).get("cloud.google.com/gke-nodepool")
         if name:
             out.setdefault(name, []).append(p.name)
-    cache["v"] = out
     return out
 
 
@@ -232,19 +231,20 @@ def excerpt(line: str, m: "re.Match | None" = None, width: int = 400) -> str:
 def airflow_images(ctx: Context) -> dict[str, Pod]:
     """Each image of the Airflow pods -> the first pod (in ``ctx.pods`` order) that uses it, in
     first-use order; computed once per run (10,000 task pods share a handful of images)."""
-    cache = ctx.__dict__.get("_identity_airflow_images")
-    if cache is None:
-        cache = {}
-        for p in ctx.pods:
-            if is_airflow_pod(p):
-                for field in ("initContainers", "containers"):   # pod_images(p), without copying lists
-                    cs = p.spec.get(field)
-                    if isinstance(cs, list):
-                        for c in cs:
-                            if isinstance(c, dict) and c.get("image"):
-                                cache.setdefault(str(c.get("image")), p)
-        ctx.__dict__["_identity_airflow_images"] = cache
-    return cache
+    return ctx.shared("airflow_images", lambda: _airflow_images(ctx))
+
+
+def _airflow_images(ctx: Context) -> dict[str, Pod]:
+    out: dict[str, Pod] = {}
+    for p in ctx.pods:
+        if is_airflow_pod(p):
+            for field in ("initContainers", "containers"):   # pod_images(p), without copying lists
+                cs = p.spec.get(field)
+                if isinstance(cs, list):
+                    for c in cs:
+                        if isinstance(c, dict) and c.get("image"):
+                            out.setdefault(str(c.get("image")), p)
+    return out
 
 
 def pod_images(p: Pod) -> list[str]:

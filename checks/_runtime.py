@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from airflow_gke.context import AIRFLOW_COMPONENTS, Context, Pod, as_dict, as_list
+from airflow_gke.views import AIRFLOW_COMPONENTS, Context, Pod, as_dict, as_list
 from airflow_gke.model import Resource
 from airflow_gke.snapshot import parse_time
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator
 
-from airflow_gke.context import Context, ContainerStatus, DataUnavailable, Obj, Pod, PVC, as_dict, as_list, dig
+from airflow_gke.views import Context, ContainerStatus, DataUnavailable, Obj, Pod, PVC, as_dict, as_list, dig
 from airflow_gke.model import Resource
 
 from ._common import k8s_resource, ns, q, release
@@ -116,12 +116,9 @@ def unhealthy(cs: ContainerStatus) -> bool:
 def unhealthy_pods(ctx: Context) -> list[Pod]:
     """The pods (in ``ctx.pods`` order) with at least one unhealthy container status, computed once
     per run: checks that look only at unhealthy containers need not walk every healthy task pod."""
-    cache = ctx.__dict__.get("_storage_unhealthy_pods")
-    if cache is None:
-        cache = [p for p in ctx.pods if _any_unhealthy(p.status.get("initContainerStatuses"), True)
-                 or _any_unhealthy(p.status.get("containerStatuses"), False)]
-        ctx.__dict__["_storage_unhealthy_pods"] = cache
-    return cache
+    return ctx.shared("unhealthy_pods", lambda: [
+        p for p in ctx.pods if _any_unhealthy(p.status.get("initContainerStatuses"), True)
+        or _any_unhealthy(p.status.get("containerStatuses"), False)])
 
 
 def _any_unhealthy(statuses: object, init: bool) -> bool:
@@ -239,11 +236,7 @@ def clip(text: str, n: int = 400) -> str:
 # --- PersistentVolumes ---------------------------------------------------------------------------
 
 def persistent_volumes(ctx: Context) -> dict[str, Obj]:
-    cache = ctx.__dict__.setdefault("_storage_pvs", None)
-    if cache is None:
-        cache = {o.name: o for o in (Obj(i) for i in ctx.items("persistentvolumes"))}
-        ctx.__dict__["_storage_pvs"] = cache
-    return cache
+    return ctx.persistent_volumes
 
 
 def pv_zones(pv: Obj) -> list[str]:

@@ -3,7 +3,7 @@
 images the chart pins and Bitnami may withdraw. The chart documents it as not for production."""
 from __future__ import annotations
 
-from airflow_gke.context import Context, as_list
+from airflow_gke.views import Context, as_list
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 

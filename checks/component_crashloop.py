@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.context import Context, ContainerStatus, Pod, human_age
+from airflow_gke.views import Context, ContainerStatus, Pod, human_age
 from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
 

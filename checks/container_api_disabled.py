@@ -1,7 +1,7 @@
 """Kubernetes Engine API disabled on the project: nothing of GKE can be created or read."""
 from __future__ import annotations
 
-from airflow_gke.context import Context
+from airflow_gke.views import Context
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.source import error_info

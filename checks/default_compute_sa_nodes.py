@@ -1,7 +1,7 @@
 """Node pools that run Airflow use the Compute Engine default service account."""
 from __future__ import annotations
 
-from airflow_gke.context import Context, NodePool, as_dict
+from airflow_gke.views import Context, NodePool, as_dict
 from airflow_gke.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check

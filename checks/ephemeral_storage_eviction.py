@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.context import Context, Pod, event_time, human_age, parse_time
+from airflow_gke.views import Context, Pod, event_time, human_age, parse_time
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 

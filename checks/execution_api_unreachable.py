@@ -10,7 +10,7 @@ import json
 import re
 from urllib.parse import urlparse
 
-from airflow_gke.context import Context, Obj, Pod, as_dict, as_list
+from airflow_gke.views import Context, Obj, Pod, as_dict, as_list
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import orjson
 
-from airflow_gke.context import Context, ContainerStatus, Pod, human_age
+from airflow_gke.views import Context, ContainerStatus, Pod, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, DataUnavailable, Obj, Pod, as_dict, as_list
+from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_gke.context import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
+from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
 from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, Pod
+from airflow_gke.views import Context, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
 

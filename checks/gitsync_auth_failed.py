@@ -4,7 +4,7 @@ refused, repository or branch not found, or the SSH key Secret missing. Task pod
 ``executor-pod-stuck-init``'s; their findings link here when the same repository fails."""
 from __future__ import annotations
 
-from airflow_gke.context import Context, Pod, as_dict, human_age
+from airflow_gke.views import Context, Pod, as_dict, human_age
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings
 from airflow_gke.registry import check
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, ContainerStatus, DataUnavailable, NodePool, Pod
+from airflow_gke.views import Context, ContainerStatus, DataUnavailable, NodePool, Pod
 from airflow_gke.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import check

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from airflow_gke.context import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
+from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
 from airflow_gke.model import Finding, Remediation, Result, passed
 from airflow_gke.registry import check
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, ContainerStatus, Pod, as_dict, human_age
+from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from airflow_gke.context import Context
+from airflow_gke.views import Context
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 

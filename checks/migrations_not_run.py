@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.context import Context, Obj, Pod, as_list, human_age
+from airflow_gke.views import Context, Obj, Pod, as_list, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, NodePool
+from airflow_gke.views import Context, NodePool
 from airflow_gke.iam import bindings
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder
 from airflow_gke.model import Finding, Remediation, Result, from_findings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, DataUnavailable, Pod, as_list, human_age
+from airflow_gke.views import Context, DataUnavailable, Pod, as_list, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 

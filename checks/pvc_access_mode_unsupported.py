@@ -2,7 +2,7 @@
 (the chart's logs PVC is always ReadWriteMany; GCE Persistent Disk is single-writer)."""
 from __future__ import annotations
 
-from airflow_gke.context import Context, PVC, StorageClass, as_dict, dig, human_age
+from airflow_gke.views import Context, PVC, StorageClass, as_dict, dig, human_age
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import check
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_gke.context import Context, PVC, human_age
+from airflow_gke.views import Context, PVC, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 

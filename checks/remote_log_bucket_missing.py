@@ -2,7 +2,7 @@
 one the doctor may not even see (403: another project, or no access), so remote logs go nowhere."""
 from __future__ import annotations
 
-from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check

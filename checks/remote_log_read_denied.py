@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.iam import evaluate, member_roles
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped

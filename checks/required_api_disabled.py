@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_gke.context import Context, DataUnavailable, as_dict, dig
+from airflow_gke.views import Context, DataUnavailable, as_dict, dig
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, remote_log_folder
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.identity import component_exists, component_pods
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow_gke.context import Context, ContainerStatus, Pod, as_dict, dig, human_age
+from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, dig, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
 

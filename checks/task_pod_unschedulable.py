@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.context import Context, DataUnavailable, Pod, as_dict, as_list, human_age
+from airflow_gke.views import Context, DataUnavailable, Pod, as_dict, as_list, human_age
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
 

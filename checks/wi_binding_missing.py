@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.context import Context, DataUnavailable
+from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.iam import binding_members, bindings
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check

@@ -3,7 +3,7 @@ pool or the node pool running the pods does not run the GKE metadata server: the
 silently ignored and the pods act as the node's service account."""
 from __future__ import annotations
 
-from airflow_gke.context import Context, NodePool, as_dict
+from airflow_gke.views import Context, NodePool, as_dict
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
 

@@ -176,7 +176,7 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
     (Application Default Credentials); see `airflow-gke permissions` for the access it needs."""
-    from .context import Context
+    from .views import Context
     from .data import Target
     from .registry import load_checks, load_errors
     from .report import RunInfo, RunReport
@@ -302,7 +302,7 @@ def collect(out_path, namespace, release, only, skip, project, location, cluster
     meta.json lists the masked keys (never their values). Run `airflow-gke doctor --snapshot`
     on the result to see the same findings offline."""
     from .collect import count_text, default_name
-    from .context import Context
+    from .views import Context
     from .data import KEYS
     from .live.plan import keys_for
     from .registry import load_checks
@@ -343,7 +343,7 @@ def permissions(only, skip, extended, namespace, project, output) -> None:
 
 
 def _safe(fn):
-    from .context import DataUnavailable
+    from .views import DataUnavailable
 
     try:
         return fn()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .context import Context, DataUnavailable, NodePool, Pod, as_dict
+from .views import Context, DataUnavailable, NodePool, Pod, as_dict
 
 # Components that write task and component logs to remote storage.
 LOG_WRITERS = ("task", "worker", "scheduler", "triggerer", "dag-processor")

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Iterable
 
-from .context import Context, DataUnavailable
+from .views import Context, DataUnavailable, FailedReads
 from .data import KEYS
 from .model import CheckRun, Result
 from .registry import Check
@@ -57,7 +57,7 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
     if blocked is not None:
         status, reason = blocked.status, blocked.reason
     else:
-        ctx.failed_reads = []
+        ctx.failed_reads = FailedReads()
         try:
             result = chk.func(ctx)
             if not isinstance(result, Result):

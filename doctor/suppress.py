@@ -54,7 +54,7 @@ def suppression_matches(s: Suppression, f: Finding) -> bool:
 
 def annotation_of(ctx, f: Finding) -> str | None:
     """The ``airflow-gke.io/ignore`` value on the finding's Kubernetes object, if any."""
-    from .context import DataUnavailable
+    from .views import DataUnavailable
 
     if ctx is None:
         return None

@@ -164,7 +164,7 @@ PLANTED = ("S3cr3t-planted", "S3cr3t-planted2", "fernet-S3cr3t-planted3")
 @functools.lru_cache(maxsize=None)
 def _pick_scenario() -> str:
     """A scenario with an airflow.cfg and a stored container log that the live reader reads."""
-    from airflow_gke.context import Context
+    from airflow_gke.views import Context
     from airflow_gke.data import KEYS, Target
     from airflow_gke.live.plan import log_reads
     from airflow_gke.snapshot import open_snapshot
@@ -261,7 +261,7 @@ def test_planted_secrets_appear_in_no_output_and_no_collected_file(live, run_cli
 
 # --- failures are data ----------------------------------------------------------------------------
 def _snapshot_findings(root: Path) -> int:
-    from airflow_gke.context import Context
+    from airflow_gke.views import Context
     from airflow_gke.data import Target
     from airflow_gke.registry import load_checks
     from airflow_gke.runner import run_checks

@@ -229,7 +229,7 @@ def _pattern(name: str, meta) -> "re.Pattern":
 def test_no_check_passes_a_scenario_it_fails_when_a_read_it_declares_is_denied(scene):
     """Where a check reports a finding with every read allowed, denying any one of the reads it
     declares (needs or uses) must not make it pass, nor skip for a reason other than the denial."""
-    from airflow_gke.context import Context
+    from airflow_gke.views import Context
     from airflow_gke.data import Target
     from airflow_gke.registry import load_checks
     from airflow_gke.runner import run_check

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow_gke.context import Context
+from airflow_gke.views import Context
 from airflow_gke.data import Target
 from airflow_gke.model import Finding, Remediation, Resource, Result, failed, passed
 from airflow_gke.registry import Check, load_checks

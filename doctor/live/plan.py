@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from ..context import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, as_dict, dig
+from ..views import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, as_dict, dig
 from ..data import DERIVED_FROM, KEYS, SERVICES
 
 # Cloud Storage bucket names (https://cloud.google.com/storage/docs/buckets#naming), loosely.

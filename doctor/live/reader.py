@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..context import Context
+from ..views import Context
 from ..data import KEYS, Target
 from ..source import MemorySource
 from . import kube as kubemod

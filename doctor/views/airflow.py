@@ -1,0 +1,172 @@
+"""The Airflow deployment: the Helm release, chart and Airflow versions, the chart's ConfigMap,
+the resolved Airflow configuration of each component, the executor."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from ..airflow_config import AirflowConfig, env_of_container
+from .base import DataUnavailable, as_dict, dig, view
+from .kube import KubeViews, Obj, Pod
+
+AIRFLOW_COMPONENTS = ("scheduler", "api-server", "webserver", "triggerer", "dag-processor", "worker",
+                      "execution-api-server")
+
+
+class AirflowViews(KubeViews):
+    """Views over the Airflow release the target holds."""
+
+    @view
+    def release(self) -> str | None:
+        """The Helm release: ``--release``, the snapshot's, else the most common ``release`` label
+        on the chart's (``tier=airflow``) pods and workloads."""
+        if self._release_override:
+            return self._release_override
+        counts: Counter = Counter()
+        for key_name in ("pods", "deployments", "statefulsets", "configmaps"):
+            try:
+                objs = self.items(key_name)
+            except DataUnavailable:
+                continue
+            for o in objs:
+                labels = as_dict(dig(o, "metadata", "labels"))
+                if labels.get("tier") == "airflow" and labels.get("release"):
+                    counts[labels["release"]] += 1
+        return counts.most_common(1)[0][0] if counts else None
+
+    @view
+    def chart_version(self) -> str | None:
+        for key_name in ("deployments", "statefulsets", "configmaps", "serviceaccounts"):
+            try:
+                objs = self.items(key_name)
+            except DataUnavailable:
+                continue
+            for o in objs:
+                labels = as_dict(dig(o, "metadata", "labels"))
+                chart = labels.get("chart")
+                if labels.get("tier") == "airflow" and isinstance(chart, str) and chart.startswith("airflow-"):
+                    if self.release is None or labels.get("release") == self.release:
+                        return chart[len("airflow-"):]
+        return None
+
+    @view
+    def airflow_version(self) -> str | None:
+        """From the ``airflow_version`` label of task pods, else the image tag of the scheduler."""
+        try:
+            pods = self.pods
+        except DataUnavailable:
+            return None
+        for p in pods:
+            v = p.labels.get("airflow_version")
+            if p.is_task_pod and isinstance(v, str) and v:
+                return v.replace("_", "+") if re.match(r"^\d", v) else v
+        for comp in ("scheduler", "api-server", "webserver", "triggerer", "dag-processor", "worker"):
+            for p in self.pods_by_component.get(comp, []):
+                m = re.search(r"(?:^|[:\-])(\d+\.\d+\.\d+)", str(p.main_container.get("image", "")).rsplit(":", 1)[-1])
+                if m:
+                    return m.group(1)
+        return None
+
+    @property
+    def airflow_major(self) -> int | None:
+        v = self.airflow_version
+        if v and v[0].isdigit():
+            return int(v.split(".")[0])
+        if self.pods_by_component_safe("api-server"):
+            return 3
+        if self.pods_by_component_safe("webserver"):
+            return 2
+        return None
+
+    def pods_by_component_safe(self, comp: str) -> list[Pod]:
+        try:
+            return self.pods_by_component.get(comp, [])
+        except DataUnavailable:
+            return []
+
+    @view
+    def config_map(self) -> Obj | None:
+        """The chart's ``<release>-config`` ConfigMap."""
+        cms = self.configmaps
+        if self.release and f"{self.release}-config" in cms:
+            return cms[f"{self.release}-config"]
+        for cm in cms.values():
+            if cm.labels.get("component") == "config" and "airflow.cfg" in as_dict(cm.raw.get("data")):
+                if self.release is None or cm.labels.get("release") == self.release:
+                    return cm
+        return None
+
+    @view
+    def airflow_cfg(self) -> str | None:
+        cm = self.config_map
+        if cm is None:
+            return None
+        v = as_dict(cm.raw.get("data")).get("airflow.cfg")
+        return v if isinstance(v, str) else None
+
+    @view
+    def pod_template(self) -> dict | None:
+        """The KubernetesExecutor pod template (``pod_template_file.yaml`` of the config map)."""
+        cm = self.config_map
+        text = as_dict(cm.raw.get("data")).get("pod_template_file.yaml") if cm else None
+        if not isinstance(text, str):
+            return None
+        import yaml  # only loaded when a check needs the template
+
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def component_container(self, component: str) -> dict | None:
+        """The Airflow container spec of a component: from a live pod, else its workload's
+        template, else (task pods) the pod template file."""
+        if component == "task":
+            for p in self.task_pods:
+                return p.main_container
+            tpl = self.pod_template
+            if tpl:
+                return Pod(tpl).main_container
+            return None
+        for p in self.pods_by_component.get(component, []):
+            return p.main_container
+        for coll in (self.deployments, self.statefulsets):
+            for w in coll.values():
+                if w.labels.get("component") == component and (
+                        self.release is None or w.labels.get("release") == self.release):
+                    spec = as_dict(dig(w.raw, "spec", "template"))
+                    return Pod(spec).main_container
+        return None
+
+    def config(self, component: str = "scheduler") -> AirflowConfig:
+        """Airflow configuration as ``component`` resolves it (airflow.cfg + that container's env)."""
+        return self.derive(("config", component), self._config, component)
+
+    def _config(self, component: str) -> AirflowConfig:
+        try:
+            container = self.component_container(component)
+        except DataUnavailable:
+            container = None
+        env = env_of_container(container) if container else {}
+        return AirflowConfig(self.airflow_cfg, env)
+
+    @view
+    def executor(self) -> str | None:
+        cfg = self.config("scheduler")
+        v = cfg.get("core", "executor")
+        if v:
+            return v
+        for d in list(self.deployments.values()) + list(self.statefulsets.values()):
+            if d.labels.get("component") == "scheduler" and d.labels.get("executor"):
+                return d.labels["executor"]
+        return None
+
+    @property
+    def kubernetes_executor(self) -> bool:
+        return "KubernetesExecutor" in (self.executor or "")
+
+    @property
+    def celery_executor(self) -> bool:
+        return "Celery" in (self.executor or "")
+

@@ -1,0 +1,128 @@
+"""Google Cloud views: the cluster, its node pools (service account, scopes, Workload Identity
+mode), the project number, the state of services."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .base import BaseContext, DataUnavailable, as_dict, as_list, as_str, dig, view
+from .kube import KubeViews, Pod
+
+WRITE_SCOPES = (
+    "https://www.googleapis.com/auth/cloud-platform",
+    "https://www.googleapis.com/auth/devstorage.read_write",
+    "https://www.googleapis.com/auth/devstorage.full_control",
+)
+
+class NodePool:
+    """A GKE node pool (from the cluster's ``nodePools``)."""
+
+    __slots__ = ("raw", "cluster")
+
+    def __init__(self, raw: dict, cluster: dict) -> None:
+        self.raw = raw
+        self.cluster = cluster
+
+    name = property(lambda self: str(self.raw.get("name") or ""))
+
+    @property
+    def config(self) -> dict:
+        return as_dict(self.raw.get("config"))
+
+    @property
+    def scopes(self) -> list[str]:
+        return [s for s in as_list(self.config.get("oauthScopes")) if isinstance(s, str)]
+
+    @property
+    def service_account(self) -> str:
+        return str(self.config.get("serviceAccount") or "default")
+
+    @property
+    def workload_metadata_mode(self) -> str | None:
+        wmc = self.config.get("workloadMetadataConfig")
+        if not isinstance(wmc, dict):
+            return None
+        return as_str(wmc.get("mode")) or as_str(wmc.get("nodeMetadata")) or "MODE_UNSPECIFIED"
+
+    @property
+    def gke_metadata(self) -> bool:
+        return self.workload_metadata_mode in ("GKE_METADATA", "GKE_METADATA_SERVER")
+
+    @property
+    def can_write_storage(self) -> bool:
+        return any(s in WRITE_SCOPES for s in self.scopes)
+
+
+class GoogleViews(KubeViews):
+    """Views over what was read from Google Cloud for the target's project and cluster."""
+
+    @view
+    def cluster(self) -> dict:
+        body = self.body("cluster")
+        if not isinstance(body, dict):
+            raise DataUnavailable("error", f"malformed cluster body in {self.path('cluster')}")
+        return body
+
+    @view
+    def node_pools(self) -> dict[str, NodePool]:
+        return {p.name: p for p in (NodePool(np, self.cluster) for np in as_list(self.cluster.get("nodePools"))
+                                    if isinstance(np, dict))}
+
+    @property
+    def workload_pool(self) -> str | None:
+        return dig(self.cluster, "workloadIdentityConfig", "workloadPool") or None
+
+    def pool_of_node(self, node: str) -> str | None:
+        return self.derive(("pool_of_node", node), self._pool_of_node, node)   # asked per pod
+
+    def _pool_of_node(self, node: str) -> str | None:
+        n = self.nodes.get(node) if self.has("nodes") else None
+        return n.labels.get("cloud.google.com/gke-nodepool") if n is not None else None
+
+    def pools_of(self, pods: Iterable[Pod], fallback_spec: dict | None = None) -> list[NodePool]:
+        """Node pools the pods run on; for pods not on a node yet, the pool their nodeSelector
+        names; else every pool of the cluster (where they could land)."""
+        names: set[str] = set()
+        unplaced = False
+        for p in pods:
+            if p.node:
+                pool = self.pool_of_node(p.node)
+                if pool:
+                    names.add(pool)
+                    continue
+            sel = as_dict(p.spec.get("nodeSelector")).get("cloud.google.com/gke-nodepool")
+            if sel:
+                names.add(sel)
+            else:
+                unplaced = True
+        if not names and fallback_spec is not None:
+            sel = as_dict(fallback_spec.get("nodeSelector")).get("cloud.google.com/gke-nodepool")
+            if sel:
+                names.add(sel)
+            else:
+                unplaced = True
+        pools = self.node_pools
+        if unplaced and not names:
+            return list(pools.values())
+        return [pools[n] for n in sorted(names) if n in pools]
+
+    @view
+    def project_number(self) -> str | None:
+        e = self.entry("project")
+        if e is not None and e.ok and isinstance(e.data, dict):
+            name = e.data.get("name")
+            if isinstance(name, str) and name.startswith("projects/"):
+                return name.split("/", 1)[1]
+        return None
+
+    def node_service_account(self, pool: NodePool) -> str:
+        """The email of the pool's service account (``default`` resolved when the project number is known)."""
+        sa = pool.service_account
+        if sa == "default":
+            num = self.project_number
+            return f"{num}-compute@developer.gserviceaccount.com" if num else "the Compute Engine default service account"
+        return sa
+
+    def service_state(self, service: str) -> str | None:
+        body = self.body("services", service=service)
+        return body.get("state") if isinstance(body, dict) else None
+

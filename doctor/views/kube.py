@@ -1,0 +1,362 @@
+"""Kubernetes objects with safe accessors, and the views over the lists read: pods with their
+indexes (by name, component, claim, owner, node), events, PVCs, StorageClasses, ConfigMaps,
+ServiceAccounts, workloads, nodes, PersistentVolumes."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+
+from ..snapshot import parse_time
+from .base import BaseContext, as_dict, as_list, as_str, dig, event_time, str_map, view
+
+
+class Obj:
+    """A Kubernetes object with safe accessors."""
+
+    # metadata/spec/status are looked up once (checks read them ~40 times per pod and run);
+    # labels/annotations are checked on first use, then cached.
+    __slots__ = ("raw", "metadata", "spec", "status", "_labels", "_annotations")
+
+    def __init__(self, raw: dict) -> None:
+        self.raw = raw
+        self.metadata: dict = as_dict(raw.get("metadata"))
+        self.spec: dict = as_dict(raw.get("spec"))
+        self.status: dict = as_dict(raw.get("status"))
+        self._labels: dict[str, str] | None = None
+        self._annotations: dict[str, str] | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or "")
+
+    @property
+    def namespace(self) -> str | None:
+        return as_str(self.metadata.get("namespace"))
+
+    @property
+    def uid(self) -> str | None:
+        return as_str(self.metadata.get("uid"))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        if self._labels is None:   # checks ask a pod's labels ~25 times per run: walk them once
+            self._labels = str_map(self.metadata.get("labels"))
+        return self._labels
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        if self._annotations is None:
+            self._annotations = str_map(self.metadata.get("annotations"))
+        return self._annotations
+
+    @property
+    def created(self) -> datetime | None:
+        return parse_time(self.metadata.get("creationTimestamp"))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class ContainerStatus:
+    __slots__ = ("raw", "init", "_state")
+
+    def __init__(self, raw: dict, init: bool) -> None:
+        self.raw = raw
+        self.init = init
+        self._state: tuple[str, dict] | None = None
+
+    name = property(lambda self: str(self.raw.get("name") or ""))
+    image = property(lambda self: str(self.raw.get("image") or ""))
+    ready = property(lambda self: bool(self.raw.get("ready")))
+
+    @property
+    def restarts(self) -> int:
+        r = self.raw.get("restartCount")
+        return r if isinstance(r, int) else 0
+
+    @property
+    def state(self) -> tuple[str, dict]:
+        """("waiting" | "running" | "terminated" | "unknown", the state's fields)."""
+        if self._state is None:
+            st = as_dict(self.raw.get("state"))
+            self._state = ("unknown", {})
+            for k in ("waiting", "running", "terminated"):
+                if isinstance(st.get(k), dict):
+                    self._state = (k, st[k])
+                    break
+        return self._state
+
+    @property
+    def last_terminated(self) -> dict:
+        return as_dict(dig(self.raw, "lastState", "terminated"))
+
+
+class Pod(Obj):
+    __slots__ = ("_containers", "_init_containers", "_init_statuses", "_container_statuses", "_task")
+
+    def __init__(self, raw: dict) -> None:
+        super().__init__(raw)
+        self._containers = self._init_containers = self._init_statuses = self._container_statuses = None
+        self._task: bool | None = None
+
+    @property
+    def phase(self) -> str:
+        return str(self.status.get("phase") or "Unknown")
+
+    @property
+    def component(self) -> str | None:
+        return self.labels.get("component")
+
+    @property
+    def is_task_pod(self) -> bool:
+        if self._task is None:
+            self._task = str(self.labels.get("kubernetes_executor", "")).lower() == "true"
+        return self._task
+
+    @property
+    def node(self) -> str | None:
+        return as_str(self.spec.get("nodeName")) or None
+
+    @property
+    def service_account(self) -> str:
+        return as_str(self.spec.get("serviceAccountName")) or as_str(self.spec.get("serviceAccount")) or "default"
+
+    @property
+    def started(self) -> datetime | None:
+        return parse_time(self.status.get("startTime")) or self.created
+
+    # The four lists below are built on first use and shared: callers must not modify them.
+    @property
+    def containers(self) -> list[dict]:
+        if self._containers is None:
+            self._containers = [c for c in as_list(self.spec.get("containers")) if isinstance(c, dict)]
+        return self._containers
+
+    @property
+    def init_containers(self) -> list[dict]:
+        if self._init_containers is None:
+            self._init_containers = [c for c in as_list(self.spec.get("initContainers")) if isinstance(c, dict)]
+        return self._init_containers
+
+    @property
+    def init_statuses(self) -> list[ContainerStatus]:
+        if self._init_statuses is None:
+            self._init_statuses = [ContainerStatus(c, True) for c in as_list(self.status.get("initContainerStatuses"))
+                                   if isinstance(c, dict)]
+        return self._init_statuses
+
+    @property
+    def container_statuses(self) -> list[ContainerStatus]:
+        if self._container_statuses is None:
+            self._container_statuses = [ContainerStatus(c, False) for c in as_list(self.status.get("containerStatuses"))
+                                        if isinstance(c, dict)]
+        return self._container_statuses
+
+    @property
+    def claim_names(self) -> list[str]:
+        out = []
+        for v in as_list(self.spec.get("volumes")):
+            claim = dig(v, "persistentVolumeClaim", "claimName")
+            if isinstance(claim, str):
+                out.append(claim)
+        return out
+
+    def condition(self, type_: str) -> dict:
+        for c in as_list(self.status.get("conditions")):
+            if isinstance(c, dict) and c.get("type") == type_:
+                return c
+        return {}
+
+    @property
+    def main_container(self) -> dict:
+        """The Airflow container: named after the component, ``base`` in task pods, else the first."""
+        wanted = {self.component or "", "base", "worker", "airflow"}
+        cs = self.containers
+        for c in cs:
+            if c.get("name") in wanted:
+                return c
+        return cs[0] if cs else {}
+
+
+class PVC(Obj):
+    __slots__ = ()
+
+    @property
+    def phase(self) -> str:
+        return str(self.status.get("phase") or "Unknown")
+
+    @property
+    def access_modes(self) -> list[str]:
+        return [m for m in as_list(self.spec.get("accessModes")) if isinstance(m, str)]
+
+    @property
+    def storage_class_name(self) -> str | None:
+        """The class the claim names; None when it names none (the default applies), "" for no class."""
+        v = self.spec.get("storageClassName")
+        if v is None:
+            v = self.annotations.get("volume.beta.kubernetes.io/storage-class")
+        return as_str(v)
+
+
+class StorageClass(Obj):
+    __slots__ = ()
+
+    @property
+    def provisioner(self) -> str:
+        return str(self.raw.get("provisioner") or "")
+
+    @property
+    def is_default(self) -> bool:
+        a = self.annotations
+        return any(str(a.get(k, "")).lower() == "true" for k in (
+            "storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"))
+
+    @property
+    def binding_mode(self) -> str:
+        return str(self.raw.get("volumeBindingMode") or "Immediate")
+
+
+class KubeViews(BaseContext):
+    """Views over the namespace's and the cluster's Kubernetes lists."""
+
+    @view
+    def pods(self) -> list[Pod]:
+        return [Pod(p) for p in self.items("pods")]
+
+    @view
+    def pods_by_name(self) -> dict[str, Pod]:
+        return {p.name: p for p in self.pods}
+
+    @view
+    def pods_by_component(self) -> dict[str, list[Pod]]:
+        out: dict[str, list[Pod]] = defaultdict(list)
+        for p in self.pods:
+            if self.release is None or p.labels.get("release") in (None, self.release) or p.is_task_pod:
+                if p.is_task_pod:
+                    out["task"].append(p)
+                elif p.component:
+                    out[p.component].append(p)
+        return dict(out)
+
+    @view
+    def task_pods(self) -> list[Pod]:
+        """KubernetesExecutor task pods (label ``kubernetes_executor=True``; under
+        KubernetesExecutor also ``component=worker`` pods)."""
+        out = [p for p in self.pods if p.is_task_pod]
+        if "KubernetesExecutor" in (self.executor or "") and "CeleryExecutor" not in (self.executor or ""):
+            seen = {id(p) for p in out}
+            out += [p for p in self.pods if p.component == "worker" and id(p) not in seen
+                    and (self.release is None or p.labels.get("release") == self.release)]
+        return out
+
+    @view
+    def pods_by_claim(self) -> dict[str, list[Pod]]:
+        out: dict[str, list[Pod]] = defaultdict(list)
+        for p in self.pods:
+            for c in p.claim_names:
+                out[c].append(p)
+        return dict(out)
+
+    @view
+    def pods_by_owner(self) -> dict[str, list[Pod]]:
+        """Pods by owner (``Kind/name`` of their controller)."""
+        out: dict[str, list[Pod]] = defaultdict(list)
+        for p in self.pods:
+            for o in as_list(p.metadata.get("ownerReferences")):
+                if isinstance(o, dict):
+                    out[f"{o.get('kind')}/{o.get('name')}"].append(p)
+        return dict(out)
+
+    @view
+    def pods_by_node(self) -> dict[str, list[Pod]]:
+        out: dict[str, list[Pod]] = defaultdict(list)
+        for p in self.pods:
+            if p.node:
+                out[p.node].append(p)
+        return dict(out)
+
+    @view
+    def _events_index(self) -> dict[tuple[str, str], list[dict]]:
+        out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for e in self.items("events"):
+            io = as_dict(e.get("involvedObject") or e.get("regarding"))
+            out[(str(io.get("kind")), str(io.get("name")))].append(e)
+        return dict(out)   # each object's list is sorted when first asked for: most never are
+
+    def events_for(self, kind: str, name: str, reason: str | None = None) -> list[dict]:
+        """Events about one object, oldest first (optionally of one reason)."""
+        key = (kind, name)
+        evs = self._events_index.get(key, [])
+        if evs and key not in self._events_sorted:
+            evs.sort(key=lambda e: event_time(e) or datetime.min.replace(tzinfo=timezone.utc))
+            self._events_sorted.add(key)
+        if reason is not None:
+            evs = [e for e in evs if e.get("reason") == reason]
+        return evs
+
+    @view
+    def pvcs(self) -> dict[str, PVC]:
+        return {p.name: p for p in (PVC(i) for i in self.items("pvcs"))}
+
+    @view
+    def storage_classes(self) -> dict[str, StorageClass]:
+        return {s.name: s for s in (StorageClass(i) for i in self.items("storageclasses"))}
+
+    @view
+    def default_storage_class(self) -> StorageClass | None:
+        defaults = [s for s in self.storage_classes.values() if s.is_default]
+        if not defaults:
+            return None
+        return sorted(defaults, key=lambda s: s.created or datetime.min.replace(tzinfo=timezone.utc))[-1]
+
+    def storage_class_of(self, pvc: PVC) -> StorageClass | None:
+        name = pvc.storage_class_name
+        if name is None:
+            return self.default_storage_class
+        return self.storage_classes.get(name) if name else None
+
+    @view
+    def configmaps(self) -> dict[str, Obj]:
+        return {c.name: c for c in (Obj(i) for i in self.items("configmaps"))}
+
+    @view
+    def service_accounts(self) -> dict[str, Obj]:
+        return {s.name: s for s in (Obj(i) for i in self.items("serviceaccounts"))}
+
+    def gsa_of(self, ksa: str) -> str | None:
+        """The Google service account a Kubernetes service account is annotated with."""
+        sa = self.service_accounts.get(ksa)
+        if sa is None:
+            return None
+        v = sa.annotations.get("iam.gke.io/gcp-service-account")
+        return v.strip() if isinstance(v, str) and v.strip() else None
+
+    @view
+    def deployments(self) -> dict[str, Obj]:
+        return {d.name: d for d in (Obj(i) for i in self.items("deployments"))}
+
+    @view
+    def statefulsets(self) -> dict[str, Obj]:
+        return {d.name: d for d in (Obj(i) for i in self.items("statefulsets"))}
+
+    @view
+    def jobs(self) -> dict[str, Obj]:
+        return {d.name: d for d in (Obj(i) for i in self.items("jobs"))}
+
+    @view
+    def nodes(self) -> dict[str, Obj]:
+        return {n.name: n for n in (Obj(i) for i in self.items("nodes"))}
+
+    @view
+    def persistent_volumes(self) -> dict[str, Obj]:
+        return {o.name: o for o in (Obj(i) for i in self.items("persistentvolumes"))}
+
+    def log(self, pod: str, container: str, previous: bool = False) -> str | None:
+        """The stored tail of a container's log, or None when it was not collected."""
+        e = self.entry("logs", pod=pod, container=container + (".previous" if previous else ""))
+        return e.data if e is not None and e.ok and isinstance(e.data, str) else None
+
+    def log_lines(self, pod: str, container: str, previous: bool = False) -> list[str]:
+        text = self.log(pod, container, previous)
+        return text.splitlines() if text else []
+
