@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_gke.views import Context, Obj, Pod
+from airflow_gke.views import Context, Obj, Pod, owner_of
 from airflow_gke.model import finding_id
-from airflow_gke.redact import Redactor
+from airflow_gke.remediation import k8s_resource
 
-from ._common import k8s_resource
-from ._storage import clip, container_logs, is_airflow_pod, owner_of, secret_ref, status_of, unhealthy, unhealthy_pods
+from ._storage import container_logs, is_airflow_pod, secret_ref, status_of, unhealthy, unhealthy_pods
 
 KINDS = [  # (kind, pattern); first match wins, most specific first
     ("pgbouncer-auth", re.compile(r"(?i)wrong password type|server login failed|server login has been failing|"
@@ -43,12 +42,6 @@ KIND_TEXT = {
     "refused": "nothing accepts connections at the database address",
     "timeout": "connections to the database time out",
 }
-_redactor = Redactor()
-
-
-def safe(line: str) -> str:
-    """A log line for evidence: credentials masked again, whatever the source did."""
-    return clip(_redactor.text(line))
 
 
 @dataclass
@@ -145,7 +138,7 @@ def bundled_postgres(ctx: Context, rel: str | None) -> list[Obj]:
 def postgres_pods(ctx: Context, rel: str | None) -> list[Pod]:
     out = []
     for p in ctx.pods:
-        o = owner_of(ctx, p)
+        o = owner_of(p)
         lab = p.labels
         if lab.get("app.kubernetes.io/name") == "postgresql" and (
                 rel is None or lab.get("app.kubernetes.io/instance") == rel):

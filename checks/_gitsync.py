@@ -6,11 +6,11 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from airflow_gke.views import Context, Pod, as_dict
+from airflow_gke.views import as_dict, Context, owner_of, Pod
 from airflow_gke.model import finding_id
+from airflow_gke.remediation import k8s_resource
 
-from ._common import k8s_resource
-from ._storage import env_of, env_value, image_tag, is_airflow_pod, owner_of, secret_ref
+from ._storage import env_of, env_value, image_tag, is_airflow_pod, secret_ref
 
 CAUSES = [
     ("host-key", re.compile(r"(?i)host key verification failed|no matching host key|remote host identification has "
@@ -130,7 +130,7 @@ def cause_of(lines: list[str]) -> str | None:
 
 
 def workload_key(ctx: Context, pod: Pod) -> tuple[str, str]:
-    o = owner_of(ctx, pod)
+    o = owner_of(pod)
     return o if o else ("Pod", pod.name)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict, dig
+from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict
 from airflow_gke.identity import component_exists, component_pods, template_spec
-from airflow_gke.model import Resource
+from airflow_gke.remediation import project
 
-from ._common import cluster_name, location, project
 
 # Every component whose pods may act as a Google identity (task pods first).
 COMPONENTS = ("task",) + AIRFLOW_COMPONENTS
@@ -145,24 +144,6 @@ def wi_members(ctx: Context, ksa: str) -> set[str]:
     return out
 
 
-def gsa_project(ctx: Context, email: str) -> str:
-    """The project a Google service account lives in (from its email; the diagnosed project for
-    the Compute Engine default and other Google-managed domains)."""
-    m = re.match(r"^[^@]+@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$", email)
-    return m.group(1) if m else project(ctx)
-
-
-def gsa_resource(ctx: Context, email: str) -> Resource:
-    return Resource("ServiceAccount", email, None,
-                    f"//iam.googleapis.com/projects/{gsa_project(ctx, email)}/serviceAccounts/{email}")
-
-
-def cluster_resource(ctx: Context) -> Resource:
-    return Resource("Cluster", cluster_name(ctx), None,
-                    f"//container.googleapis.com/projects/{project(ctx)}/locations/{location(ctx)}"
-                    f"/clusters/{cluster_name(ctx)}")
-
-
 def is_compute_default(ctx: Context, pool: NodePool) -> bool:
     sa = pool.service_account
     if sa == "default":
@@ -214,18 +195,6 @@ def google_repo(image: str) -> Repo | None:
     if host in _GCR_LOCATIONS and len(parts) >= 3:
         return Repo(host, parts[1], _GCR_LOCATIONS[host], host)
     return None
-
-
-def excerpt(line: str, m: "re.Match | None" = None, width: int = 400) -> str:
-    """A log line cut to ``width`` characters around what matched (long JSON log lines bury the
-    error after the timestamp, the path and the URL)."""
-    line = line.strip()
-    if len(line) <= width:
-        return line
-    if m is None or m.end() <= width - 20:
-        return line[:width] + " ..."
-    start = max(0, min(m.start() - width // 3, len(line) - width))
-    return "... " + line[start:start + width] + (" ..." if start + width < len(line) else "")
 
 
 def airflow_images(ctx: Context) -> dict[str, Pod]:

@@ -6,30 +6,12 @@ import re
 from datetime import datetime, timedelta
 
 from airflow_gke.views import AIRFLOW_COMPONENTS, Context, Pod, as_dict, as_list
-from airflow_gke.model import Resource
 from airflow_gke.snapshot import parse_time
 
-from ._common import release
-
-# The chart's values key of each component (for --set <key>.resources... / <key>.livenessProbe...).
-CHART_KEY = {
-    "scheduler": "scheduler", "api-server": "apiServer", "webserver": "webserver", "triggerer": "triggerer",
-    "dag-processor": "dagProcessor", "worker": "workers", "task": "workers", "execution-api-server": "apiServer",
-}
 
 # Waiting reasons of a container the kubelet cannot even create or start (a missing Secret or key,
 # a bad command): the pod never runs, whatever the restart policy.
 CANNOT_START = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
-
-# Lines of an Airflow/Python log that say what went wrong (the rest is start-up noise).
-TELLING = re.compile(
-    r"(?i)(traceback|error|exception|fatal|critical|forbidden|denied|refused|killed|sigterm|signal 15|"
-    r"invalid|cannot|could not|unable to|not found|timed? ?out|must be set)")
-
-
-def safe(line: str, limit: int = 400) -> str:
-    line = line.strip()
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def component_pods(ctx: Context) -> list[Pod]:
@@ -55,29 +37,11 @@ def task_like_pods(ctx: Context) -> list[Pod]:
     return out
 
 
-def controller_of(pod: Pod) -> tuple[str, str] | None:
-    """(kind, name) of the workload that owns the pod: a ReplicaSet's Deployment, a StatefulSet, a Job."""
-    for o in as_list(pod.metadata.get("ownerReferences")):
-        if not isinstance(o, dict) or not o.get("controller", True):
-            continue
-        kind, name = str(o.get("kind") or ""), str(o.get("name") or "")
-        if kind == "ReplicaSet":
-            h = pod.labels.get("pod-template-hash")
-            if h and name.endswith("-" + h):
-                return "Deployment", name[: -len(h) - 1]
-            return "ReplicaSet", name
-        if kind:
-            return kind, name
-    return None
-
-
 def container_spec(pod: Pod, name: str, init: bool = False) -> dict:
     for c in (pod.init_containers if init else pod.containers):
         if c.get("name") == name:
             return c
     return {}
-
-
 
 
 def finished_at(term: dict) -> datetime | None:
@@ -89,17 +53,6 @@ def log_lines(ctx: Context, pod: Pod, container: str) -> list[tuple[str, str]]:
     out = [("previous log", ln) for ln in ctx.log_lines(pod.name, container, previous=True)]
     out += [("log", ln) for ln in ctx.log_lines(pod.name, container)]
     return out
-
-
-def excerpt(lines: list[tuple[str, str]], n: int = 5) -> list[tuple[str, str]]:
-    """The telling lines near the end of a log (an exception and what led to it), else its last lines."""
-    nonblank = [(w, ln) for w, ln in lines if ln.strip()]
-    telling = [(w, ln) for w, ln in nonblank if TELLING.search(ln)]
-    return telling[-n:] if telling else nonblank[-min(n, 3):]
-
-
-def grep(lines: list[tuple[str, str]], pattern: re.Pattern) -> list[tuple[str, str]]:
-    return [(w, ln) for w, ln in lines if pattern.search(ln)]
 
 
 _QTY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
@@ -171,18 +124,6 @@ def source_text(src: tuple[str, str | None, str | None] | None, name: str) -> st
     if kind == "envFrom":
         return f"env from Secret {obj} (envFrom; may or may not hold {name})"
     return f"{name} set as a literal value"
-
-
-def release_resource(ctx: Context) -> Resource:
-    return Resource("HelmRelease", release(ctx), ctx.target.namespace, None)
-
-
-
-
-
-
-
-
 
 
 def recent(ctx: Context, t: datetime | None, within: timedelta) -> bool:

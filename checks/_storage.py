@@ -3,12 +3,10 @@ belongs to, PersistentVolumes and zones, container health, log scanning."""
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from typing import Iterator
 
-from airflow_gke.views import Context, ContainerStatus, DataUnavailable, Obj, Pod, PVC, as_dict, as_list, dig
-from airflow_gke.model import Resource
+from airflow_gke.views import Context, ContainerStatus, DataUnavailable, Obj, Pod, as_dict, as_list, dig
 
-from ._common import k8s_resource, ns, q, release
 
 ZONE_KEYS = ("topology.gke.io/zone", "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 PD_PROVISIONERS = ("pd.csi.storage.gke.io", "kubernetes.io/gce-pd")
@@ -58,27 +56,6 @@ def is_airflow_pod(ctx: Context, p: Pod) -> bool:
 
 
 # --- workloads ---------------------------------------------------------------------------------
-
-def owner_of(ctx: Context, pod: Pod) -> tuple[str, str] | None:
-    """(kind, name) of the pod's Deployment, StatefulSet or Job (ReplicaSet resolved by name)."""
-    for o in as_list(pod.metadata.get("ownerReferences")):
-        if not isinstance(o, dict):
-            continue
-        kind, name = str(o.get("kind") or ""), str(o.get("name") or "")
-        if kind == "ReplicaSet":
-            deploy = name.rsplit("-", 1)[0]
-            return "Deployment", deploy
-        if kind in ("StatefulSet", "Job", "DaemonSet"):
-            return kind, name
-    return None
-
-
-def workload_resource(ctx: Context, pod: Pod) -> Resource:
-    """The pod's controller as a resource (the pod itself when it has none, e.g. task pods)."""
-    o = owner_of(ctx, pod)
-    if o is None:
-        return k8s_resource(ctx, "Pod", pod.name)
-    return k8s_resource(ctx, o[0], o[1])
 
 
 # --- containers --------------------------------------------------------------------------------
@@ -224,15 +201,6 @@ def container_logs(ctx: Context, pod: Pod, name: str) -> list[tuple[str, str]]:
     return out
 
 
-def grep(lines: Iterable[tuple[str, str]], rx: re.Pattern) -> list[tuple[str, str]]:
-    return [(w, ln) for w, ln in lines if rx.search(ln)]
-
-
-def clip(text: str, n: int = 400) -> str:
-    text = text.strip()
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 # --- PersistentVolumes ---------------------------------------------------------------------------
 
 def persistent_volumes(ctx: Context) -> dict[str, Obj]:
@@ -297,9 +265,6 @@ def _tolerates(t: dict, taint: dict) -> bool:
 
 # --- commands ----------------------------------------------------------------------------------
 
-def kubectl(ctx: Context, *args: str) -> str:
-    return "kubectl " + " ".join(args) + f" --namespace {q(ns(ctx))}"
-
 
 def rwx_class(ctx: Context) -> str:
     for s in ctx.storage_classes.values():
@@ -319,8 +284,3 @@ def iter_claims(pod: Pod) -> Iterator[tuple[str, str]]:
             yield str(as_dict(v).get("name")), claim
 
 
-__all__ = ["pvc_role", "is_airflow_pod", "owner_of", "workload_resource", "all_statuses", "status_of", "spec_of",
-           "unhealthy", "describe_state", "env_of", "env_value", "secret_ref", "image_tag", "image_repo",
-           "container_logs", "grep", "clip", "persistent_volumes", "pv_zones", "node_zone", "node_schedulable",
-           "node_matches", "kubectl", "rwx_class", "iter_claims", "PD_PROVISIONERS", "RWX_PROVISIONERS", "release",
-           "PVC"]

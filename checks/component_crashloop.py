@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.views import Context, ContainerStatus, Pod, human_age
+from airflow_gke.views import Context, ContainerStatus, Pod, human_age, owner_of
 from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import (CHART_KEY, clip, grep, helm_upgrade, k8s_resource, ns, q, quote_event, release,
+                                     telling_lines)
 
-from ._common import helm_upgrade, k8s_resource, ns, q, quote_event, release
-from ._runtime import (CANNOT_START, CHART_KEY, component_pods, container_spec, controller_of, doubled_memory,
-                       env_source, excerpt, finished_at, grep, log_lines, recent, resources_text, safe)
+from ._runtime import (CANNOT_START, component_pods, container_spec, doubled_memory, env_source, finished_at,
+                       log_lines, recent, resources_text)
 
 RESTARTS = 3                        # restarts within WINDOW that make a restart loop
 WINDOW = timedelta(hours=1)
@@ -97,15 +98,15 @@ def _inspect(ctx: Context, pod: Pod) -> Finding | None:
         msg = str(term.get("message") or "").strip()
         evidence.append(f"{cs.name} {'state' if term is fields else 'lastState'}.terminated: exitCode "
                         f"{term.get('exitCode')}, reason {term.get('reason')}, finished "
-                        f"{human_age(ctx.age(finished_at(term)))} ago" + (f", message: {safe(msg, 300)}" if msg else ""))
+                        f"{human_age(ctx.age(finished_at(term)))} ago" + (f", message: {clip(msg, 300)}" if msg else ""))
     if state == "waiting" and fields.get("message"):
-        evidence.append(f"{cs.name} state.waiting.message: {safe(str(fields['message']))}")
+        evidence.append(f"{cs.name} state.waiting.message: {clip(str(fields['message']))}")
     events = [e for e in ctx.events_for("Pod", pod.name) if e.get("type") == "Warning"]
     for e in events[-3:]:
         evidence.append(quote_event(e))
     lines = log_lines(ctx, pod, cs.name) if problem not in CANNOT_START else []
-    for which, ln in excerpt(lines, 6):
-        evidence.append(f"{which} {cs.name}: {safe(ln)}")
+    for which, ln in telling_lines(lines, 6):
+        evidence.append(f"{which} {cs.name}: {clip(ln)}")
     cause, detail = _cause(ctx, pod, cs, problem, term, lines, ctx.events_for("Pod", pod.name))
     caused_by = _links(ctx, pod, cs, cause, detail)
     if cause:
@@ -165,7 +166,7 @@ def _cause(ctx: Context, pod: Pod, cs: ContainerStatus, problem: str, term: dict
         if hits:
             m = rx.search(hits[-1][1])
             detail = m.group(0) if m else None
-            return key, safe(detail, 160) if detail else None
+            return key, clip(detail, 160) if detail else None
     return None, None
 
 
@@ -236,7 +237,7 @@ def _fix(ctx: Context, pod: Pod, cs: ContainerStatus, cause: str | None, detail:
     key = CHART_KEY.get(comp, comp)
     logs = f"kubectl logs {q(pod.name)} --namespace {n} --container {q(cs.name)} --previous"
     describe = f"kubectl describe pod {q(pod.name)} --namespace {n}"
-    ctrl = controller_of(pod)
+    ctrl = owner_of(pod)
     restart = f"kubectl rollout restart {ctrl[0].lower()} {q(ctrl[1])} --namespace {n}" \
         if ctrl and ctrl[0] in ("Deployment", "StatefulSet") else f"kubectl delete pod {q(pod.name)} --namespace {n}"
     spec = container_spec(pod, cs.name, cs.init)

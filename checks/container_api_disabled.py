@@ -5,8 +5,8 @@ from airflow_gke.views import Context
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.source import error_info
+from airflow_gke.remediation import project, project_resource, q
 
-from ._common import project, project_resource, q
 
 SERVICE = "container.googleapis.com"
 

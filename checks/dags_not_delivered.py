@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_gke.views import Context, Pod, as_dict, as_list
+from airflow_gke.views import Context, Pod, as_dict, as_list, owner_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, release
 
-from ._common import helm_upgrade, k8s_resource, ns, q, release
 from ._gitsync import gitsync_containers
-from ._storage import clip, container_logs, image_repo, image_tag, is_airflow_pod
+from ._storage import container_logs, image_repo, image_tag, is_airflow_pod
 
 STOCK = ("apache/airflow",)
 STOCK_TAG = re.compile(r"^(?:slim-)?(?:latest|\d+\.\d+\.\d+(?:[-.]\w+)*)$")
@@ -59,9 +59,8 @@ def run(ctx: Context) -> Result:
         return passed()   # a custom image may well contain the DAGs
     if where is None:
         p0 = runners[0]
-        from ._storage import owner_of
 
-        o = owner_of(ctx, p0)
+        o = owner_of(p0)
         where = o if o else ("Pod", p0.name)
     return from_findings([_finding(ctx, where, bad, runners, images, dags_folder)])
 

@@ -7,9 +7,10 @@ import re
 from airflow_gke.views import Context, PVC
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, kubectl, project, q,
+                                     quote_event)
 
-from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, project, q, quote_event
-from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, is_airflow_pod, kubectl, pvc_role, rwx_class
+from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, is_airflow_pod, pvc_role, rwx_class
 
 MULTI_ATTACH = re.compile(r"(?i)multi-attach error")
 SINGLE_NODE = {"ReadWriteOnce", "ReadWriteOncePod"}

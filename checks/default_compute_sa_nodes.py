@@ -5,8 +5,8 @@ from airflow_gke.views import Context, NodePool, as_dict
 from airflow_gke.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import cluster_name, gke_flags, node_pool_resource, project, q
 
-from ._common import cluster_name, gke_flags, node_pool_resource, project, q
 from ._identity import airflow_images, airflow_pods_by_pool, airflow_pools, google_repo, is_compute_default
 
 

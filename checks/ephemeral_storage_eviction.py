@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.views import Context, Pod, event_time, human_age, parse_time
+from airflow_gke.views import Context, event_time, human_age, owner_of, parse_time, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, k8s_resource, kubectl, q
 
-from ._common import helm_upgrade, k8s_resource, q
-from ._storage import is_airflow_pod, kubectl, owner_of
+from ._storage import is_airflow_pod
 
 EPHEMERAL = re.compile(r"(?i)ephemeral-storage|ephemeral local storage|usage of emptydir volume")
 USING = re.compile(r"(?i)container (\S+) was using (\S+), (?:which exceeds its request of|request is) (\S+?)\.?(?:\s|$)")
@@ -34,7 +34,7 @@ def run(ctx: Context) -> Result:
             continue
         if not is_airflow_pod(ctx, p):
             continue
-        owner = owner_of(ctx, p)
+        owner = owner_of(p)
         key = ("task", "") if p.is_task_pod or owner is None else owner
         groups.setdefault(key, []).append(p)
     findings = [_finding(ctx, key, pods) for key, pods in sorted(groups.items())]

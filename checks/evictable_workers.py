@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, DataUnavailable, NodePool, Pod
+from airflow_gke.views import Context, DataUnavailable, NodePool, Pod, owner_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import (clip, cluster_name, gke_flags, grep, helm_upgrade, k8s_resource,
+                                     node_pool_resource, ns, q, quote_event)
 
-from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, node_pool_resource, ns, q, quote_event
-from ._runtime import component_pods, controller_of, grep, log_lines, safe
+from ._runtime import component_pods, log_lines
 
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 SPOT_LABELS = ("cloud.google.com/gke-spot", "cloud.google.com/gke-preemptible")
@@ -90,7 +91,7 @@ def _spot_pool(ctx: Context, pod: Pod) -> str | None:
 def _owner(ctx: Context, pod: Pod) -> tuple[str, str]:
     if pod.is_task_pod:
         return "ConfigMap", f"{ctx.release or 'RELEASE'}-config"   # the pod template
-    c = controller_of(pod)
+    c = owner_of(pod)
     return c if c else ("Pod", pod.name)
 
 
@@ -106,7 +107,7 @@ def _sigterm(ctx: Context, pods: list[Pod]) -> list[str]:
             hits = grep(log_lines(ctx, p, str(c.get("name"))), _SIGTERM)
             best = [h for h in hits if "received sigterm" in h[1].lower()] or hits
             for which, ln in best[:1]:
-                out.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+                out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
         if ctx.has("events"):
             for e in ctx.events_for("Pod", p.name):
                 if _EVICT_EVENT.search(f"{e.get('reason', '')} {e.get('message', '')}"):

@@ -13,9 +13,9 @@ from urllib.parse import urlparse
 from airflow_gke.views import Context, Obj, Pod, as_dict, as_list
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
-from ._common import helm_upgrade, k8s_resource, q, release
-from ._runtime import grep, log_lines, safe
+from ._runtime import log_lines
 
 LOCAL = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 _CONNECT = re.compile(r"(?i)(httpx\.(ConnectError|ConnectTimeout|ReadTimeout)|connection refused|"
@@ -329,7 +329,7 @@ def _log_hits(ctx: Context, comp: str) -> list[str]:
         for c in p.containers:
             hits = grep(log_lines(ctx, p, str(c.get("name"))), _CONNECT)
             for which, ln in hits[-2:]:
-                out.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+                out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
         if len(out) >= 4:
             break
     return out

@@ -11,8 +11,8 @@ import orjson
 from airflow_gke.views import Context, ContainerStatus, Pod, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event
 
-from ._common import helm_upgrade, k8s_resource, ns, q, quote_event
 from ._storage import unhealthy_pods
 
 # Start-up of a healthy task pod (git-sync clone included) stays well under this.

@@ -9,9 +9,9 @@ import re
 from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
-from ._common import helm_upgrade, k8s_resource, q, release
-from ._runtime import grep, log_lines, safe
+from ._runtime import log_lines
 
 NEEDED = ("create", "get", "list", "watch", "delete", "patch")
 # Quotes may come escaped (\") when the Status body is logged as JSON.
@@ -59,7 +59,7 @@ def _log_hits(ctx: Context, scheds: list[Pod]) -> list[str]:
             lines = log_lines(ctx, p, str(c.get("name")))
             hits = grep(lines, _FORBIDDEN) or grep(lines, _403)
             for which, ln in hits[-2:]:
-                out.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+                out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
     return out[:4]
 
 

@@ -12,9 +12,9 @@ import re
 from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
 from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, k8s_resource, ns, project, q, quote_event
 
-from ._common import k8s_resource, ns, project, q, quote_event
-from ._runtime import CANNOT_START, safe
+from ._runtime import CANNOT_START
 
 _IDBIND = re.compile(r"(?i)(idbindtoken|identitybindingtoken)")
 _404 = re.compile(r"(?i)(status:? ?404|\b404\b|not ?found)")
@@ -126,7 +126,7 @@ def _store_finding(ctx: Context, st: Obj, cond: dict, version: str) -> Finding:
     blob = msg + "\n" + "\n".join(str(e.get("message", "")) for e in evs)
     kind = _diagnose(blob)
     gcp = _gcpsm(st)
-    evidence = [f"SecretStore {st.name} ({version}): condition Ready=False, reason {cond.get('reason')}: {safe(msg)}"]
+    evidence = [f"SecretStore {st.name} ({version}): condition Ready=False, reason {cond.get('reason')}: {clip(msg)}"]
     if gcp:
         wi = as_dict(dig(gcp, "auth", "workloadIdentity"))
         evidence.append(f"provider gcpsm: projectID {gcp.get('projectID')}"
@@ -175,7 +175,7 @@ def _blocked(ctx: Context, secret: str) -> list[tuple[Pod, str]]:
             msg = str(fields.get("message") or "")
             if state == "waiting" and fields.get("reason") in CANNOT_START and \
                     (f'secret "{secret}"' in msg or f"/{secret}" in msg):
-                out.append((p, f"{cs.name} waiting {fields.get('reason')}: {safe(msg, 200)}"))
+                out.append((p, f"{cs.name} waiting {fields.get('reason')}: {clip(msg, 200)}"))
                 break
     return out
 
@@ -193,7 +193,7 @@ def _es_finding(ctx: Context, es: Obj, cond: dict, stores: dict[str, Obj], bad_s
         kind = "store"
     target = _target(es)
     keys = [str(as_dict(d.get("remoteRef")).get("key")) for d in as_list(dig(es.raw, "spec", "data")) if isinstance(d, dict)]
-    evidence = [f"ExternalSecret {es.name} ({version}): condition Ready=False, reason {cond.get('reason')}: {safe(msg)}",
+    evidence = [f"ExternalSecret {es.name} ({version}): condition Ready=False, reason {cond.get('reason')}: {clip(msg)}",
                 f"spec.secretStoreRef {store_kind}/{store_name}; target Secret {target}; remote keys "
                 f"{', '.join(keys) or '(dataFrom)'}; refreshInterval {dig(es.raw, 'spec', 'refreshInterval') or '1h'}"]
     if es.status.get("refreshTime"):

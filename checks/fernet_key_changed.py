@@ -11,9 +11,9 @@ import re
 from airflow_gke.views import Context, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, ns, q, release, release_resource
 
-from ._common import helm_upgrade, k8s_resource, ns, q, release
-from ._runtime import component_pods, env_source, grep, log_lines, release_resource, safe, source_text
+from ._runtime import component_pods, env_source, log_lines, source_text
 
 ENV = "AIRFLOW__CORE__FERNET_KEY"
 _INVALID = re.compile(r"(cryptography\.fernet\.InvalidToken|\bInvalidToken\b|Could not decrypt|"
@@ -78,7 +78,7 @@ def _log_hits(ctx: Context) -> list[str]:
     for p in pods:
         for c in p.containers:
             for which, ln in grep(log_lines(ctx, p, str(c.get("name"))), _INVALID)[-1:]:
-                out.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+                out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
         if len(out) >= 4:
             break
     return out

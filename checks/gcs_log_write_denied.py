@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, DataUnavailable
+from airflow_gke.views import Context, DataUnavailable, no_answer_reason
 from airflow_gke.iam import evaluate, member_roles
 from airflow_gke.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import check
+from airflow_gke.remediation import (bucket_resource, cluster_resource as _cluster_resource, gsa_resource as
+                                     _gsa_resource, node_pool_resource, project, project_resource, q)
 
-from ._common import unreadable, bucket_resource, node_pool_resource, project, project_resource, q
-from ._identity import cluster_resource as _cluster_resource, gsa_resource as _gsa_resource
 
 PERM = "storage.objects.create"
 MISSING = "missing"
@@ -61,8 +61,8 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
     proj_e = ctx.entry("project_iam")
     bucket_policy = iam_e.data if iam_e is not None and iam_e.ok else None
     project_policy = proj_e.data if proj_e is not None and proj_e.ok else None
-    bucket_why = unreadable(iam_e, f"storage/v1/b/{bucket}/iam", "storage.buckets.getIamPolicy")
-    project_why = unreadable(proj_e, f"projects/{p}:getIamPolicy", "resourcemanager.projects.getIamPolicy")
+    bucket_why = no_answer_reason(iam_e, f"storage/v1/b/{bucket}/iam", "storage.buckets.getIamPolicy")
+    project_why = no_answer_reason(proj_e, f"projects/{p}:getIamPolicy", "resourcemanager.projects.getIamPolicy")
     log_hits = _log_403(ctx, idents)
 
     problems: list[str] = []   # identities that cannot write

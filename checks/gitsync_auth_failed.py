@@ -7,11 +7,11 @@ from __future__ import annotations
 from airflow_gke.views import Context, Pod, as_dict, human_age
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, quote_event, release
 
-from ._common import helm_upgrade, k8s_resource, ns, q, quote_event, release
 from ._gitsync import (CAUSE_TEXT, FAILING, SECRET_MOUNT, Settings, cause_of, gitsync_containers, readable,
                        repo_host, settings, workload_key)
-from ._storage import clip, container_logs, describe_state, is_airflow_pod, status_of, unhealthy
+from ._storage import container_logs, describe_state, is_airflow_pod, status_of, unhealthy
 
 
 @check(id="gitsync-auth-failed", title="The git-sync containers of the Airflow components can clone the DAG repository",

@@ -8,10 +8,10 @@ import re
 from airflow_gke.views import Context, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q
 
-from ._common import helm_upgrade, k8s_resource, ns, q
 from ._gitsync import CAUSES, gitsync_containers, major, settings, workload_key
-from ._storage import clip, container_logs, describe_state, image_tag, is_airflow_pod, status_of, unhealthy, unhealthy_pods
+from ._storage import container_logs, describe_state, image_tag, is_airflow_pod, status_of, unhealthy, unhealthy_pods
 
 MISSING_KEY = re.compile(r"(?i)couldn't find key (\S+) in Secret (\S+?)/(\S+?)(?:\s|$|,)")
 V4_PASSWORD = re.compile(r"(?i)--password(?: or --password-file)? must be (?:set|specified) when --username")

@@ -9,8 +9,8 @@ from airflow_gke.views import Context, ContainerStatus, DataUnavailable, NodePoo
 from airflow_gke.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import cluster_name, gke_flags, project, q, quote_event
 
-from ._common import cluster_name, gke_flags, project, q, quote_event
 from ._identity import Repo, google_repo
 from ._storage import unhealthy_pods
 

@@ -11,9 +11,8 @@ from collections import Counter
 from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
 from airflow_gke.model import Finding, Remediation, Result, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, ns, q, release_resource
 
-from ._common import helm_upgrade, ns, q
-from ._runtime import release_resource
 
 _VERSION = re.compile(r"(?:^|[-_])(\d\.\d+\.\d+)(?=$|[-_+.])")
 AF3_ONLY = ("api-server", "dag-processor")

@@ -10,9 +10,9 @@ import re
 from airflow_gke.views import Context, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource
 
-from ._common import helm_upgrade, ns, q, release
-from ._runtime import env_source, grep, log_lines, release_resource, safe, source_text
+from ._runtime import env_source, log_lines, source_text
 
 ENV = "AIRFLOW__API_AUTH__JWT_SECRET"
 # The processes that sign (scheduler) and verify (api-server) task tokens.
@@ -85,7 +85,7 @@ def _log_hits(ctx: Context) -> list[str]:
         for c in p.containers:
             lines = log_lines(ctx, p, str(c.get("name")))
             for which, ln in (grep(lines, _SIGNATURE) or grep(lines, _UNSET))[-1:]:
-                out.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+                out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
         if len(out) >= 4:
             break
     return out

@@ -6,8 +6,8 @@ from airflow_gke.views import Context, DataUnavailable, Pod, as_dict
 from airflow_gke.identity import resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, k8s_resource, project, q, release
 
-from ._common import helm_upgrade, k8s_resource, project, q, release
 
 DEFAULT_LOGS = "/opt/airflow/logs"
 RWX_PROVISIONERS = ("filestore.csi.storage.gke.io",)

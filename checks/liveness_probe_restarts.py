@@ -14,9 +14,9 @@ import re
 from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import CHART_KEY, clip, helm_upgrade, k8s_resource, ns, q, quote_event, telling_lines
 
-from ._common import helm_upgrade, k8s_resource, ns, q, quote_event
-from ._runtime import CHART_KEY, component_pods, container_spec, excerpt, finished_at, log_lines, resources_text, safe
+from ._runtime import component_pods, container_spec, finished_at, log_lines, resources_text
 
 _KILL = re.compile(r"(?i)failed liveness probe")
 _UNHEALTHY = re.compile(r"(?i)^liveness probe (failed|errored)")
@@ -86,8 +86,8 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
     if spec.get("startupProbe"):
         evidence.append(f"{cs.name} startupProbe: {_probe_text(as_dict(spec.get('startupProbe')))}")
     evidence.append(f"{cs.name} resources: {resources_text(spec)}")
-    for which, ln in excerpt(log_lines(ctx, pod, cs.name), 3):
-        evidence.append(f"{which} {cs.name}: {safe(ln)}")
+    for which, ln in telling_lines(log_lines(ctx, pod, cs.name), 3):
+        evidence.append(f"{which} {cs.name}: {clip(ln)}")
     outputs = " ".join(str(e.get("message", "")) for e in unhealthy)
     if _NO_JOB.search(outputs):
         why = (f"the probe ran and found no recent {comp} heartbeat in the metadata database: the {comp} loop stalls "
@@ -147,6 +147,6 @@ def _probe_text(p: dict) -> str:
         how = f"tcpSocket port {as_dict(p['tcpSocket']).get('port')}"
     else:
         how = "probe"
-    return (f"{safe(how, 160)}; initialDelaySeconds {p.get('initialDelaySeconds', 0)}, periodSeconds "
+    return (f"{clip(how, 160)}; initialDelaySeconds {p.get('initialDelaySeconds', 0)}, periodSeconds "
             f"{p.get('periodSeconds', 10)}, timeoutSeconds {p.get('timeoutSeconds', 1)}, failureThreshold "
             f"{p.get('failureThreshold', 3)}")

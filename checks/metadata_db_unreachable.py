@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from airflow_gke.views import Context
+from airflow_gke.views import Context, owner_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, project, q, release
 
-from ._common import helm_upgrade, k8s_resource, ns, project, q, release
-from ._db import KIND_TEXT, DbError, db_errors, metadata_secret, pgbouncer_id, postgres_image_ids, safe
-from ._storage import owner_of
+from ._db import KIND_TEXT, DbError, db_errors, metadata_secret, pgbouncer_id, postgres_image_ids
 
 
 @check(id="metadata-db-unreachable", title="Airflow components reach and log in to the metadata database",
@@ -40,7 +39,7 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
         key = re.sub(r"^.*?OperationalError\)?:?\s*(?:\(psycopg2\.OperationalError\)\s*)?", "", e.line).strip()
         by_line.setdefault(key, []).append(e)
     for _key, es in list(by_line.items())[:4]:
-        quoted = safe(es[-1].line)
+        quoted = masked(es[-1].line)
         more = len(dict.fromkeys(e.pod.name for e in es)) - 1
         evidence.append(f"{es[0].which} {es[0].pod.name}/{es[0].container}"
                         + (f" (same line in {more} more pod{'s' if more > 1 else ''})" if more else "") + f": {quoted}")
@@ -97,7 +96,7 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
                      f"--project {q(project(ctx))}"]
     restarts = []
     for e in errs:
-        o = owner_of(ctx, e.pod)
+        o = owner_of(e.pod)
         if o and o[0] in ("Deployment", "StatefulSet") and o not in restarts:
             restarts.append(o)
     for k, name in (restarts[:4] if kind in ("auth", "dns") else []):   # env is read at container start

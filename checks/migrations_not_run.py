@@ -9,9 +9,9 @@ from datetime import timedelta
 from airflow_gke.views import Context, Obj, Pod, as_list, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, q, release
 
-from ._common import helm_upgrade, k8s_resource, ns, q, release
-from ._db import postgres_image_ids, safe, unreachable_ids
+from ._db import postgres_image_ids, unreachable_ids
 from ._storage import container_logs, describe_state, is_airflow_pod, spec_of, status_of
 
 WAIT = "wait-for-airflow-migrations"
@@ -100,7 +100,7 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
         tells = [(w, ln) for w, ln in logs if TELLING.search(ln) and "Waiting for migrations" not in ln
                  and not ln.strip().startswith(("raise ", "File "))]
         for which, ln in (waits[-1:] + tells[-3:]):
-            evidence.append(f"{which} {pod.name}/{WAIT}: {safe(ln)}")
+            evidence.append(f"{which} {pod.name}/{WAIT}: {masked(ln)}")
     evidence.append(f"Job {jname}: {status}")
     hooky = job is None
     if job is not None:
@@ -110,7 +110,7 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
         for p in ctx.pods_by_owner.get(f"Job/{jname}", [])[-2:]:
             for c in p.containers[:1]:
                 for which, ln in container_logs(ctx, p, str(c.get("name")))[-2:]:
-                    evidence.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+                    evidence.append(f"{which} {p.name}/{c.get('name')}: {masked(ln)}")
     argo = any(k.startswith("argocd.argoproj.io/") for o in [p for p, _s, _t in stuck] + list(ctx.deployments.values())
                for k in list(o.annotations) + list(o.labels))
     n = q(ns(ctx))

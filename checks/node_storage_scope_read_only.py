@@ -6,8 +6,9 @@ from airflow_gke.views import Context
 from airflow_gke.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
+from airflow_gke.remediation import (CHART_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade,
+                                     node_pool_resource, ns, project, q)
 
-from ._common import CHART_SA_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade, node_pool_resource, ns, project, q
 
 
 @check(id="node-storage-scope-read-only", title="Nodes running Airflow can write to Cloud Storage",
@@ -68,7 +69,7 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
                     f"--role roles/iam.workloadIdentityUser --member {q(f'serviceAccount:{p}.svc.id.goog[{ns(ctx)}/{ksa}]')}")
     sets = []
     for comp in sorted({i.component for i in idents}):
-        key = CHART_SA_KEY.get(comp)
+        key = CHART_KEY.get(comp)
         if key and helm_sa_annotation(key, gsa) not in sets:
             sets.append(helm_sa_annotation(key, gsa))
     if sets:

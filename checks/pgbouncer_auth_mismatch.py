@@ -8,9 +8,9 @@ import re
 from airflow_gke.views import Context
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, project, q, release
 
-from ._common import helm_upgrade, k8s_resource, ns, project, q, release
-from ._db import db_errors, pgbouncer_deployment, safe
+from ._db import db_errors, pgbouncer_deployment
 from ._storage import container_logs
 
 WRONG_TYPE = re.compile(r"(?i)wrong password type|cannot do SCRAM authentication|SASL authentication failed|"
@@ -32,7 +32,7 @@ def run(ctx: Context) -> Result:
         for c in p.containers:
             for which, ln in container_logs(ctx, p, str(c.get("name"))):
                 if WRONG_TYPE.search(ln) and len(evidence_pgb) < 3:
-                    evidence_pgb.append(f"{which} {p.name}/{c.get('name')}: {safe(ln)}")
+                    evidence_pgb.append(f"{which} {p.name}/{c.get('name')}: {masked(ln)}")
     host = f"{d.name}"
     clients = [e for e in db_errors(ctx) if e.kind == "pgbouncer-auth"
                and (not e.host or host in e.host or e.port == "6543")]
@@ -40,7 +40,7 @@ def run(ctx: Context) -> Result:
         return from_findings([])
     evidence = list(evidence_pgb)
     for e in clients[:3]:
-        evidence.append(f"{e.which} {e.pod.name}/{e.container}: {safe(e.line)}")
+        evidence.append(f"{e.which} {e.pod.name}/{e.container}: {masked(e.line)}")
     evidence.append(f"Deployment {d.name}: PgBouncer in front of the metadata database (Service {d.name}:6543); the "
                     "auth_type lives in Secret " + f"{d.name}-config (pgbouncer.ini), not readable by the doctor")
     n = q(ns(ctx))

@@ -8,8 +8,8 @@ import re
 from airflow_gke.views import Context, Pod, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event, release
 
-from ._common import helm_upgrade, k8s_resource, ns, q, quote_event, release
 from ._db import postgres_pods
 from ._storage import all_statuses, image_repo, image_tag
 

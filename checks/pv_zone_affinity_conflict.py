@@ -7,10 +7,9 @@ import re
 from airflow_gke.views import Context, DataUnavailable, Pod, as_list, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import cluster_name, gke_flags, k8s_resource, kubectl, project, q, quote_event
 
-from ._common import cluster_name, gke_flags, k8s_resource, project, q, quote_event
-from ._storage import (iter_claims, kubectl, node_matches, node_schedulable, node_zone, persistent_volumes,
-                       pv_zones, pvc_role)
+from ._storage import iter_claims, node_matches, node_schedulable, node_zone, persistent_volumes, pv_zones, pvc_role
 
 CONFLICT = re.compile(r"(?i)volume node affinity conflict")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from airflow_gke.views import Context, PVC, StorageClass, as_dict, dig, human_age
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, project, q, quote_event
 
-from ._common import gke_flags, helm_upgrade, cluster_name, k8s_resource, ns, project, q, quote_event
 
 PD = frozenset({"ReadWriteOnce", "ReadOnlyMany"})
 PD_CSI = PD | {"ReadWriteOncePod"}

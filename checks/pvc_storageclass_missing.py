@@ -8,9 +8,10 @@ import re
 from airflow_gke.views import Context, PVC, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
+from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, kubectl, project, q,
+                                     quote_event)
 
-from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, project, q, quote_event
-from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, kubectl, pvc_role, rwx_class
+from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, pvc_role, rwx_class
 
 NO_CLASS_EVENT = re.compile(r"(?i)no persistent volumes available for this claim and no storage class is set")
 

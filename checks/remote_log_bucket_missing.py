@@ -6,8 +6,8 @@ from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
+from airflow_gke.remediation import bucket_resource, helm_upgrade, project, q
 
-from ._common import bucket_resource, helm_upgrade, project, q
 from ._identity import label
 
 

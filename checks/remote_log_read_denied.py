@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, DataUnavailable
+from airflow_gke.views import Context, DataUnavailable, no_answer_reason
 from airflow_gke.iam import evaluate, member_roles
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import check
+from airflow_gke.remediation import (bucket_resource, CHART_KEY, cluster_resource, excerpt, gsa_resource, helm_upgrade,
+                                     node_pool_resource, project, q)
 
-from ._common import unreadable, CHART_SA_KEY, bucket_resource, helm_upgrade, node_pool_resource, project, q
-from ._identity import cluster_resource, excerpt, gsa_resource, label
+from ._identity import label
 
 PERMS = ("storage.objects.get", "storage.objects.list")
 READ_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",
@@ -79,7 +80,7 @@ def _split_finding(ctx: Context, comp: str, why: str, written: dict) -> Finding:
     bucket, (folder, wcomp, wwhere) = next(iter(written.items()))
     evidence = [f"[logging] remote_base_log_folder = {folder} for {wcomp} ({wwhere}), with remote_logging on",
                 f"{comp}: {why}"]
-    key = CHART_SA_KEY.get(comp, comp)
+    key = CHART_KEY.get(comp, comp)
     return Finding(
         title=f"The {comp} does not read remote logs, while the task logs are written to gs://{bucket}",
         message=(f"Remote logging is switched on only for the components that write ({wcomp}), probably through their "
@@ -115,9 +116,9 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
     iam_e, proj_e = ctx.entry("bucket_iam", bucket=bucket), ctx.entry("project_iam")
     bucket_policy = iam_e.data if iam_e is not None and iam_e.ok else None
     project_policy = proj_e.data if proj_e is not None and proj_e.ok else None
-    policies = [(f"bucket gs://{bucket}", bucket_policy, unreadable(iam_e, f"storage/v1/b/{bucket}/iam",
+    policies = [(f"bucket gs://{bucket}", bucket_policy, no_answer_reason(iam_e, f"storage/v1/b/{bucket}/iam",
                                                               "storage.buckets.getIamPolicy")),
-                (f"project {p}", project_policy, unreadable(proj_e, f"projects/{p}:getIamPolicy",
+                (f"project {p}", project_policy, no_answer_reason(proj_e, f"projects/{p}:getIamPolicy",
                                                       "resourcemanager.projects.getIamPolicy"))]
     evidence = [f"[logging] remote_base_log_folder = {folder} ({where})"]
     problems, doubts, fix, caused_by = [], [], [], []

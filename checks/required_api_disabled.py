@@ -11,9 +11,9 @@ from airflow_gke.identity import LOG_READERS, LOG_WRITERS, remote_log_folder
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
 from airflow_gke.source import error_info
+from airflow_gke.remediation import excerpt, project, project_resource, q
 
-from ._common import project, project_resource, q
-from ._identity import COMPONENTS, airflow_images, annotated_ksas, excerpt, google_repo, is_airflow_pod, label
+from ._identity import COMPONENTS, airflow_images, annotated_ksas, google_repo, is_airflow_pod, label
 
 TITLES = {
     "storage.googleapis.com": "Cloud Storage API",

@@ -14,9 +14,8 @@ from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.identity import component_exists, component_pods
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import excerpt, helm_upgrade, k8s_resource, ns, q, release
 
-from ._common import helm_upgrade, k8s_resource, ns, q, release
-from ._identity import excerpt
 
 _UI_403 = re.compile(r"(?i)could not read served logs.*\b403\b|403 forbidden.*:879[34]/|same 'secret_key'|"
                      r"failed to fetch log file from worker.*\b403\b")

@@ -11,8 +11,8 @@ from datetime import timedelta
 from airflow_gke.views import Context, DataUnavailable, Pod, as_dict, as_list, human_age
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, project, q, quote_event
 
-from ._common import cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, project, q, quote_event
 from ._runtime import memory_text, quantity
 
 DEFAULT_TIMEOUT = 300

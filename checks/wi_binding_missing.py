@@ -9,9 +9,9 @@ from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.iam import binding_members, bindings
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
+from airflow_gke.remediation import CHART_KEY, excerpt, gsa_project, gsa_resource, helm_sa_annotation, helm_upgrade, q
 
-from ._common import CHART_SA_KEY, helm_sa_annotation, helm_upgrade, q
-from ._identity import KsaUse, annotated_ksas, excerpt, gsa_project, gsa_resource, wi_members, workload_pool
+from ._identity import KsaUse, annotated_ksas, wi_members, workload_pool
 
 ROLE = "roles/iam.workloadIdentityUser"
 # Predefined roles that carry iam.serviceAccounts.getAccessToken on the service account.
@@ -161,8 +161,8 @@ def _missing(ctx: Context, gsa: str, ksas, evidence: list[str]) -> Finding:
     cmds = [f"gcloud iam service-accounts create {q(name)} --project {q(gp)} --display-name 'Airflow on GKE'"]
     cmds += [_bind(ctx, gsa, gp, ksa) for ksa, _u in ksas]
     others = sorted({g for g, _u in annotated_ksas(ctx).values() if g != gsa and _exists(ctx, g)})
-    sets = [helm_sa_annotation(CHART_SA_KEY[c], others[0]) for _k, use in ksas for c in use.components
-            if c in CHART_SA_KEY] if others else []
+    sets = [helm_sa_annotation(CHART_KEY[c], others[0]) for _k, use in ksas for c in use.components
+            if c in CHART_KEY] if others else []
     if sets:
         cmds += [f"# or annotate the KSA(s) with {others[0]}, which the other components use (and bind them to it):",
                  helm_upgrade(ctx, *dict.fromkeys(sets))]

@@ -364,7 +364,7 @@ def apply(runs: list, res: ProbeResult, ctx, runbook_base: str | None = None) ->
             run.reason = (f"write probe as {who}: {res.outcome()}, which confirms {dup[0].id}"
                           + (f"; {run.reason}" if run.reason else ""))
             return
-    from airflow_gke.checks._common import bucket_resource
+    from .remediation import bucket_resource
 
     title, summary, cmds = _advice(res, ctx, bucket, who)
     evidence = [f"write probe as {who} ({res.note}):"]
@@ -401,7 +401,7 @@ def _principal(res: ProbeResult) -> str | None:
 
 
 def _advice(res: ProbeResult, ctx, bucket: str, who: str) -> tuple[str, str, list[str]]:
-    from airflow_gke.checks._common import project, q
+    from .remediation import project, q
 
     member = _principal(res) or "serviceAccount:GSA_EMAIL"
     grant = (f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(member)} "

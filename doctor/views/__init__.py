@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from .airflow import AIRFLOW_COMPONENTS, AirflowViews
 from .base import (BaseContext, DataUnavailable, FailedReads, as_dict, as_list, as_str, dig, event_time,
-                   human_age, str_map, unreadable, view)
+                   human_age, no_answer_reason, str_map, unreadable, view)
 from .google import WRITE_SCOPES, GoogleViews, NodePool
 from ..snapshot import parse_time
-from .kube import PVC, ContainerStatus, KubeViews, Obj, Pod, StorageClass
+from .kube import PVC, ContainerStatus, KubeViews, Obj, Pod, StorageClass, owner_of
 
 
 class Context(AirflowViews, GoogleViews):
@@ -26,4 +26,4 @@ class Context(AirflowViews, GoogleViews):
 
 __all__ = ["AIRFLOW_COMPONENTS", "BaseContext", "Context", "ContainerStatus", "DataUnavailable", "FailedReads",
            "NodePool", "Obj", "PVC", "Pod", "StorageClass", "WRITE_SCOPES", "as_dict", "as_list", "as_str", "dig",
-           "event_time", "human_age", "parse_time", "str_map", "unreadable", "view"]
+           "event_time", "human_age", "no_answer_reason", "owner_of", "parse_time", "str_map", "unreadable", "view"]

@@ -23,6 +23,16 @@ def unreadable(e: Entry) -> bool:
     return not e.ok and (e.status is None or e.status in (401, 403, 407, 408, 429) or e.status >= 500)
 
 
+def no_answer_reason(entry: Entry | None, what: str, perm: str) -> str | None:
+    """Why a read (an IAM policy, for ``iam.evaluate``) gives no answer: not collected, or the
+    failure with the permission it needs; None when it was read."""
+    if entry is None:
+        return f"not collected ({what})"
+    if entry.ok:
+        return None
+    return f"HTTP {entry.status}: {entry.message} (needs {perm})"
+
+
 class DataUnavailable(Exception):
     """A view needed data that is absent (``status='skip'``) or unreadable (``status='error'``)."""
 

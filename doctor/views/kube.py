@@ -178,6 +178,24 @@ class Pod(Obj):
         return cs[0] if cs else {}
 
 
+def owner_of(pod: Obj) -> tuple[str, str] | None:
+    """(kind, name) of the workload that controls the pod: a ReplicaSet's Deployment (by the
+    ``pod-template-hash`` the Deployment gave it, else by name), a StatefulSet, a Job, a DaemonSet,
+    or any other controller; None when it has none (task pods, bare pods)."""
+    for o in as_list(pod.metadata.get("ownerReferences")):
+        if not isinstance(o, dict) or not o.get("controller", True):
+            continue
+        kind, name = str(o.get("kind") or ""), str(o.get("name") or "")
+        if kind == "ReplicaSet":
+            h = pod.labels.get("pod-template-hash")
+            if h and name.endswith("-" + h):
+                return "Deployment", name[: -len(h) - 1]
+            return "Deployment", name.rsplit("-", 1)[0]
+        if kind:
+            return kind, name
+    return None
+
+
 class PVC(Obj):
     __slots__ = ()
 

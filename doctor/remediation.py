@@ -1,0 +1,188 @@
+"""The remediation toolkit: what checks use to build fixes and evidence, in one place.
+
+- names of the target with a visible placeholder when unknown (``project``, ``location``,
+  ``cluster_name``, ``release``, ``ns``);
+- commands with the real names quoted for the shell (``q``, ``gke_flags``, ``helm_upgrade``,
+  ``helm_sa_annotation``, ``kubectl``) and the chart's values keys (``CHART_KEY``);
+- resources findings are about (``k8s_resource``, ``workload_resource``, ``release_resource``,
+  ``project_resource``, ``node_pool_resource``, ``cluster_resource``, ``bucket_resource``,
+  ``gsa_resource``);
+- evidence: events and log lines quoted, cut and masked (``quote_event``, ``grep``, ``excerpt``,
+  ``telling_lines``, ``clip``, ``masked``).
+
+Checks import from here, the views, the model and the registry only (tests/test_architecture.py).
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Iterable
+
+from .model import Resource
+from .redact import Redactor
+from .views import Context, DataUnavailable, Pod, owner_of
+
+# --- names of the target -----------------------------------------------------------------------
+
+
+def project(ctx: Context) -> str:
+    return ctx.target.project or "PROJECT_ID"
+
+
+def location(ctx: Context) -> str:
+    return ctx.target.location or "LOCATION"
+
+
+def cluster_name(ctx: Context) -> str:
+    return ctx.target.cluster or "CLUSTER"
+
+
+def release(ctx: Context) -> str:
+    try:
+        return ctx.release or "RELEASE"
+    except DataUnavailable:
+        return ctx.target.release or "RELEASE"
+
+
+def ns(ctx: Context) -> str:
+    return ctx.target.namespace
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+def q(value: str) -> str:
+    """Shell-quote a value for a copy-pasteable command."""
+    return shlex.quote(value)
+
+
+def gke_flags(ctx: Context) -> str:
+    return f"--location {q(location(ctx))} --project {q(project(ctx))}"
+
+
+def helm_upgrade(ctx: Context, *sets: str) -> str:
+    args = " ".join(sets)
+    return (f"helm upgrade {q(release(ctx))} apache-airflow/airflow --namespace {q(ns(ctx))} --reuse-values"
+            + (f" {args}" if args else ""))
+
+
+def kubectl(ctx: Context, *args: str) -> str:
+    return "kubectl " + " ".join(args) + f" --namespace {q(ns(ctx))}"
+
+
+# The chart's values key of each component (for --set <key>.resources..., <key>.livenessProbe...,
+# <key>.serviceAccount...).
+CHART_KEY = {
+    "scheduler": "scheduler", "api-server": "apiServer", "webserver": "webserver", "triggerer": "triggerer",
+    "dag-processor": "dagProcessor", "worker": "workers", "task": "workers", "execution-api-server": "apiServer",
+}
+
+
+def helm_sa_annotation(component_key: str, gsa: str) -> str:
+    """``--set-string`` for a chart service account's Workload Identity annotation."""
+    key = component_key + ".serviceAccount.annotations.iam\\.gke\\.io/gcp-service-account"
+    return f"--set-string {q(key + '=' + gsa)}"
+
+
+# --- resources ---------------------------------------------------------------------------------
+
+def k8s_resource(ctx: Context, kind: str, name: str) -> Resource:
+    return Resource(kind, name, ns(ctx), None)
+
+
+def workload_resource(ctx: Context, pod: Pod) -> Resource:
+    """The pod's controller as a resource (the pod itself when it has none, e.g. task pods)."""
+    o = owner_of(pod)
+    if o is None:
+        return k8s_resource(ctx, "Pod", pod.name)
+    return k8s_resource(ctx, o[0], o[1])
+
+
+def release_resource(ctx: Context) -> Resource:
+    return Resource("HelmRelease", release(ctx), ctx.target.namespace, None)
+
+
+def project_resource(ctx: Context) -> Resource:
+    p = project(ctx)
+    return Resource("Project", p, None, f"//cloudresourcemanager.googleapis.com/projects/{p}")
+
+
+def cluster_resource(ctx: Context) -> Resource:
+    return Resource("Cluster", cluster_name(ctx), None,
+                    f"//container.googleapis.com/projects/{project(ctx)}/locations/{location(ctx)}"
+                    f"/clusters/{cluster_name(ctx)}")
+
+
+def node_pool_resource(ctx: Context, pool: str) -> Resource:
+    return Resource("NodePool", pool, None,
+                    f"//container.googleapis.com/projects/{project(ctx)}/locations/{location(ctx)}"
+                    f"/clusters/{cluster_name(ctx)}/nodePools/{pool}")
+
+
+def bucket_resource(bucket: str) -> Resource:
+    return Resource("Bucket", bucket, None, f"//storage.googleapis.com/projects/_/buckets/{bucket}")
+
+
+def gsa_project(ctx: Context, email: str) -> str:
+    """The project a Google service account lives in (from its email; the diagnosed project for
+    the Compute Engine default and other Google-managed domains)."""
+    m = re.match(r"^[^@]+@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$", email)
+    return m.group(1) if m else project(ctx)
+
+
+def gsa_resource(ctx: Context, email: str) -> Resource:
+    return Resource("ServiceAccount", email, None,
+                    f"//iam.googleapis.com/projects/{gsa_project(ctx, email)}/serviceAccounts/{email}")
+
+
+# --- evidence ----------------------------------------------------------------------------------
+
+def quote_event(e: dict) -> str:
+    """An event as evidence: ``Warning ProvisioningFailed (x12, persistentvolume-controller): message``."""
+    count = e.get("count") or (e.get("series") or {}).get("count") or 1
+    src = (e.get("source") or {}).get("component") or e.get("reportingComponent") or e.get("reportingController") or ""
+    where = f"x{count}" + (f", {src}" if src else "")
+    return f"event {e.get('type', '')} {e.get('reason', '')} ({where}): {str(e.get('message', '')).strip()}"
+
+
+def grep(lines: Iterable[tuple[str, str]], rx: re.Pattern) -> list[tuple[str, str]]:
+    """The (which, line) pairs whose line matches ``rx``."""
+    return [(w, ln) for w, ln in lines if rx.search(ln)]
+
+
+def clip(text: str, n: int = 400, mark: str = "…") -> str:
+    """``text`` stripped and cut to at most ``n`` characters, ending with ``mark`` when cut."""
+    text = text.strip()
+    return text if len(text) <= n else text[: n - len(mark)] + mark
+
+
+_redactor = Redactor()
+
+
+def masked(line: str) -> str:
+    """A log line for evidence: credentials masked again, whatever the source did, then clipped."""
+    return clip(_redactor.text(line))
+
+
+def excerpt(line: str, m: "re.Match | None" = None, width: int = 400) -> str:
+    """A log line cut to ``width`` characters around what matched (long JSON log lines bury the
+    error after the timestamp, the path and the URL)."""
+    line = line.strip()
+    if len(line) <= width:
+        return line
+    if m is None or m.end() <= width - 20:
+        return line[:width] + " ..."
+    start = max(0, min(m.start() - width // 3, len(line) - width))
+    return "... " + line[start:start + width] + (" ..." if start + width < len(line) else "")
+
+
+# Lines of an Airflow/Python log that say what went wrong (the rest is start-up noise).
+TELLING = re.compile(
+    r"(?i)(traceback|error|exception|fatal|critical|forbidden|denied|refused|killed|sigterm|signal 15|"
+    r"invalid|cannot|could not|unable to|not found|timed? ?out|must be set)")
+
+
+def telling_lines(lines: list[tuple[str, str]], n: int = 5) -> list[tuple[str, str]]:
+    """The telling lines near the end of a log (an exception and what led to it), else its last lines."""
+    nonblank = [(w, ln) for w, ln in lines if ln.strip()]
+    telling = [(w, ln) for w, ln in nonblank if TELLING.search(ln)]
+    return telling[-n:] if telling else nonblank[-min(n, 3):]
