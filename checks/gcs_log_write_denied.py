@@ -22,7 +22,8 @@ _GCS = re.compile(r"(?i)(storage\.googleapis\.com|gs://|\bgcs\b|google\.cloud\.s
 
 @check(id="gcs-log-write-denied", title="Airflow can write task logs to its Cloud Storage bucket",
        severity="error", category="logging", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
-       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"))
+       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """The log-writing identity cannot create objects in the gs:// log bucket (IAM, scopes, missing bucket, 403 in logs)."""
     targets: dict[str, list[tuple[Identity, str, str]]] = {}
@@ -138,9 +139,11 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
         cmds = [f"gcloud storage buckets get-iam-policy gs://{bucket} --format=json",
                 f"gcloud projects get-iam-policy {q(p)} --format=json"] + cmds
     else:
-        title = f"{idents_text[0].upper() + idents_text[1:]} cannot write logs to gs://{bucket}"
-        message = (f"Airflow writes task and component logs under {folder}, but {idents_text} cannot create objects "
-                   f"there ({PERM}); uploads fail with 403 and the logs are lost when the pod goes. "
+        will = ctx.mode == "planned"
+        title = f"{idents_text[0].upper() + idents_text[1:]} {'will not be able to' if will else 'cannot'} write logs to gs://{bucket}"
+        message = (f"Airflow {'will write' if will else 'writes'} task and component logs under {folder}, but {idents_text} "
+                   f"{'will not be able to' if will else 'cannot'} create objects there ({PERM}); uploads "
+                   f"{'will fail' if will else 'fail'} with 403 and the logs are lost when the pod goes. "
                    "Grant a storage object role on the bucket to the identity that writes (never roles/editor).")
     return Finding(
         title=title, message=message, resource=bucket_resource(bucket), evidence=evidence,

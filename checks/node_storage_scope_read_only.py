@@ -7,13 +7,13 @@ from airflow_gke.identity import LOG_WRITERS, bucket_of, remote_log_folder, reso
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import (CHART_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade,
-                                     node_pool_resource, ns, project, q)
-
+                                     node_pool_resource, ns, planned, project, q)
 
 
 @check(id="node-storage-scope-read-only", title="Nodes running Airflow can write to Cloud Storage",
        severity="error", category="identity", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
-       uses=("deployments", "statefulsets", "nodes", "project"))
+       uses=("deployments", "statefulsets", "nodes", "project"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """Remote logging writes to gs:// with node credentials whose scopes are read-only."""
     by_pool: dict[str, dict] = {}
@@ -77,8 +77,9 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
     cmds.append(f"# or, without Workload Identity: a new pool whose dedicated service account may write\n"
                 f"gcloud container node-pools create {q(pool.name + '-rw')} --cluster {q(c)} {gke_flags(ctx)} "
                 f"--service-account {q('gke-nodes@' + p + '.iam.gserviceaccount.com')} --scopes=cloud-platform")
+    use = "would use" if planned(ctx) else "use"
     return Finding(
-        title=f"Node pool {pool.name} has read-only Cloud Storage scopes, and {', '.join(comps)} use its credentials "
+        title=f"Node pool {pool.name} has read-only Cloud Storage scopes, and {', '.join(comps)} {use} its credentials "
               f"to write logs to gs://{bucket}",
         message=(f"{', '.join(comps)} are not on Workload Identity, so they take the node's service account token, "
                  f"which the OAuth scopes of node pool {pool.name} limit to reading Cloud Storage. Log uploads to "

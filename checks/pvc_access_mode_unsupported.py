@@ -5,8 +5,8 @@ from __future__ import annotations
 from airflow_gke.views import Context, PVC, StorageClass, as_dict, dig, human_age
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import check
-from airflow_gke.remediation import cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, project, q, quote_event
-
+from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, planned, project, q,
+                                     quote_event)
 
 PD = frozenset({"ReadWriteOnce", "ReadOnlyMany"})
 PD_CSI = PD | {"ReadWriteOncePod"}
@@ -33,7 +33,8 @@ def supported_modes(provisioner: str) -> frozenset[str] | None:
 
 
 @check(id="pvc-access-mode-unsupported", title="PVCs ask only for access modes their StorageClass supports",
-       severity="error", category="storage", needs=("pvcs", "storageclasses", "events", "pods"), uses=("cluster",))
+       severity="error", category="storage", needs=("pvcs", "storageclasses", "events", "pods"), uses=("cluster",),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """A Pending PVC asks an access mode (ReadWriteMany) that its provisioner cannot provide."""
     findings = []
@@ -80,6 +81,8 @@ def _finding(ctx: Context, pvc: PVC, sc: StorageClass, bad: list[str], modes: fr
         if filestore_on is not True:
             enable_filestore.append(f"gcloud container clusters update {q(cluster_name(ctx))} {gke_flags(ctx)} "
                                     "--update-addons=GcpFilestoreCsiDriver=ENABLED")
+    if planned(ctx):
+        return _planned_finding(ctx, pvc, sc, bad, modes, role, rwx_class, enable_filestore)
     delete = f"kubectl delete pvc {q(pvc.name)} --namespace {q(ns(ctx))}"
     if role == "logs":
         summary = ("Option A (recommended with KubernetesExecutor): turn off the logs PVC and ship logs to Cloud Storage "
@@ -114,6 +117,49 @@ def _finding(ctx: Context, pvc: PVC, sc: StorageClass, bad: list[str], modes: fr
         evidence=evidence,
         remediation=Remediation(summary, commands),
     )
+
+
+def _planned_finding(ctx: Context, pvc: PVC, sc: StorageClass, bad: list[str], modes: frozenset[str],
+                     role: str | None, rwx_class: str, enable_filestore: list[str]) -> Finding:
+    """The same problem before the deploy: the claim does not exist yet, the fix is a values change."""
+    named = pvc.storage_class_name
+    how = f'StorageClass "{sc.name}"' + ("" if named else " (the cluster default)")
+    mounts = ctx.pods_by_claim.get(pvc.name, [])
+    who = list(dict.fromkeys("task pods" if p.is_task_pod else (p.component or p.name) for p in mounts))
+    evidence = [
+        f"planned PersistentVolumeClaim {pvc.name}: spec.accessModes {pvc.access_modes}, spec.storageClassName "
+        f"{named if named is not None else '(none: the cluster default applies)'}",
+        f"StorageClass {sc.name} (in the cluster): provisioner {sc.provisioner}, which provides only "
+        f"{sorted(modes, key=['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteOncePod', 'ReadWriteMany'].index)}",
+    ] + [f"planned Pod {p.name} ({'task pod' if p.is_task_pod else p.component or 'pod'}) mounts it" for p in mounts]
+    if role == "logs":
+        summary = ("Change the values before deploying. Option A (recommended with KubernetesExecutor): no logs PVC "
+                   "(logs.persistence.enabled: false) and task logs shipped to Cloud Storage by remote logging. "
+                   "Option B: logs.persistence.storageClassName set to a ReadWriteMany class backed by Filestore.")
+        commands = ["# Option A: no logs PVC\n" + helm_upgrade(ctx, "--set logs.persistence.enabled=false"),
+                    "# Option B: Filestore-backed ReadWriteMany\n" + "\n".join(enable_filestore + [helm_upgrade(
+                        ctx, "--set logs.persistence.enabled=true",
+                        f"--set logs.persistence.storageClassName={q(rwx_class)}")])]
+    elif role == "dags":
+        summary = ("Change the values before deploying: an access mode the disk supports (dags.persistence.accessMode: "
+                   "ReadWriteOnce when a single pod writes), or a Filestore class for ReadWriteMany.")
+        commands = ["# Option A: single-writer disk\n" + helm_upgrade(ctx, "--set dags.persistence.accessMode=ReadWriteOnce"),
+                    "# Option B: Filestore-backed ReadWriteMany\n" + "\n".join(enable_filestore + [helm_upgrade(
+                        ctx, f"--set dags.persistence.storageClassName={q(rwx_class)}")])]
+    else:
+        summary = (f"Ask {', '.join(bad)} only of a provisioner that provides it: for ReadWriteMany give the claim a "
+                   f"Filestore class ({rwx_class}) in the values or manifest that renders {pvc.name}.")
+        commands = enable_filestore + [f"# render {pvc.name} with storageClassName: {rwx_class} (or another RWX class)"]
+    stop = f": the {', '.join(who)} will not start" if who else ""
+    message = (f"PersistentVolumeClaim {pvc.name} will ask {', '.join(bad)}, which {how} (provisioner {sc.provisioner}) "
+               f"cannot provide, so it will stay Pending" + (f" and the pods that mount it ({', '.join(who)}) will not "
+                                                             "be scheduled." if who else "."))
+    if sc.provisioner in ("kubernetes.io/gce-pd", "pd.csi.storage.gke.io"):
+        message += " Compute Engine persistent disks attach to one node for writing; ReadWriteMany needs Filestore (or NFS)."
+    return Finding(
+        title=f"PVC {pvc.name} will ask {', '.join(bad)}, which {how} ({sc.provisioner}) cannot provide{stop}",
+        message=message, resource=k8s_resource(ctx, "PersistentVolumeClaim", pvc.name), evidence=evidence,
+        remediation=Remediation(summary, commands))
 
 
 def _role(ctx: Context, pvc: PVC) -> str | None:

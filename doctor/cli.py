@@ -135,6 +135,9 @@ def _read_live(opts, keys, verbose: bool):
 @cli.command()
 @click.option("--snapshot", "snapshot", type=click.Path(), metavar="PATH",
               help="Run offline on a snapshot directory or .tar.gz instead of the live cluster.")
+@click.option("--manifests", "manifests", metavar="FILE",
+              help="Planned mode: judge the rendered chart (`helm template ...` output; - for stdin) against the "
+                   "cluster and project (live, or --snapshot) before deploying.")
 @click.option("--namespace", "-n", metavar="NS", help="Airflow namespace (default: the snapshot's / the context's).")
 @click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
 @click.option("--check", "only", multiple=True, metavar="SLUG", help="Run only this check (repeatable; globs allowed).")
@@ -171,7 +174,7 @@ def _read_live(opts, keys, verbose: bool):
 def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, save_snapshot,
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
            now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
-           probe=False, probe_folder=None, config=None) -> None:
+           probe=False, probe_folder=None, config=None, manifests=None) -> None:
     """Find what stops Airflow on GKE, with evidence and the commands that fix it.
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
@@ -189,6 +192,9 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
                            min_severity)
     if (probe or probe_folder) and not any(c.id == "gcs-log-write-denied" for c in checks):
         raise click.UsageError("--probe proves gcs-log-write-denied, which this run does not select")
+    plan = _load_plan(manifests, namespace, release, probe or probe_folder) if manifests is not None else None
+    if plan is not None:
+        namespace, release = plan.namespace, plan.release
     if snapshot is not None:
         given = [f"--{n.replace('kube_context', 'context').replace('_', '-')}" for n, v in (
             ("project", project), ("location", location), ("cluster", cluster), ("kube_context", kube_context),
@@ -218,9 +224,16 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
                           request_timeout, max_logs, page_size, now, verbose)
         live = _read_live(opts, keys_for(checks), verbose)
         source, target, ctx_now, mode = live.source, live.target, live.now, "live"
+    base_source = source
+    if plan is not None:   # planned mode: the plan over the cluster's source (doctor/planned.py)
+        from . import planned
+
+        source, cluster_from, mode = planned.overlay(plan, base_source, target), mode, "planned"
     try:
         ctx = Context(source, target, now=ctx_now)
         runs = run_checks(ctx, checks, runbook_base)
+        plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
+                                    runbook_base) if plan is not None else None
         if live is not None and live.preflight:
             for r in runs:
                 if r.status == "skip" and r.reason and "k8s/" in r.reason:
@@ -241,7 +254,8 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
             source.close()
     info.duration_s = time.perf_counter() - t0
     report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors],
-                       suppressed=suppressed, notices=notices, probe=probed.to_dict() if probed else None)
+                       suppressed=suppressed, notices=notices, probe=probed.to_dict() if probed else None,
+                       plan=plan_info)
     if verbose:
         for name, secs in ctx.read_times.items():
             _err(f"  read  {name:40} {secs * 1000:8.2f} ms")
@@ -250,6 +264,19 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
     output_given = click.get_current_context().get_parameter_source("output") is not ParameterSource.DEFAULT
     gate.emit(report, output, tuple(output_file), fail_on, output_given)
     sys.exit(report.exit_code(fail_on))
+
+
+def _load_plan(manifests: str, namespace, release, probing):
+    """The plan of --manifests (exit 2 with file and line for bad input)."""
+    from .manifests import ManifestError
+    from .planned import load
+
+    if probing:
+        raise click.UsageError("--probe writes with a running pod's identity; it does not apply to --manifests")
+    try:
+        return load(manifests, namespace, release)
+    except ManifestError as e:
+        raise InputError(str(e)) from None
 
 
 def _probe(ctx, live, folder, timeout: float):

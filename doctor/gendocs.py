@@ -16,10 +16,11 @@ def checks_table() -> str:
     from .registry import load_checks
 
     rows = sorted(load_checks().values(), key=lambda c: (c.extended, c.category, c.id))
-    lines = ["| Check | Severity | Category | Good state | Runbook |", "|---|---|---|---|---|"]
+    lines = ["| Check | Severity | Category | On a plan | Good state | Runbook |", "|---|---|---|---|---|---|"]
     for c in rows:
         tier = " (extended)" if c.extended else ""
-        lines.append(f"| `{c.id}`{tier} | {c.severity} | {c.category} | {c.title} | "
+        plan = "yes" if c.on_plan else "runtime only"
+        lines.append(f"| `{c.id}`{tier} | {c.severity} | {c.category} | {plan} | {c.title} | "
                      f"[runbook](docs/runbooks/{c.id}.md) |")
     return "\n".join(lines)
 

@@ -9,6 +9,11 @@ A check is a function from the context to a ``Result``, declared with::
 ``id`` is a slug that never changes once released; ``title`` states the good state; ``needs`` names
 data keys (doctor/data.py) the check cannot do without: when one is missing the runner skips
 the check (or ends it ``error`` when the read failed) without calling it.
+
+``evidence`` says what a check judges: ``"config"`` (specs, configuration, the cluster and the
+project: it runs on a plan, ``doctor --manifests``) or ``"runtime"`` (status, events, logs: in
+planned mode it is skipped, "runtime only: run after deploy", so a plan never passes it). A check
+that does not say is ``runtime``: it can never pass a plan by omission.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from .model import Result
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SEVERITIES = ("error", "warning", "info")
+EVIDENCE = ("config", "runtime")
 ENTRY_POINT_GROUP = "airflow_gke.checks"
 
 
@@ -38,6 +44,11 @@ class Check:
     uses: tuple[str, ...] = ()       # data read when present (optional)
     extended: bool = False           # heuristic: only with --extended
     module: str = ""
+    evidence: str = "runtime"        # "config": runs on a plan (--manifests); "runtime": needs a deploy
+
+    @property
+    def on_plan(self) -> bool:
+        return self.evidence == "config"
 
     @property
     def data_keys(self) -> tuple[str, ...]:
@@ -57,12 +68,14 @@ class RegistryError(Exception):
 
 
 def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str, ...] = (),
-          uses: tuple[str, ...] = (), extended: bool = False) -> Callable:
+          uses: tuple[str, ...] = (), extended: bool = False, evidence: str = "runtime") -> Callable:
     """Register a check function under ``id``."""
     if not SLUG.match(id):
         raise RegistryError(f"check id {id!r} is not a slug (lowercase words joined by '-')")
     if severity not in SEVERITIES:
         raise RegistryError(f"check {id}: severity must be one of {SEVERITIES}")
+    if evidence not in EVIDENCE:
+        raise RegistryError(f"check {id}: evidence must be one of {EVIDENCE}")
     for k in tuple(needs) + tuple(uses):
         if k not in KEYS:
             raise RegistryError(f"check {id}: unknown data key {k!r}")
@@ -72,7 +85,7 @@ def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str
         if existing is not None and existing.module != func.__module__:
             raise RegistryError(f"check id {id!r} registered twice ({existing.module} and {func.__module__})")
         REGISTRY[id] = Check(id, title, severity, category, func, tuple(needs), tuple(uses), extended,
-                             func.__module__)
+                             func.__module__, evidence)
         return func
 
     return deco

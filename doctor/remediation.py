@@ -59,10 +59,26 @@ def gke_flags(ctx: Context) -> str:
     return f"--location {q(location(ctx))} --project {q(project(ctx))}"
 
 
+def planned(ctx: Context) -> bool:
+    """Planned mode (``doctor --manifests``): the objects do not exist yet, fixes are values changes."""
+    return ctx.mode == "planned"
+
+
 def helm_upgrade(ctx: Context, *sets: str) -> str:
     args = " ".join(sets)
+    if planned(ctx):   # the values the plan was rendered from, changed: no --reuse-values, no objects yet
+        version = _chart_version(ctx)
+        return (f"helm upgrade --install {q(release(ctx))} apache-airflow/airflow --namespace {q(ns(ctx))}"
+                + (f" --version {q(version)}" if version else "") + " -f values.yaml" + (f" {args}" if args else ""))
     return (f"helm upgrade {q(release(ctx))} apache-airflow/airflow --namespace {q(ns(ctx))} --reuse-values"
             + (f" {args}" if args else ""))
+
+
+def _chart_version(ctx: Context) -> str | None:
+    try:
+        return ctx.chart_version
+    except DataUnavailable:
+        return None
 
 
 def kubectl(ctx: Context, *args: str) -> str:

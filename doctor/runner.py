@@ -49,12 +49,17 @@ def gate(ctx: Context, chk: Check) -> DataUnavailable | None:
     return DataUnavailable("error" if failed else "skip", "; ".join(m.reason for m in first + rest))
 
 
+RUNTIME_ONLY = "runtime only: run after deploy"
+
+
 def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> CheckRun:
     t0 = time.perf_counter()
     findings = []
     reason = None
-    blocked = gate(ctx, chk)
-    if blocked is not None:
+    blocked = None if ctx.mode == "planned" and not chk.on_plan else gate(ctx, chk)
+    if ctx.mode == "planned" and not chk.on_plan:
+        status, reason = "skip", RUNTIME_ONLY   # a plan has no status, events or logs: never a pass
+    elif blocked is not None:
         status, reason = blocked.status, blocked.reason
     else:
         ctx.failed_reads = FailedReads()
@@ -119,6 +124,8 @@ def preload(ctx: Context, checks: Iterable[Check]) -> dict[str, float]:
     large namespace the pod list alone takes seconds). Returns seconds per data key read."""
     times: dict[str, float] = {}
     for chk in checks:
+        if ctx.mode == "planned" and not chk.on_plan:
+            continue
         for name in chk.data_keys:
             if name in times or KEYS[name].per is not None:
                 continue

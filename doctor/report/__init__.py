@@ -38,6 +38,9 @@ class RunReport:
     suppressed: list = field(default_factory=list)
     notices: list[dict] = field(default_factory=list)
     probe: dict | None = None
+    # Planned mode (doctor --manifests): where the plan and the cluster came from, and the findings
+    # the plan introduces/fixes compared with the release the namespace runs now (doctor/planned.py).
+    plan: dict | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -72,6 +75,7 @@ class RunReport:
             **({"suppressed": [x.to_dict() for x in self.suppressed]} if self.suppressed else {}),
             **({"notices": list(self.notices)} if self.notices else {}),
             **({"probe": self.probe} if self.probe is not None else {}),
+            **({"plan": self.plan} if self.plan is not None else {}),
         }
 
     def exit_code(self, fail_on: str) -> int:
