@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 from airflow_gke.views import Context, ContainerStatus, Pod, human_age, owner_of
-from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import (CHART_KEY, clip, grep, helm_upgrade, k8s_resource, ns, q, quote_event, release,
                                      telling_lines)
@@ -57,7 +57,8 @@ def run(ctx: Context) -> Result:
     """Scheduler, api-server/webserver, triggerer, dag-processor or workers crash-loop, keep restarting, or cannot start."""
     pods = component_pods(ctx)
     if not pods:
-        return passed()
+        return skipped("no Airflow component pod (scheduler, api-server/webserver, triggerer, dag-processor, "
+                       "workers) in the namespace")
     return from_findings([f for f in (_inspect(ctx, p) for p in pods) if f is not None])
 
 

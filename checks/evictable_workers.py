@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, NodePool, Pod, owner_of
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import (clip, cluster_name, gke_flags, grep, helm_upgrade, k8s_resource,
                                      node_pool_resource, ns, q, quote_event)
@@ -30,7 +30,7 @@ def run(ctx: Context) -> Result:
     """Task pods / Celery workers on Spot or preemptible pools, or annotated safe-to-evict: "true"."""
     runners = _runners(ctx)
     if not runners:
-        return passed()
+        return skipped("no task pod or Celery worker at capture time: nothing runs tasks to evict")
     findings = []
     by_pool: dict[str, list[Pod]] = {}
     spot_of_node: dict[str | None, str | None] = {}   # _spot_pool depends on the pod's node only

@@ -11,7 +11,7 @@ import re
 from urllib.parse import urlparse
 
 from airflow_gke.views import Context, Obj, Pod, as_dict, as_list
-from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
@@ -29,7 +29,8 @@ _CONNECT = re.compile(r"(?i)(httpx\.(ConnectError|ConnectTimeout|ReadTimeout)|co
 def run(ctx: Context) -> Result:
     """Airflow 3 task pods cannot reach the Execution API (URL, Service endpoints, NetworkPolicy, connect errors)."""
     if ctx.airflow_major != 3:
-        return passed()
+        return skipped("no Execution API: Airflow " + str(ctx.airflow_major or "version unknown")
+                       + " (task pods talk to the Execution API from Airflow 3 on)")
     comp = "task" if ctx.kubernetes_executor else "worker" if ctx.celery_executor else "scheduler"
     who = {"task": "task pods", "worker": "Celery workers", "scheduler": "the scheduler (LocalExecutor)"}[comp]
     evidence: list[str] = []

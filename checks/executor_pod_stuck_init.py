@@ -9,7 +9,7 @@ from datetime import timedelta
 import orjson
 
 from airflow_gke.views import Context, ContainerStatus, Pod, human_age
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event
 
@@ -54,7 +54,7 @@ def run(ctx: Context) -> Result:
     """Task pods whose init containers wait, run or crash well beyond normal start-up."""
     pods = ctx.task_pods
     if not pods:
-        return passed()
+        return skipped("no KubernetesExecutor task pod at capture time")
     # _inspect reports only an init container that failed, waits or runs: an unhealthy status
     stuck = {id(p) for p in unhealthy_pods(ctx)}
     findings = [f for f in (_inspect(ctx, p) for p in pods if id(p) in stuck) if f is not None]

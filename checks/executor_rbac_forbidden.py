@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
@@ -29,7 +29,7 @@ WELL_KNOWN = {"cluster-admin": set(NEEDED), "admin": set(NEEDED), "edit": set(NE
 def run(ctx: Context) -> Result:
     """The scheduler's service account lacks RBAC on pods in the executor namespace (RBAC objects, 403 in its log)."""
     if "KubernetesExecutor" not in (ctx.executor or ""):
-        return passed()
+        return skipped(f"the executor is {ctx.executor or 'unknown'}: the scheduler launches no task pods")
     cfg = ctx.config("scheduler")
     home = ctx.target.namespace
     target = (cfg.get("kubernetes_executor", "namespace") or home).strip()

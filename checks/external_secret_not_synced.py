@@ -10,7 +10,7 @@ import json
 import re
 
 from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
-from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, k8s_resource, ns, project, q, quote_event
 
@@ -33,7 +33,7 @@ def run(ctx: Context) -> Result:
     """ExternalSecret/SecretStore not Ready (Secret Manager permission, Workload Identity idbindtoken, cluster location)."""
     ess, stores, version = _objects(ctx)
     if ess is None and stores is None:
-        return passed()   # External Secrets Operator is not installed
+        return skipped("External Secrets Operator is not installed (its CRDs answer 404): not applicable")
     stores = stores or {}
     findings: list[Finding] = []
     bad_stores: dict[str, Finding] = {}

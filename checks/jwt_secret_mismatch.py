@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, Pod
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource
 
@@ -29,7 +29,8 @@ _UNSET = re.compile(r"(?i)api_auth/jwt_secret must be set")
 def run(ctx: Context) -> Result:
     """Airflow 3 scheduler and api-server read different [api_auth] jwt_secret values, or logs show signature failures."""
     if ctx.airflow_major != 3:
-        return passed()
+        return skipped("no task JWTs: Airflow " + str(ctx.airflow_major or "version unknown")
+                       + " ([api_auth] jwt_secret signs task tokens from Airflow 3 on)")
     sources = _sources(ctx)
     parties = {where: src for where, (comp, src) in sources.items() if comp in PARTIES}
     distinct = {src for src in parties.values()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow_gke.views import Context, DataUnavailable, Pod, as_dict
 from airflow_gke.identity import resolve
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, project, q, release
 
@@ -19,7 +19,7 @@ RWX_PROVISIONERS = ("filestore.csi.storage.gke.io",)
 def run(ctx: Context) -> Result:
     """KubernetesExecutor, no logs volume that persists and [logging] remote_logging off: task logs vanish with the pod."""
     if not ctx.kubernetes_executor:
-        return passed()
+        return skipped(f"the executor is {ctx.executor or 'unknown'}: no KubernetesExecutor task pods")
     cfg = ctx.config("task")
     if cfg.getboolean("logging", "remote_logging"):
         return passed()

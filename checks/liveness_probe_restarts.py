@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, human_age
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import CHART_KEY, clip, helm_upgrade, k8s_resource, ns, q, quote_event, telling_lines
 
@@ -32,7 +32,7 @@ def run(ctx: Context) -> Result:
     """Containers restarted because their liveness probe failed (Unhealthy/Killing events), not because they crashed."""
     pods = component_pods(ctx)
     if not pods:
-        return passed()
+        return skipped("no Airflow component pod in the namespace")
     findings = []
     for pod in pods:
         for cs in pod.container_statuses:

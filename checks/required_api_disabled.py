@@ -8,7 +8,7 @@ import re
 
 from airflow_gke.views import Context, DataUnavailable, as_dict, dig
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, remote_log_folder
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.source import error_info
 from airflow_gke.remediation import excerpt, project, project_resource, q
@@ -27,10 +27,19 @@ _ESO_KEYS = ("secretstores", "secretstores_v1beta1")
 
 
 @check(id="required-api-disabled", title="Google APIs the deployment uses are enabled", severity="error",
-       category="project", needs=("configmaps", "pods", "serviceaccounts"),
-       uses=("services", "project", "deployments", "statefulsets", "bucket", "gsa", "logs") + _ESO_KEYS)
+       category="project",
+       uses=("configmaps", "pods", "serviceaccounts", "services", "project", "deployments", "statefulsets", "bucket",
+             "gsa", "logs") + _ESO_KEYS)
 def run(ctx: Context) -> Result:
     """An API the deployment needs (storage, iam, iamcredentials, secretmanager, artifactregistry) is disabled."""
+    if ctx.target.project is None:
+        return skipped("no project given")
+    cluster_data = {k: ctx.entry(k) for k in _CLUSTER_KEYS}
+    if all(e is None for e in cluster_data.values()):
+        return _preflight(ctx)
+    for k, e in cluster_data.items():   # what the deployment uses comes from these: never guess it
+        if e is None or not e.ok:
+            raise ctx.unavailable(k, e)
     needed = _needed(ctx)
     if not needed:
         return passed()
@@ -54,6 +63,56 @@ def run(ctx: Context) -> Result:
     if unknown:
         e = ctx.entry("services", service=unknown[0])
         raise ctx.unavailable("services", e, service=unknown[0])
+    return passed()
+
+
+_CLUSTER_KEYS = ("configmaps", "pods", "serviceaccounts")
+# What an Airflow deployment on GKE uses each API for, before it exists (project preflight).
+_PREFLIGHT_USE = {
+    "storage.googleapis.com": "remote task logs on gs:// ([logging] remote_base_log_folder)",
+    "iam.googleapis.com": "Workload Identity (KSAs annotated iam.gke.io/gcp-service-account)",
+    "iamcredentials.googleapis.com": "Workload Identity tokens for the Google service account the KSAs name",
+    "secretmanager.googleapis.com": "the Secret Manager secrets backend or External Secrets",
+    "artifactregistry.googleapis.com": "Airflow images on *-docker.pkg.dev",
+}
+
+
+def _preflight(ctx: Context) -> Result:
+    """A project preflight (no cluster was read): judge the API states that were read. What the
+    deployment will use is not known yet, so a disabled API is a warning naming what needs it."""
+    p = project(ctx)
+    states: dict[str, str] = {}
+    failed = None
+    for service in _PREFLIGHT_USE:
+        e = ctx.entry("services", service=service)
+        if e is None:
+            continue
+        if not e.ok:
+            failed = failed or ctx.unavailable("services", e, service=service)
+            continue
+        state = e.data.get("state") if isinstance(e.data, dict) else None
+        if state in ("ENABLED", "DISABLED"):
+            states[service] = state
+    disabled = sorted(s for s, st in states.items() if st == "DISABLED")
+    if disabled:
+        evidence = [f"Service Usage: projects/{p}/services/{s} has state DISABLED; needed for {_PREFLIGHT_USE[s]}"
+                    for s in disabled]
+        evidence.append("project preflight: no cluster or Airflow release was read, so which of these the "
+                        "deployment will use is not known yet")
+        return from_findings([Finding(
+            title=f"{len(disabled)} API(s) an Airflow deployment on GKE usually needs are disabled in project {p}: "
+                  f"{', '.join(disabled)}",
+            message=("Project preflight: " + "; ".join(f"{TITLES[s]} ({s}) is disabled, needed for {_PREFLIGHT_USE[s]}"
+                                                       for s in disabled)
+                     + ". Enable the ones the deployment will use before installing it."),
+            resource=project_resource(ctx), evidence=evidence, severity="warning",
+            remediation=Remediation(
+                summary="Enable the APIs the deployment will use (it takes a few minutes).",
+                commands=[f"gcloud services enable {' '.join(disabled)} --project {q(p)}"]))])
+    if failed is not None:
+        raise failed
+    if not states:
+        return skipped("project preflight: the state of no API the deployment uses was read")
     return passed()
 
 

@@ -12,7 +12,7 @@ import re
 
 from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.identity import component_exists, component_pods
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import excerpt, helm_upgrade, k8s_resource, ns, q, release
 
@@ -33,7 +33,7 @@ def run(ctx: Context) -> Result:
     section = "api" if af3 else "webserver"
     ui = "api-server" if af3 else "webserver"
     if not component_exists(ctx, ui):
-        return passed()
+        return skipped(f"no {ui} in this release: nothing fetches served logs")
     servers = ["triggerer"]
     if ctx.celery_executor:
         servers.insert(0, "worker")

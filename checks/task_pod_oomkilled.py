@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, dig, human_age
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, quote_event, telling_lines
 
@@ -21,7 +21,7 @@ def run(ctx: Context) -> Result:
     """Task containers OOMKilled (exit 137), which Airflow reports only as failed / killed externally."""
     pods = task_like_pods(ctx)
     if not pods:
-        return passed()
+        return skipped("no task pod or Celery worker at capture time")
     # Task pods of one task (its retries, its daily runs) make one finding on the most recent pod:
     # failed pods accumulate when delete_worker_pods_on_failure is False.
     groups: dict[tuple, list[tuple[Pod, ContainerStatus, dict]]] = {}

@@ -7,7 +7,7 @@ import re
 
 from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.iam import binding_members, bindings
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import CHART_KEY, excerpt, gsa_project, gsa_resource, helm_sa_annotation, helm_upgrade, q
 
@@ -27,7 +27,8 @@ def run(ctx: Context) -> Result:
     """The GSA an annotated KSA names is missing, disabled, or lacks roles/iam.workloadIdentityUser for that KSA."""
     ann = annotated_ksas(ctx)
     if not ann:
-        return passed()
+        return skipped("no Airflow service account is annotated iam.gke.io/gcp-service-account: "
+                       "no Google service account to impersonate")
     by_gsa: dict[str, list[tuple[str, KsaUse]]] = {}
     for ksa, (gsa, use) in ann.items():
         by_gsa.setdefault(gsa, []).append((ksa, use))

@@ -4,7 +4,7 @@ silently ignored and the pods act as the node's service account."""
 from __future__ import annotations
 
 from airflow_gke.views import Context, NodePool, as_dict
-from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
+from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 
 from airflow_gke.identity import template_spec
@@ -20,7 +20,7 @@ def run(ctx: Context) -> Result:
     """KSAs name a Google service account, but the cluster has no workload pool or the pods' node pool is not GKE_METADATA."""
     ann = annotated_ksas(ctx)
     if not ann:
-        return passed()
+        return skipped("no Airflow service account is annotated iam.gke.io/gcp-service-account")
     if not ctx.workload_pool:
         return from_findings([_cluster_finding(ctx, ann)])
     by_pool: dict[str, dict] = {}

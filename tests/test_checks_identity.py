@@ -61,8 +61,11 @@ def test_required_api_disabled_passes_when_every_needed_api_is_enabled(doc):
         assert status_of(doc(name), "required-api-disabled") == "pass", name
 
 
-def test_required_api_disabled_skips_without_kubernetes_data(doc):
-    assert status_of(doc("api-disabled-preflight"), "required-api-disabled") == "skip"
+def test_required_api_disabled_judges_the_service_states_a_preflight_read(doc):
+    # project preflight: no cluster data, but the states of storage, iam, iamcredentials and
+    # secretmanager were read (ENABLED): judged, not skipped
+    assert status_of(doc("api-disabled-preflight"), "required-api-disabled") == "pass"
+    assert status_of(doc("preflight-apis-enabled"), "required-api-disabled") == "pass"
 
 
 # --- workload-identity-not-enabled -----------------------------------------------------------------
@@ -94,9 +97,11 @@ def test_wi_not_enabled_on_one_node_pool(doc):
     assert one(d, "gcs-log-write-denied")["caused_by"] == [f["id"]]
 
 
-def test_wi_not_enabled_is_quiet_without_annotations_or_with_wi(doc):
-    for name in ("healthy-af3-k8s-wi", "seed-incident", "remote-logging-wi-readonly-scope", "healthy-minimal"):
+def test_wi_not_enabled_passes_with_wi_and_skips_without_annotations(doc):
+    for name in ("healthy-af3-k8s-wi", "remote-logging-wi-readonly-scope"):
         assert status_of(doc(name), "workload-identity-not-enabled") == "pass", name
+    for name in ("seed-incident", "healthy-minimal"):   # no KSA names a GSA: not applicable
+        assert status_of(doc(name), "workload-identity-not-enabled") == "skip", name
 
 
 # --- wi-binding-missing ----------------------------------------------------------------------------
@@ -229,9 +234,10 @@ def test_k8s_executor_logs_lost(doc):
                             "--set-string config.logging.remote_logging=True") for c in cmds)
 
 
-def test_k8s_executor_logs_kept_by_remote_logging_or_a_volume_or_celery(doc):
-    for name in ("healthy-af3-k8s-wi", "healthy-minimal", "healthy-af2-celery"):
+def test_k8s_executor_logs_kept_by_remote_logging_or_a_volume_skip_for_celery(doc):
+    for name in ("healthy-af3-k8s-wi", "healthy-minimal"):
         assert status_of(doc(name), "k8s-executor-logs-lost") == "pass", name
+    assert status_of(doc("healthy-af2-celery"), "k8s-executor-logs-lost") == "skip"   # CeleryExecutor
 
 
 # --- remote-log-bucket-missing ---------------------------------------------------------------------

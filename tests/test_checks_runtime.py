@@ -35,6 +35,11 @@ def _pod(name: str, component: str | None = None, dag: str | None = None, task: 
     raise AssertionError(f"{name}: no pod {component or task}")
 
 
+def _check(doc: dict, check: str) -> tuple[str, str | None]:
+    c = next(c for c in doc["checks"] if c["id"] == check)
+    return c["status"], c["reason"]
+
+
 def _one(doc: dict, check: str, kind: str, name: str) -> dict:
     found = [f for f in findings_of(doc, check) if (f["resource"]["kind"], f["resource"]["name"]) == (kind, name)]
     assert len(found) == 1, [f["id"] for f in findings_of(doc, check)]
@@ -166,7 +171,7 @@ def test_unschedulable_pool_at_max_size(doc):
     assert "not enough free cpu on the nodes" in f["title"]
     assert "max node group size reached" in _ev(f)
     assert ("gcloud container clusters update airflow-prod --location europe-west1 --project acme-data-prod "
-            "--enable-autoscaling --node-pool airflow-pool --min-nodes 0 --max-nodes 6") in _cmds(f)
+            "--enable-autoscaling --node-pool airflow-pool --min-nodes 1 --max-nodes 6") in _cmds(f)   # keeps its minimum
 
 
 def test_unschedulable_young_pending_pods_are_start_up(doc):
@@ -252,7 +257,8 @@ def test_rbac_missing_role_and_403_in_the_scheduler_log(doc):
 def test_rbac_granted_by_role_or_cluster_role_binding(doc):
     for name in ("healthy-af3-k8s-wi", "evictable-task-pods-spot"):
         assert status_of(doc(name), "executor-rbac-forbidden") == "pass", name
-    assert status_of(doc("healthy-af2-celery"), "executor-rbac-forbidden") == "pass"
+    # CeleryExecutor launches no task pods: not applicable, which is not a pass
+    assert status_of(doc("healthy-af2-celery"), "executor-rbac-forbidden") == "skip"
 
 
 # --- image-version-skew ----------------------------------------------------------------------------
@@ -287,9 +293,11 @@ def test_jwt_api_server_reads_another_secret(doc):
     assert "kubectl rollout restart deployment,statefulset --namespace airflow -l release=airflow" in cmds
 
 
-def test_jwt_passes_on_one_secret_and_on_airflow_2(doc):
-    for name in ("healthy-af3-k8s-wi", "execution-api-netpol-af3", "healthy-af2-celery"):
+def test_jwt_passes_on_one_secret_and_skips_airflow_2(doc):
+    for name in ("healthy-af3-k8s-wi", "execution-api-netpol-af3"):
         assert status_of(doc(name), "jwt-secret-mismatch") == "pass", name
+    assert _check(doc("healthy-af2-celery"), "jwt-secret-mismatch")[:2] == (
+        "skip", "no task JWTs: Airflow 2 ([api_auth] jwt_secret signs task tokens from Airflow 3 on)")
 
 
 # --- execution-api-unreachable ---------------------------------------------------------------------
@@ -314,9 +322,11 @@ def test_execution_api_without_ready_endpoints_links_the_crashing_api_server(doc
     assert "kubectl get endpointslices --namespace airflow -l kubernetes.io/service-name=airflow-api-server" in _cmds(f)
 
 
-def test_execution_api_passes_when_reachable_and_on_airflow_2(doc):
-    for name in ("healthy-af3-k8s-wi", "jwt-secret-mismatch-af3", "healthy-af2-celery"):
+def test_execution_api_passes_when_reachable_and_skips_airflow_2(doc):
+    for name in ("healthy-af3-k8s-wi", "jwt-secret-mismatch-af3"):
         assert status_of(doc(name), "execution-api-unreachable") == "pass", name
+    assert _check(doc("healthy-af2-celery"), "execution-api-unreachable")[:2] == (
+        "skip", "no Execution API: Airflow 2 (task pods talk to the Execution API from Airflow 3 on)")
 
 
 # --- external-secret-not-synced ----------------------------------------------------------------------
@@ -351,8 +361,9 @@ def test_eso_permission_denied_grants_secret_accessor(doc):
 
 
 def test_eso_not_installed_is_not_applicable(doc):
-    d = doc("healthy-af3-k8s-wi")
-    assert status_of(d, "external-secret-not-synced") == "pass"
+    d = doc("healthy-af3-k8s-wi")   # the CRDs answer 404: not applicable, which is not a pass
+    assert _check(d, "external-secret-not-synced")[:2] == (
+        "skip", "External Secrets Operator is not installed (its CRDs answer 404): not applicable")
 
 
 # --- fernet-key-changed ------------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Diagnoses an operator can act on, checked on every scenario.
+
+- The scenarios of fixtures/scenarios_diagnoses.py: each expected finding has exactly the declared
+  severity, ``caused_by`` chain and remediation commands.
+- Every scenario: no command leaves a placeholder for a value the snapshot holds, grants a role the
+  snapshot's IAM policies show as granted, or runs ``helm upgrade`` on a release whose objects say
+  Argo CD or Flux manages it (the controller would revert it).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from conftest import doctor_json, scenario, scenario_names
+
+import fixtures.build  # noqa: F401  (registers every scenario module first)
+from fixtures.scenarios_diagnoses import DIAGNOSES, SCENARIOS as _MINE
+
+for _build in _MINE.values():   # building a scenario declares its exact diagnoses
+    _build()
+
+_DOCS: dict[str, dict] = {}
+
+
+def _doc(run_cli, name: str) -> dict:
+    if name not in _DOCS:
+        _DOCS[name] = doctor_json(run_cli, name, "--extended")[1]
+    return _DOCS[name]
+
+
+@pytest.mark.parametrize("name", sorted(DIAGNOSES))
+def test_exact_severity_causes_and_commands(name, run_cli):
+    doc = _doc(run_cli, name)
+    by_id = {f["id"]: f for f in doc["findings"]}
+    for fid, want in DIAGNOSES[name].items():
+        assert fid in by_id, f"{name}: no finding {fid}; got {sorted(by_id)}"
+        f = by_id[fid]
+        got = {"severity": f["severity"], "caused_by": f["caused_by"], "commands": f["remediation"]["commands"]}
+        assert got == want, f"{name}: {fid}"
+
+
+# --- what the snapshot holds ------------------------------------------------------------------------
+
+def _load(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class Snap:
+    def __init__(self, name: str) -> None:
+        self.root = scenario(name)
+        self.meta = json.loads((self.root / "meta.json").read_text())
+        ns = self.meta["namespace"]
+        k8s = self.root / "k8s"
+        self.items: dict[str, list[dict]] = {}
+        for kind, rel in (("deployments", f"apis/apps/v1/namespaces/{ns}/deployments.json"),
+                          ("statefulsets", f"apis/apps/v1/namespaces/{ns}/statefulsets.json"),
+                          ("serviceaccounts", f"api/v1/namespaces/{ns}/serviceaccounts.json"),
+                          ("secretstores", f"apis/external-secrets.io/v1/namespaces/{ns}/secretstores.json")):
+            body = _load(k8s / rel)
+            self.items[kind] = (body or {}).get("items") or []
+        gcp = self.root / "gcp"
+        p = self.meta.get("project")
+        self.cluster = None
+        if p and self.meta.get("location") and self.meta.get("cluster"):
+            self.cluster = _load(gcp / f"container/v1/projects/{p}/locations/{self.meta['location']}/clusters/"
+                                       f"{self.meta['cluster']}.json")
+        self.project_policy = _load(gcp / f"cloudresourcemanager/v3/projects/{p}:getIamPolicy.json") if p else None
+        self.gcp = gcp
+
+    def pools(self) -> list[str]:
+        return [np["name"] for np in (self.cluster or {}).get("nodePools") or []]
+
+    def annotated_gsas(self) -> set[str]:
+        return {sa["metadata"].get("annotations", {}).get("iam.gke.io/gcp-service-account")
+                for sa in self.items["serviceaccounts"]} - {None}
+
+    def policy_of(self, cmd: list[str]) -> dict | None:
+        """The IAM policy a ``gcloud ... add-iam-policy-binding`` command changes, when the snapshot holds it."""
+        p = self.meta.get("project")
+        if cmd[:3] == ["gcloud", "projects", "add-iam-policy-binding"]:
+            return _load(self.gcp / f"cloudresourcemanager/v3/projects/{cmd[3]}:getIamPolicy.json")
+        if cmd[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"]:
+            return _load(self.gcp / f"storage/storage/v1/b/{cmd[4].removeprefix('gs://').rstrip('/')}/iam.json")
+        if cmd[:4] == ["gcloud", "iam", "service-accounts", "add-iam-policy-binding"] and p:
+            return _load(self.gcp / f"iam/v1/projects/{p}/serviceAccounts/{cmd[4]}:getIamPolicy.json")
+        return None
+
+    def gitops(self) -> str | None:
+        """Argo CD or Flux, when the release's workload objects say so (deployers-iam-autopilot rules)."""
+        for o in self.items["deployments"] + self.items["statefulsets"]:
+            md = o["metadata"]
+            labels, ann = md.get("labels") or {}, md.get("annotations") or {}
+            if "helm.toolkit.fluxcd.io/name" in labels:
+                return "Flux"
+            if "argocd.argoproj.io/tracking-id" in ann or (
+                    labels.get("app.kubernetes.io/instance") and "meta.helm.sh/release-name" not in ann):
+                return "Argo CD"
+        return None
+
+
+def _placeholders(snap: Snap, finding: dict) -> dict[str, bool]:
+    """Placeholder token -> does the snapshot hold the value it stands for."""
+    m = snap.meta
+    evidence = " ".join(finding["evidence"])
+    pools_named = set(re.findall(r"node pool ([a-z][a-z0-9-]*)", evidence + " " + finding["message"]))
+    return {
+        "PROJECT_ID": bool(m.get("project")), "PROJECT": bool(m.get("project")),
+        "LOCATION": bool(m.get("location")), "CLUSTER": bool(m.get("cluster")),
+        "RELEASE": bool(m.get("release")), "NAMESPACE": True,
+        "POOL": len(snap.pools()) == 1 or len(pools_named & set(snap.pools())) == 1,
+        "GSA_EMAIL": bool(snap.annotated_gsas()),
+        "ESO_GSA_EMAIL": any("external-secrets" in mem or "eso" in mem.split("@")[0]
+                             for b in (snap.project_policy or {}).get("bindings") or []
+                             if b.get("role", "").startswith("roles/secretmanager.") for mem in b.get("members") or []),
+    }
+
+
+def _lines(commands: list[str]) -> list[str]:
+    out = []
+    for c in commands:
+        for line in c.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                out.append(line)
+    return out
+
+
+def _walk(run_cli):
+    for name in scenario_names():
+        doc = _doc(run_cli, name)
+        snap = Snap(name)
+        for f in doc["findings"]:
+            yield name, snap, f, _lines(f["remediation"]["commands"])
+
+
+def test_no_placeholder_for_a_value_the_snapshot_holds(run_cli):
+    bad = []
+    for name, snap, f, lines in _walk(run_cli):
+        known = _placeholders(snap, f)
+        for line in lines:
+            for tok in re.findall(r"(?<![\w$./=-])[A-Z][A-Z0-9_]{2,}(?![\w])", line):
+                if known.get(tok):
+                    bad.append(f"{name}: {f['id']}: {tok} in `{line[:160]}`")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_grant_of_a_role_already_granted(run_cli):
+    bad = []
+    for name, snap, f, lines in _walk(run_cli):
+        for line in lines:
+            if "add-iam-policy-binding" not in line:
+                continue
+            try:
+                argv = shlex.split(line)
+            except ValueError:
+                continue
+            opts = {}
+            for i, a in enumerate(argv):
+                if a.startswith("--") and "=" in a:
+                    k, v = a[2:].split("=", 1)
+                    opts[k] = v
+                elif a.startswith("--") and i + 1 < len(argv):
+                    opts[a[2:]] = argv[i + 1]
+            policy = snap.policy_of(argv)
+            if not policy or "member" not in opts or "role" not in opts:
+                continue
+            for b in policy.get("bindings") or []:
+                if b.get("role") == opts["role"] and opts["member"] in (b.get("members") or []) and not b.get("condition"):
+                    bad.append(f"{name}: {f['id']}: grants {opts['role']} to {opts['member']}, already granted: `{line}`")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_walkers_detect_what_they_guard(run_cli):
+    """The three walkers are not vacuous: on a fabricated finding they flag each kind of fault."""
+    snap = Snap("task-pods-selector-pool-full")
+    f = {"evidence": ["node pool airflow-tasks: machine e2-standard-4"], "message": ""}
+    known = _placeholders(snap, f)
+    assert known["POOL"] and known["PROJECT_ID"] and known["RELEASE"]
+    assert snap.gitops() is None
+    policy = snap.policy_of(shlex.split("gcloud storage buckets add-iam-policy-binding gs://acme-airflow-logs "
+                                        "--member serviceAccount:x --role roles/storage.objectAdmin"))
+    assert policy is not None and any(b["role"] == "roles/storage.objectAdmin" for b in policy["bindings"])
