@@ -32,7 +32,7 @@ LABELS = {"app.kubernetes.io/name": "airflow-gke", "app.kubernetes.io/component"
 
 def roles(namespace: str) -> tuple[dict | None, dict | None, list[str], list[str]]:
     """(Role, ClusterRole, check ids, Google IAM permissions) as `airflow-gke permissions` makes them."""
-    from airflow_gke.cli import select_checks
+    from airflow_gke.app import select_checks
     from airflow_gke.permissions import iam_permissions, keys_of, manifests
     from airflow_gke.registry import load_checks
 

@@ -7,19 +7,24 @@ threshold; 4 internal error.
 from __future__ import annotations
 
 import sys
-import time
-from datetime import datetime, timezone
 
 import click
 from click.core import ParameterSource
 
-from . import __version__, gate
+from . import __version__
+from .errors import UserError
+from .report.formats import FORMATS, NAMES as FORMAT_NAMES, files_help as formats_help
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+_ALIASES = {"include": "only", "exclude": "skip"}
 
 
-class InputError(click.ClickException):
-    """Bad input (unreadable snapshot, nothing reachable): one line on stderr, exit 2."""
+def _err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+class _UserErrorShown(click.ClickException):
+    """A UserError on its way out: one line on stderr, exit 2."""
 
     exit_code = EXIT_USAGE
 
@@ -27,23 +32,24 @@ class InputError(click.ClickException):
         click.echo(f"airflow-gke: error: {self.format_message()}", err=True)
 
 
-def _err(msg: str) -> None:
-    click.echo(msg, err=True)
+class _Command(click.Command):
+    """Maps the one user-error type (doctor/errors.py) to exit 2: a usage error shows the usage
+    line (as click does for a bad flag), any other one line on stderr."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            if e.usage:
+                raise click.UsageError(str(e), ctx=ctx) from None
+            raise _UserErrorShown(str(e)) from None
 
 
-def select_checks(registry: dict, only: tuple[str, ...], skip: tuple[str, ...], extended: bool,
-                  min_severity: str | None = None) -> list:
-    """Checks selected by include patterns (``--check``/``--include``), exclude patterns
-    (``--skip``/``--exclude``) and ``--min-severity``; see doctor/selection.py for the syntax."""
-    from .selection import SelectionError, select
-
-    try:
-        return select(registry, only, skip, extended, min_severity)
-    except SelectionError as e:
-        raise click.UsageError(str(e)) from None
+class _Group(click.Group):
+    command_class = _Command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="airflow-gke", message="%(prog)s %(version)s")
 def cli() -> None:
     """Diagnose Apache Airflow on Google Kubernetes Engine (official Helm chart)."""
@@ -75,61 +81,52 @@ def live_options(func):
     return func
 
 
-LIVE_ONLY = ("project", "location", "cluster", "kube_context", "kubeconfig", "save_snapshot")
-
-
-def _live_opts(namespace, release, project, location, cluster, kube_context, kubeconfig, timeout,
-               request_timeout, max_logs, page_size, now, verbose):
-    import os
-
-    from .live import LiveOptions
-    from .snapshot import parse_time
-
-    pinned = None
-    if now is not None:
-        pinned = parse_time(now)
-        if pinned is None:
-            raise click.UsageError(f"--now {now!r} is not an RFC 3339 timestamp")
-    return LiveOptions(project=project, location=location, cluster=cluster, namespace=namespace, release=release,
-                       context=kube_context, kubeconfig=kubeconfig, timeout=timeout, request_timeout=request_timeout,
-                       max_logs=max_logs, page_size=page_size, now=pinned, verbose=verbose, env=dict(os.environ))
-
-
-def _read_live(opts, keys, verbose: bool):
-    """Run the live reader with progress (TTY) or per-call timings (--verbose) on stderr."""
-    from .live import NothingReachable, read_live
-    from .live.options import UsageProblem
-
-    progress = None
-    bar = None
+def _progress(verbose: bool):
+    """A progress bar on stderr while a live run reads (TTY, not --verbose), else None."""
     if sys.stderr.isatty() and not verbose:
         from .live.progress import RichProgress
 
-        bar = progress = RichProgress()
-    try:
-        if verbose:
-            from .live.reader import LiveReader
+        return RichProgress()
+    return None
 
-            reader = LiveReader(opts, progress=progress)
-            reader.recorder.echo = lambda c: _err(
-                f"  {c.service:<20} {c.method:4} {c.path}  "
-                f"{c.status if c.status is not None else (c.note or 'no answer')}  {c.duration * 1000:8.1f} ms"
-                + (f"  (attempt {c.attempt})" if c.attempt > 1 else ""))
-            result = reader.read(keys)
-        else:
-            result = read_live(opts, keys, progress=progress)
-    except (NothingReachable, UsageProblem) as e:
-        raise InputError(str(e)) from None
-    finally:
-        if bar is not None:
-            bar.stop()
-    if verbose:
-        for n in result.notes:
-            _err(f"  note: {n}")
-        from .collect import count_text
 
-        _err(f"live read: {result.requests} requests, {count_text(result.source)} in {result.duration_s:.2f} s")
-    return result
+def _live_target(project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs,
+                 page_size, now):
+    from .app import LiveTarget
+
+    return LiveTarget(project=project, location=location, cluster=cluster, context=kube_context,
+                      kubeconfig=kubeconfig, timeout=timeout, request_timeout=request_timeout, max_logs=max_logs,
+                      page_size=page_size, now=now)
+
+
+def with_config(func):
+    """Fill the parameters of ``doctor`` that were not given on the command line from the
+    configuration file (doctor/config.py); pass the loaded ``Config`` as ``config``."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(**kw):
+        from . import config as cfgmod
+
+        ctx = click.get_current_context()
+        explicit = kw.pop("config_path", None)
+        found = cfgmod.find(explicit)
+        cfg = cfgmod.load(found) if found is not None else cfgmod.Config()
+        snapshot_mode = kw.get("snapshot") is not None
+        names = {v: k for k, v in cfgmod.DOCTOR_KEYS.items()}
+        for name, value in cfg.params().items():
+            if snapshot_mode and names[name] in cfgmod.LIVE_KEYS:
+                continue
+            if name not in kw:
+                continue
+            alias = _ALIASES.get(name)      # --check is an --include, --skip an --exclude
+            given = [n for n in (name, alias) if n and ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+            if not given:
+                kw[name] = value
+        kw["config"] = cfg
+        return func(**kw)
+
+    return wrapper
 
 
 @cli.command()
@@ -151,11 +148,9 @@ def _read_live(opts, keys, verbose: bool):
 @click.option("--extended", is_flag=True, help="Also run heuristic checks (off by default).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error", show_default=True,
               help="Lowest finding severity that makes the exit code 1.")
-@click.option("--output", "-o", "output", type=click.Choice(["table", "json", "junit", "markdown"]), default="table",
+@click.option("--output", "-o", "output", type=click.Choice(FORMAT_NAMES), default="table",
               show_default=True, help="Report format on stdout.")
-@click.option("--output-file", "output_file", multiple=True, metavar="[FORMAT:]PATH",
-              help="Also write the report to PATH (repeatable) while the terminal report prints: FORMAT is json, "
-                   "junit, markdown or table; default --output's format, else from the extension (.json .xml .md).")
+@click.option("--output-file", "output_file", multiple=True, metavar="[FORMAT:]PATH", help=formats_help())
 @click.option("--config", "config_path", metavar="FILE",
               help="Configuration file (default: .airflow-gke.yaml in the working directory, if present).")
 @click.option("--annotation-ignores/--no-annotation-ignores", "annotation_ignores", default=True, show_default=True,
@@ -170,7 +165,7 @@ def _read_live(opts, keys, verbose: bool):
               help="Live mode: also save what was read as a snapshot (directory or .tar.gz).")
 @live_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings per check (and per API call in live mode) on stderr.")
-@gate.with_config
+@with_config
 def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, save_snapshot,
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
            now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
@@ -179,136 +174,31 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
     (Application Default Credentials); see `airflow-gke permissions` for the access it needs."""
-    from .views import Context
-    from .data import Target
-    from .registry import load_checks, load_errors
-    from .report import RunInfo, RunReport
-    from .runner import run_checks
+    from .app import RunRequest, diagnose
 
-    started = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
-    registry = load_checks()
-    checks = select_checks(registry, tuple(only) + tuple(include), tuple(skip) + tuple(exclude), extended,
-                           min_severity)
-    if (probe or probe_folder) and not any(c.id == "gcs-log-write-denied" for c in checks):
-        raise click.UsageError("--probe proves gcs-log-write-denied, which this run does not select")
-    plan = _load_plan(manifests, namespace, release, probe or probe_folder) if manifests is not None else None
-    if plan is not None:
-        namespace, release = plan.namespace, plan.release
-    if snapshot is not None:
-        given = [f"--{n.replace('kube_context', 'context').replace('_', '-')}" for n, v in (
-            ("project", project), ("location", location), ("cluster", cluster), ("kube_context", kube_context),
-            ("kubeconfig", kubeconfig), ("save_snapshot", save_snapshot),
-            ("probe", probe or None), ("probe_folder", probe_folder)) if v is not None]
-        if given:
-            raise click.UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to live mode only, "
-                                   "not with --snapshot")
-        from .snapshot import SnapshotError, open_snapshot
-
-        try:
-            source = open_snapshot(snapshot)
-        except SnapshotError as e:
-            raise InputError(str(e)) from None
-        mode = "snapshot"
-        m = source.meta
-        target = Target(namespace=m.namespace, project=m.project, location=m.location, cluster=m.cluster,
-                        release=m.release, context=m.context).with_overrides(namespace=namespace, release=release)
-        ctx_now = m.captured_at
-        if verbose:
-            _err(f"snapshot {snapshot}: captured {m.captured_at.isoformat()}, {len(list(source.paths()))} files")
-        live = None
-    else:
-        from .live.plan import keys_for
-
-        opts = _live_opts(namespace, release, project, location, cluster, kube_context, kubeconfig, timeout,
-                          request_timeout, max_logs, page_size, now, verbose)
-        live = _read_live(opts, keys_for(checks), verbose)
-        source, target, ctx_now, mode = live.source, live.target, live.now, "live"
-    base_source = source
-    if plan is not None:   # planned mode: the plan over the cluster's source (doctor/planned.py)
-        from . import planned
-
-        source, cluster_from, mode = planned.overlay(plan, base_source, target), mode, "planned"
-    try:
-        ctx = Context(source, target, now=ctx_now)
-        runs = run_checks(ctx, checks, runbook_base)
-        plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
-                                    runbook_base) if plan is not None else None
-        if live is not None and live.preflight:
-            for r in runs:
-                if r.status == "skip" and r.reason and "k8s/" in r.reason:
-                    r.reason = f"project preflight, no Kubernetes cluster was read ({live.kube_tried}): {r.reason}"
-        info = RunInfo(mode=mode, context=target.context, project=target.project, location=target.location,
-                       cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
-                       airflow_version=_safe(lambda: ctx.airflow_version),
-                       chart_version=_safe(lambda: ctx.chart_version),
-                       started_at=started.isoformat().replace("+00:00", "Z"))
-        if live is not None and save_snapshot:
-            written = _save(live, ctx, save_snapshot)
-            _err(f"saved snapshot: {written}")
-        probed = _probe(ctx, live, probe_folder, timeout=request_timeout) if (probe or probe_folder) else None
-        suppressed, notices = gate.settle(runs, ctx, config, registry, annotation_ignores=annotation_ignores,
-                                          min_severity=min_severity, probe_result=probed, runbook_base=runbook_base)
-    finally:
-        if hasattr(source, "close"):
-            source.close()
-    info.duration_s = time.perf_counter() - t0
-    report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors],
-                       suppressed=suppressed, notices=notices, probe=probed.to_dict() if probed else None,
-                       plan=plan_info)
-    if verbose:
-        for name, secs in ctx.read_times.items():
-            _err(f"  read  {name:40} {secs * 1000:8.2f} ms")
-        for r in runs:
-            _err(f"  {r.status:5} {r.id:40} {r.duration_s * 1000:8.2f} ms")
+    req = RunRequest(
+        snapshot=snapshot, namespace=namespace, release=release, include=tuple(only) + tuple(include),
+        exclude=tuple(skip) + tuple(exclude), extended=extended, min_severity=min_severity,
+        runbook_base=runbook_base, annotation_ignores=annotation_ignores, suppressions=tuple(config.suppressions),
+        probe=probe, probe_folder=probe_folder, save_snapshot=save_snapshot, manifests=manifests, verbose=verbose,
+        live=_live_target(project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs,
+                          page_size, now))
+    report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose))
     output_given = click.get_current_context().get_parameter_source("output") is not ParameterSource.DEFAULT
-    gate.emit(report, output, tuple(output_file), fail_on, output_given)
+    _emit(report, output, tuple(output_file), fail_on, output_given)
     sys.exit(report.exit_code(fail_on))
 
 
-def _load_plan(manifests: str, namespace, release, probing):
-    """The plan of --manifests (exit 2 with file and line for bad input)."""
-    from .manifests import ManifestError
-    from .planned import load
+def _emit(report, output: str, files: tuple[str, ...], fail_on: str, output_given: bool) -> None:
+    """Write the report files, then the report on stdout: the chosen format, or the terminal report
+    when a file took the chosen format."""
+    from .report import formats
 
-    if probing:
-        raise click.UsageError("--probe writes with a running pod's identity; it does not apply to --manifests")
-    try:
-        return load(manifests, namespace, release)
-    except ManifestError as e:
-        raise InputError(str(e)) from None
-
-
-def _probe(ctx, live, folder, timeout: float):
-    """The --probe write cycle, judged against who writes Airflow's logs (doctor/probe.py)."""
-    import os
-
-    from . import probe
-
-    env = dict(os.environ)
-    chosen, writers, why = probe.prepare(ctx, folder, env)
-    if not chosen:
-        res = probe.ProbeResult(folder=None, pod=probe.pod_identity(env))
-        res.note = ("probe not run: no log writer ships logs to a gs:// remote_base_log_folder"
-                    + (f" ({why})" if why else "") + "; pass --probe-folder gs://BUCKET/PATH")
-        return res
-    _err(f"probe: writing one object under {chosen}/{probe.PROBE_DIR}/ (it is deleted again)")
-    res = probe.run(chosen, env, ctx.target.project, timeout=timeout)
-    probe.judge(res, writers, why, ctx)
-    return res
-
-
-def _save(live, ctx, dest) -> str:
-    from .collect import CollectError, make_meta, write_snapshot
-
-    t = live.target
-    meta = make_meta(captured_at=live.now, namespace=t.namespace, context=t.context, project=t.project,
-                     location=t.location, cluster=t.cluster, release=_safe(lambda: ctx.release),
-                     redacted=sorted(live.source.redactor.masked))
-    try:
-        return str(write_snapshot(live.source, meta, dest))
-    except CollectError as e:
-        raise InputError(str(e)) from None
+    targets = formats.output_targets(output, files, output_given)
+    for fmt, path in targets:
+        formats.write(report, fmt, path, fail_on)
+        _err(f"wrote {fmt} report: {path}")
+    FORMATS["table" if targets else output].print(report, fail_on)
 
 
 @cli.command()
@@ -328,25 +218,12 @@ def collect(out_path, namespace, release, only, skip, project, location, cluster
     Secrets are never read; sensitive values are masked before anything is written, and
     meta.json lists the masked keys (never their values). Run `airflow-gke doctor --snapshot`
     on the result to see the same findings offline."""
-    from .collect import count_text, default_name
-    from .views import Context
-    from .data import KEYS
-    from .live.plan import keys_for
-    from .registry import load_checks
+    from .app import CollectRequest, collect as collect_snapshot
 
-    if only or skip:
-        keys = keys_for(select_checks(load_checks(), only, skip, True))
-    else:
-        keys = set(KEYS)
-    opts = _live_opts(namespace, release, project, location, cluster, kube_context, kubeconfig, timeout,
-                      request_timeout, max_logs, page_size, now, verbose)
-    live = _read_live(opts, keys, verbose)
-    ctx = Context(live.source, live.target, now=live.now)
-    dest = out_path or default_name(live.target.project, live.target.cluster, live.now)
-    written = _save(live, ctx, dest)
-    _err(f"wrote {written}: {count_text(live.source)}, "
-         f"{len(live.source.redactor.masked)} value(s) masked, {live.requests} requests in {live.duration_s:.1f} s")
-    click.echo(written)
+    req = CollectRequest(dest=out_path, namespace=namespace, release=release, only=tuple(only), skip=tuple(skip),
+                         verbose=verbose, live=_live_target(project, location, cluster, kube_context, kubeconfig,
+                                                            timeout, request_timeout, max_logs, page_size, now))
+    click.echo(collect_snapshot(req, echo=_err, progress=_progress(verbose)))
 
 
 @cli.command()
@@ -359,6 +236,7 @@ def collect(out_path, namespace, release, only, skip, project, location, cluster
               help="yaml: Role + ClusterRole for `kubectl apply -f -` (Google permissions as comments).")
 def permissions(only, skip, extended, namespace, project, output) -> None:
     """Print the least privilege the selected checks need: Kubernetes RBAC and Google IAM."""
+    from .app import select_checks
     from .permissions import keys_of, render_text, render_yaml
     from .registry import load_checks
 
@@ -367,15 +245,6 @@ def permissions(only, skip, extended, namespace, project, output) -> None:
     ids = [c.id for c in checks]
     render = render_yaml if output == "yaml" else render_text
     sys.stdout.write(render(keys, namespace, project, ids))
-
-
-def _safe(fn):
-    from .views import DataUnavailable
-
-    try:
-        return fn()
-    except DataUnavailable:
-        return None
 
 
 @cli.command("checks")
@@ -411,7 +280,7 @@ def explain(slug) -> None:
         raise click.UsageError(f"unknown check {slug!r}; see `airflow-gke checks`")
     text = runbook_text(slug)
     if text is None:
-        raise InputError(f"no runbook shipped for {slug}")
+        raise UserError(f"no runbook shipped for {slug}")
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.markdown import Markdown

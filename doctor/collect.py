@@ -19,12 +19,9 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .errors import UserError
 from .snapshot import FORMAT
 from .source import Entry, MemorySource
-
-
-class CollectError(Exception):
-    """The snapshot cannot be written there. The message is for the user."""
 
 
 def rfc3339(dt: datetime) -> str:
@@ -53,7 +50,7 @@ def make_meta(*, captured_at: datetime, namespace: str, context: str | None, pro
 def _safe_rel(path: str) -> str:
     parts = path.split("/")
     if path.startswith("/") or any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in parts):
-        raise CollectError(f"refusing to write an unsafe snapshot path {path!r}")
+        raise UserError(f"refusing to write an unsafe snapshot path {path!r}")
     return path
 
 
@@ -86,7 +83,7 @@ def write_snapshot(source: MemorySource, meta: dict, dest: str | os.PathLike) ->
     if is_archive(dest):
         return _write_archive(files, dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise CollectError(f"{dest} exists and is not an empty directory; choose a new path "
+        raise UserError(f"{dest} exists and is not an empty directory; choose a new path "
                            "(or a .tar.gz file name)")
     tmp = Path(tempfile.mkdtemp(prefix=".airflow-gke-", dir=str(dest.parent if dest.parent.exists() else ".")))
     try:
@@ -99,7 +96,7 @@ def write_snapshot(source: MemorySource, meta: dict, dest: str | os.PathLike) ->
         os.replace(tmp, dest)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CollectError(f"cannot write {dest}: {e.strerror or e}") from None
+        raise UserError(f"cannot write {dest}: {e.strerror or e}") from None
     return dest
 
 
@@ -108,7 +105,7 @@ def _write_archive(files: list[tuple[str, bytes]], dest: Path) -> Path:
     top = name[: -len(".tar.gz")] if name.endswith(".tar.gz") else name[: -len(".tgz")]
     top = top or "snapshot"
     if dest.exists() and dest.is_dir():
-        raise CollectError(f"{dest} is a directory")
+        raise UserError(f"{dest} is a directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     mtime = int(time.time())
@@ -130,7 +127,7 @@ def _write_archive(files: list[tuple[str, bytes]], dest: Path) -> Path:
         os.replace(tmp, dest)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise CollectError(f"cannot write {dest}: {e.strerror or e}") from None
+        raise UserError(f"cannot write {dest}: {e.strerror or e}") from None
     return dest
 
 

@@ -26,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 DEFAULT_NAME = ".airflow-gke.yaml"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config-v1.json"
 
@@ -57,10 +59,6 @@ DOCTOR_KEYS = {
 LIVE_KEYS = ("project", "location", "cluster", "context", "kubeconfig", "timeout", "request-timeout",
              "max-logs", "probe", "probe-folder")
 LIST_PARAMS = ("include", "exclude", "output_file")
-
-
-class ConfigError(Exception):
-    """The file cannot be used: unreadable, not YAML, or not valid against the schema."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,13 @@ class Config:
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The schema file, with the report formats' enum from their one table (doctor/report/formats.py;
+    tests/test_app.py checks that the shipped file says the same)."""
+    from .report.formats import NAMES
+
+    s = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    s["properties"]["doctor"]["properties"]["output"]["enum"] = list(NAMES)
+    return s
 
 
 def _plain(v: Any) -> Any:
@@ -125,7 +129,7 @@ def find(explicit: str | None, cwd: str | os.PathLike | None = None) -> Path | N
     if explicit is not None:
         p = Path(explicit)
         if not p.is_file():
-            raise ConfigError(f"--config {explicit}: no such file")
+            raise UserError(f"config --config {explicit}: no such file")
         return p
     p = Path(cwd) / DEFAULT_NAME if cwd is not None else Path(DEFAULT_NAME)   # shown as typed: .airflow-gke.yaml
     return p if p.is_file() else None
@@ -139,18 +143,18 @@ def load(path: str | os.PathLike) -> Config:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{shown}: cannot read: {e}") from None
+        raise UserError(f"config {shown}: cannot read: {e}") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{shown}: not valid YAML{where}: {problem}") from None
+        raise UserError(f"config {shown}: not valid YAML{where}: {problem}") from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise ConfigError(f"{shown}: the top level must be a mapping (doctor:, suppressions:), "
+        raise UserError(f"config {shown}: the top level must be a mapping (doctor:, suppressions:), "
                           f"not a {type(doc).__name__}")
     doc = _plain(doc)
     errors = _validate(doc)
@@ -158,7 +162,7 @@ def load(path: str | os.PathLike) -> Config:
         lines = _lines(text)
         msgs = [_message(e, lines) for e in errors[:5]]
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise ConfigError(f"{shown}: " + "; ".join(msgs) + more)
+        raise UserError(f"config {shown}: " + "; ".join(msgs) + more)
     sups = []
     for i, s in enumerate(doc.get("suppressions") or [], start=1):
         exp = date.fromisoformat(s["expires"]) if s.get("expires") else None

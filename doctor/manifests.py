@@ -65,10 +65,6 @@ RUNTIME_EMPTY = ("events", "endpointslices")
 PLANNED_POD_SUFFIX = "planned"
 
 
-class ManifestError(Exception):
-    """The manifests cannot be used; the message names the file (and line) for the user."""
-
-
 @dataclass
 class Plan:
     """The objects a rendered release would create, by data key, and what was read from them."""
@@ -92,7 +88,7 @@ class Plan:
 # --- parsing -------------------------------------------------------------------------------------
 
 def load_documents(text: str, where: str) -> list[tuple[int, Any]]:
-    """(first line, parsed document) of every YAML document; ManifestError with file and line
+    """(first line, parsed document) of every YAML document; UserError with file and line
     for malformed YAML."""
     loader = _Loader(text)
     out: list[tuple[int, Any]] = []
@@ -108,7 +104,7 @@ def load_documents(text: str, where: str) -> list[tuple[int, Any]]:
         at = f"{where}:{mark.line + 1}" if mark is not None else where
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         ctx = getattr(e, "context", None)
-        raise ManifestError(f"{at}: malformed YAML: {problem}" + (f" ({ctx})" if ctx else "")) from None
+        raise UserError(f"{at}: malformed YAML: {problem}" + (f" ({ctx})" if ctx else "")) from None
     finally:
         loader.dispose()
     return out
@@ -126,7 +122,7 @@ def _flatten(docs: Iterable[tuple[int, Any]], where: str) -> list[tuple[int, dic
         if doc is None:
             continue   # an empty document (a template that rendered nothing)
         if not isinstance(doc, dict):
-            raise ManifestError(f"{where}:{line}: a document is a {type(doc).__name__}, not a Kubernetes object")
+            raise UserError(f"{where}:{line}: a document is a {type(doc).__name__}, not a Kubernetes object")
         if doc.get("kind") == "List" or (isinstance(doc.get("kind"), str) and doc["kind"].endswith("List")
                                           and isinstance(doc.get("items"), list)):
             for item in doc.get("items") or []:
@@ -134,14 +130,14 @@ def _flatten(docs: Iterable[tuple[int, Any]], where: str) -> list[tuple[int, dic
                     out.append((line, item))
             continue
         if not isinstance(doc.get("kind"), str) or not isinstance(doc.get("apiVersion"), str):
-            raise ManifestError(f"{where}:{line}: a document without kind and apiVersion is not a Kubernetes object")
+            raise UserError(f"{where}:{line}: a document without kind and apiVersion is not a Kubernetes object")
         out.append((line, doc))
     return out
 
 
 def read_plan(text: str, where: str, namespace: str | None = None, release: str | None = None) -> Plan:
     """The plan of rendered manifests. ``namespace``/``release`` (the command line) win over what
-    the manifests say. ManifestError when the text is not YAML or holds no Airflow chart object."""
+    the manifests say. UserError when the text is not YAML or holds no Airflow chart object."""
     plan = Plan(where)
     objs = _flatten(load_documents(text, where), where)
     chart_objs = []
@@ -165,7 +161,7 @@ def read_plan(text: str, where: str, namespace: str | None = None, release: str 
             continue
         plan.objects.setdefault(key, []).append(copy.deepcopy(o))
     if not chart_objs:
-        raise ManifestError(f"{where}: no object of the Airflow chart (labels tier=airflow, chart=airflow-<version>): "
+        raise UserError(f"{where}: no object of the Airflow chart (labels tier=airflow, chart=airflow-<version>): "
                             "give the output of `helm template RELEASE apache-airflow/airflow --namespace NS -f values.yaml`")
     rels = Counter(str(o["metadata"]["labels"].get("release")) for o in chart_objs
                    if o["metadata"]["labels"].get("release"))
@@ -176,7 +172,7 @@ def read_plan(text: str, where: str, namespace: str | None = None, release: str 
     plan.chart_version = chart[len("airflow-"):] if chart.startswith("airflow-") else None
     plan.namespace = namespace or _namespace(plan)
     if not plan.namespace:
-        raise ManifestError(f"{where}: the manifests do not say their namespace (no metadata.namespace, no "
+        raise UserError(f"{where}: the manifests do not say their namespace (no metadata.namespace, no "
                             "[kubernetes_executor] namespace); pass --namespace")
     for key in list(plan.objects):
         for o in plan.objects[key]:
@@ -376,7 +372,7 @@ def _strip(o: dict) -> dict:
 
 def read_plan_file(path: str, stdin_text: str | None = None, namespace: str | None = None,
                    release: str | None = None) -> Plan:
-    """Read FILE (``-``: stdin) into a plan; ManifestError for every input problem."""
+    """Read FILE (``-``: stdin) into a plan; UserError for every input problem."""
     if path == "-":
         text, where = stdin_text if stdin_text is not None else "", "<stdin>"
     else:
@@ -384,12 +380,12 @@ def read_plan_file(path: str, stdin_text: str | None = None, namespace: str | No
             with open(path, "rb") as fh:
                 raw = fh.read()
         except OSError as e:
-            raise ManifestError(f"{path}: cannot read ({e.strerror})") from None
+            raise UserError(f"{path}: cannot read ({e.strerror})") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise ManifestError(f"{path}: not UTF-8 text (byte {e.start})") from None
+            raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
         where = path
     if not text.strip():
-        raise ManifestError(f"{where}: empty: no manifests to judge")
+        raise UserError(f"{where}: empty: no manifests to judge")
     return read_plan(text, where, namespace=namespace, release=release)

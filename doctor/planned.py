@@ -10,18 +10,19 @@ import sys
 from typing import Iterable
 
 from .data import Target
-from .manifests import ManifestError, Plan, PlannedSource, read_plan_file
+from .errors import UserError
+from .manifests import Plan, PlannedSource, read_plan_file
 from .model import CheckRun
 
 
 def load(path: str, namespace: str | None, release: str | None) -> Plan:
-    """The plan of FILE (``-``: stdin); ManifestError (exit 2) for every input problem."""
+    """The plan of FILE (``-``: stdin); UserError (exit 2) for every input problem."""
     text = None
     if path == "-":
         try:
             text = sys.stdin.read()
         except UnicodeDecodeError as e:
-            raise ManifestError(f"<stdin>: not UTF-8 text (byte {e.start})") from None
+            raise UserError(f"<stdin>: not UTF-8 text (byte {e.start})") from None
     return read_plan_file(path, stdin_text=text, namespace=namespace, release=release)
 
 

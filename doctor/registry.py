@@ -21,7 +21,7 @@ import importlib
 import pkgutil
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .data import KEYS
@@ -45,6 +45,7 @@ class Check:
     extended: bool = False           # heuristic: only with --extended
     module: str = ""
     evidence: str = "runtime"        # "config": runs on a plan (--manifests); "runtime": needs a deploy
+    after_run: Callable | None = field(default=None, repr=False, compare=False)   # see after_run()
 
     @property
     def on_plan(self) -> bool:
@@ -87,6 +88,25 @@ def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str
         REGISTRY[id] = Check(id, title, severity, category, func, tuple(needs), tuple(uses), extended,
                              func.__module__, evidence)
         return func
+
+    return deco
+
+
+def after_run(id: str) -> Callable:
+    """Declare the post-run step of check ``id`` (registered just above, in the same module).
+
+    The engine calls ``fn(ctx, run, runs)`` once every selected check has run, before suppressions:
+    ``run`` is this check's ``CheckRun``, ``runs`` all of them (read-only). It may amend only ``run``,
+    from run-level data the application put in the context after the checks ran (today: the write
+    probe's result, ``ctx.probe``). The engine does not know what it does; findings it adds get the
+    same defaults (check, severity, runbook) as the check's own."""
+
+    def deco(fn: Callable) -> Callable:
+        chk = REGISTRY.get(id)
+        if chk is None or chk.module != fn.__module__:
+            raise RegistryError(f"after_run({id!r}) in {fn.__module__}: register the check in that module first")
+        REGISTRY[id] = replace(chk, after_run=fn)
+        return fn
 
     return deco
 

@@ -25,7 +25,7 @@ def runbook_url(slug: str, base: str | None = None) -> str:
     return f"{base}/{slug}.md" if base == DEFAULT_RUNBOOK_BASE else f"{base}/{slug}"
 
 
-def gate(ctx: Context, chk: Check) -> DataUnavailable | None:
+def missing_data(ctx: Context, chk: Check) -> DataUnavailable | None:
     """Why the check cannot run for lack of data (every missing or unreadable read it needs, so
     one run names all the permissions to grant), or None. ``error`` when a read failed, ``skip``
     when the data was only not collected."""
@@ -46,7 +46,8 @@ def gate(ctx: Context, chk: Check) -> DataUnavailable | None:
     failed = [m for m in missing if m.status == "error"]
     first = failed or missing   # what failed comes first: it is what the user can act on
     rest = [m for m in missing if m not in first]
-    return DataUnavailable("error" if failed else "skip", "; ".join(m.reason for m in first + rest))
+    return DataUnavailable("error" if failed else "skip", "; ".join(m.reason for m in first + rest),
+                           tuple(k for m in first + rest for k in m.keys))
 
 
 RUNTIME_ONLY = "runtime only: run after deploy"
@@ -56,11 +57,12 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
     t0 = time.perf_counter()
     findings = []
     reason = None
-    blocked = None if ctx.mode == "planned" and not chk.on_plan else gate(ctx, chk)
+    blocked = None if ctx.mode == "planned" and not chk.on_plan else missing_data(ctx, chk)
     if ctx.mode == "planned" and not chk.on_plan:
         status, reason = "skip", RUNTIME_ONLY   # a plan has no status, events or logs: never a pass
     elif blocked is not None:
         status, reason = blocked.status, blocked.reason
+        reason = _not_read(ctx, blocked, reason)
     else:
         ctx.failed_reads = FailedReads()
         try:
@@ -75,18 +77,47 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
                 if unsure is not None:
                     status, reason = "error", unsure
         except DataUnavailable as e:
-            status, reason, findings = e.status, e.reason, []
+            status, reason, findings = e.status, _not_read(ctx, e, e.reason), []
         except Exception as e:  # noqa: BLE001 - any bug in one check must not stop the others
             status, reason, findings = "error", f"check crashed: {type(e).__name__}: {e}", []
         finally:
             ctx.failed_reads = None
+    _complete(chk, findings, runbook_base)
+    return CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
+                    time.perf_counter() - t0, findings)
+
+
+def _complete(chk: Check, findings, runbook_base: str | None) -> None:
     for f in findings:
         f.check = f.check or chk.id
         f.severity = f.severity or chk.severity
         f.runbook = f.runbook or runbook_url(chk.id, runbook_base)
         _well_formed(f)
-    return CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
-                    time.perf_counter() - t0, findings)
+
+
+def _not_read(ctx: Context, e: DataUnavailable, reason: str) -> str:
+    """A skip for data a whole side of the source left out on purpose (a project preflight reads no
+    cluster) says so first: the source declares why (``Source.unread``), the keys say which side."""
+    unread = getattr(ctx.source, "unread", None)
+    if e.status != "skip" or not unread:
+        return reason
+    why = next((unread[KEYS[k].scope] for k in e.keys if k in KEYS and KEYS[k].scope in unread), None)
+    return f"{why}: {reason}" if why else reason
+
+
+def after_run(ctx: Context, checks: Iterable[Check], runs: list[CheckRun], runbook_base: str | None = None) -> None:
+    """The checks' declared post-run steps (``registry.after_run``), once every check ran and the
+    run-level data is in the context (``ctx.probe``). A step that crashes ends its check ``error``."""
+    by_id = {r.id: r for r in runs}
+    for chk in checks:
+        run = by_id.get(chk.id)
+        if chk.after_run is None or run is None:
+            continue
+        try:
+            chk.after_run(ctx, run, runs)
+        except Exception as e:  # noqa: BLE001 - one failing check never stops the others
+            run.status, run.reason, run.findings = "error", f"post-run step crashed: {type(e).__name__}: {e}", []
+        _complete(chk, run.findings, runbook_base)
 
 
 def _unsure(ctx: Context, chk: Check) -> str | None:

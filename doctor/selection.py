@@ -22,14 +22,11 @@ from __future__ import annotations
 import fnmatch
 from typing import Iterable
 
+from .errors import UserError
 from .model import SEVERITY_RANK
 
 SEVERITIES = ("error", "warning", "info")
 _GLOB_CHARS = set("*?[")
-
-
-class SelectionError(ValueError):
-    """A pattern that cannot be right (unknown slug, bad severity, include matching nothing)."""
 
 
 def _is_glob(s: str) -> bool:
@@ -49,14 +46,14 @@ def matches(chk, pattern: str) -> bool:
 def _validate(pattern: str, registry: dict, role: str) -> None:
     kind, sep, value = pattern.partition(":")
     if not pattern.strip():
-        raise SelectionError(f"empty {role} pattern")
+        raise UserError(f"empty {role} pattern", usage=True)
     if sep and kind == "severity" and value not in SEVERITIES:
-        raise SelectionError(f"{role} {pattern!r}: severity must be one of {', '.join(SEVERITIES)}")
+        raise UserError(f"{role} {pattern!r}: severity must be one of {', '.join(SEVERITIES)}", usage=True)
     if sep and kind not in ("category", "severity"):
-        raise SelectionError(f"{role} {pattern!r}: a prefix must be category: or severity: "
-                             "(or give a check slug or a glob)")
+        raise UserError(f"{role} {pattern!r}: a prefix must be category: or severity: "
+                        "(or give a check slug or a glob)", usage=True)
     if sep and kind == "category" and not value:
-        raise SelectionError(f"{role} {pattern!r}: name a category; known: {', '.join(categories(registry))}")
+        raise UserError(f"{role} {pattern!r}: name a category; known: {', '.join(categories(registry))}", usage=True)
 
 
 def categories(registry: dict) -> list[str]:
@@ -65,20 +62,20 @@ def categories(registry: dict) -> list[str]:
 
 def select(registry: dict, include: Iterable[str] = (), exclude: Iterable[str] = (), extended: bool = False,
            min_severity: str | None = None) -> list:
-    """The selected checks, in registry order (raises SelectionError)."""
+    """The selected checks, in registry order (raises UserError)."""
     include, exclude = tuple(include), tuple(exclude)
     for p in include:
         _validate(p, registry, "--include")
     for p in exclude:
         _validate(p, registry, "--exclude")
     if min_severity is not None and min_severity not in SEVERITIES:
-        raise SelectionError(f"--min-severity must be one of {', '.join(SEVERITIES)}")
+        raise UserError(f"--min-severity must be one of {', '.join(SEVERITIES)}", usage=True)
     unmatched = [p for p in include if not any(matches(c, p) for c in registry.values())]
     if unmatched:
-        raise SelectionError(_nothing_matches(unmatched, registry))
+        raise UserError(_nothing_matches(unmatched, registry), usage=True)
     unknown = [p for p in exclude if ":" not in p and not _is_glob(p) and p not in registry]
     if unknown:
-        raise SelectionError(f"unknown check {', '.join(unknown)}; see `airflow-gke checks`")
+        raise UserError(f"unknown check {', '.join(unknown)}; see `airflow-gke checks`", usage=True)
     floor = SEVERITY_RANK[min_severity] if min_severity else -1
     chosen = []
     for cid, chk in registry.items():

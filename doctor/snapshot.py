@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import orjson
 
 from .compact import Interner, compact, parse_list_in_slices
+from .errors import UserError
 from .redact import Redactor
 from .source import Entry, Source
 
@@ -29,10 +30,6 @@ SLICED_MIN_BYTES = int(os.environ.get("AIRFLOW_GKE_SLICED_MIN_BYTES", 8 * 1024**
 # Bounds for archives from strangers; override with the environment for very large snapshots.
 MAX_ARCHIVE_BYTES = int(os.environ.get("AIRFLOW_GKE_MAX_ARCHIVE_BYTES", 4 * 1024**3))
 MAX_ARCHIVE_FILES = int(os.environ.get("AIRFLOW_GKE_MAX_ARCHIVE_FILES", 500_000))
-
-
-class SnapshotError(Exception):
-    """The input is not a readable snapshot. The message is for the user."""
 
 
 @dataclass
@@ -78,16 +75,16 @@ def _parse_time(value: str) -> datetime | None:
 
 def parse_meta(raw: Any, where: str) -> Meta:
     if not isinstance(raw, dict):
-        raise SnapshotError(f"{where}: meta.json must hold a JSON object")
+        raise UserError(f"{where}: meta.json must hold a JSON object")
     if raw.get("format") != FORMAT:
-        raise SnapshotError(
+        raise UserError(
             f"{where}: meta.json has format {raw.get('format')!r}; this version reads {FORMAT!r}")
     captured = parse_time(raw.get("captured_at"))
     if captured is None:
-        raise SnapshotError(f"{where}: meta.json 'captured_at' must be an RFC 3339 timestamp")
+        raise UserError(f"{where}: meta.json 'captured_at' must be an RFC 3339 timestamp")
     ns = raw.get("namespace")
     if not isinstance(ns, str) or not ns:
-        raise SnapshotError(f"{where}: meta.json 'namespace' must be a non-empty string")
+        raise UserError(f"{where}: meta.json 'namespace' must be a non-empty string")
 
     def opt(k: str) -> str | None:
         v = raw.get(k)
@@ -109,11 +106,11 @@ class SnapshotSource(Source):
         self.interner = Interner()   # shares repeated parts of large lists (doctor/compact.py)
         meta_path = root / "meta.json"
         if meta_path.is_symlink() or not meta_path.is_file():
-            raise SnapshotError(f"{root}: not a snapshot (no meta.json at its top level)")
+            raise UserError(f"{root}: not a snapshot (no meta.json at its top level)")
         try:
             raw = orjson.loads(meta_path.read_bytes())
         except orjson.JSONDecodeError as e:
-            raise SnapshotError(f"{root}/meta.json: invalid JSON ({e})") from None
+            raise UserError(f"{root}/meta.json: invalid JSON ({e})") from None
         self.meta = parse_meta(raw, str(root))
         self._files: dict[str, tuple[str, str]] = {}   # snapshot path -> (file, kind)
         self._cache: dict[str, Entry] = {}
@@ -252,16 +249,16 @@ def _not_regular(path: str, file: Path) -> Entry | None:
 
 
 def open_snapshot(path: str | os.PathLike) -> SnapshotSource:
-    """Open a snapshot directory or ``.tar.gz``; raises SnapshotError with a message for the user."""
+    """Open a snapshot directory or ``.tar.gz``; raises UserError with a message for the user."""
     p = Path(path)
     if not p.exists():
-        raise SnapshotError(f"{p}: no such file or directory")
+        raise UserError(f"{p}: no such file or directory")
     if p.is_dir():
         return SnapshotSource(p)
     if not p.is_file():   # a FIFO or a device: reading it could block or never end
-        raise SnapshotError(f"{p}: neither a snapshot directory nor a .tar.gz archive (not a regular file)")
+        raise UserError(f"{p}: neither a snapshot directory nor a .tar.gz archive (not a regular file)")
     if not tarfile.is_tarfile(p):
-        raise SnapshotError(f"{p}: neither a snapshot directory nor a .tar.gz archive")
+        raise UserError(f"{p}: neither a snapshot directory nor a .tar.gz archive")
     tmp = Path(tempfile.mkdtemp(prefix="airflow-gke-snapshot-"))
     try:
         _extract(p, tmp)
@@ -285,22 +282,22 @@ def _extract(archive: Path, dest: Path) -> None:
             for m in tar:
                 count += 1
                 if count > MAX_ARCHIVE_FILES:
-                    raise SnapshotError(f"{archive}: more than {MAX_ARCHIVE_FILES} members; refused "
+                    raise UserError(f"{archive}: more than {MAX_ARCHIVE_FILES} members; refused "
                                         "(set AIRFLOW_GKE_MAX_ARCHIVE_FILES to allow more)")
                 name = m.name
                 parts = Path(name).parts
                 if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in parts or re.match(r"^[A-Za-z]:", name):
-                    raise SnapshotError(f"{archive}: member {name!r} has an absolute or parent path; refused")
+                    raise UserError(f"{archive}: member {name!r} has an absolute or parent path; refused")
                 if m.issym() or m.islnk():
-                    raise SnapshotError(f"{archive}: member {name!r} is a link; refused")
+                    raise UserError(f"{archive}: member {name!r} is a link; refused")
                 if m.isdir():
                     (dest / name).mkdir(parents=True, exist_ok=True)
                     continue
                 if not m.isfile():
-                    raise SnapshotError(f"{archive}: member {name!r} is not a regular file; refused")
+                    raise UserError(f"{archive}: member {name!r} is not a regular file; refused")
                 total += m.size
                 if total > MAX_ARCHIVE_BYTES:
-                    raise SnapshotError(f"{archive}: unpacks to more than {MAX_ARCHIVE_BYTES} bytes; refused "
+                    raise UserError(f"{archive}: unpacks to more than {MAX_ARCHIVE_BYTES} bytes; refused "
                                         "(set AIRFLOW_GKE_MAX_ARCHIVE_BYTES to allow more)")
                 target = dest / name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -316,4 +313,4 @@ def _extract(archive: Path, dest: Path) -> None:
                         out.write(chunk)
                         remaining -= len(chunk)
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-        raise SnapshotError(f"{archive}: cannot read archive ({e})") from None
+        raise UserError(f"{archive}: cannot read archive ({e})") from None

@@ -83,6 +83,9 @@ class Source:
     """Read-only mapping of snapshot-v1 paths to entries."""
 
     mode = "snapshot"
+    # Why a whole side (a data key scope: "k8s", "gcp") was not read, when it was left out on
+    # purpose (a live project preflight has no cluster): the runner puts it before the skip reasons.
+    unread: dict[str, str] = {}
 
     def get(self, path: str) -> Entry | None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -98,6 +101,7 @@ class MemorySource(Source):
     entries: dict[str, Entry] = field(default_factory=dict)
     redactor: Redactor = field(default_factory=Redactor)
     mode: str = "live"
+    unread: dict[str, str] = field(default_factory=dict)
     interner: Interner = field(default_factory=Interner, repr=False, compare=False)  # doctor/compact.py
 
     def put(self, path: str, data: Any = None, status: int | None = None, error: Any = None) -> Entry:

@@ -479,13 +479,14 @@ def test_bad_inputs_exit_2(run_cli, tmp_path, monkeypatch):
 
 
 def test_plain_http_endpoint_must_be_loopback(tmp_path, monkeypatch):
-    from airflow_gke.live.options import UsageProblem, endpoint
+    from airflow_gke.errors import UserError
+    from airflow_gke.live.options import endpoint
 
     assert endpoint("container", {"AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://127.0.0.1:8080/"}).anonymous
     assert endpoint("iam", {"AIRFLOW_GKE_ENDPOINT_IAM": "http://[::1]:80"}).anonymous
     ep = endpoint("storage", {"AIRFLOW_GKE_ENDPOINT_STORAGE": "https://private.googleapis.com"})
     assert ep.url == "https://private.googleapis.com" and not ep.anonymous
-    with pytest.raises(UsageProblem):
+    with pytest.raises(UserError):
         endpoint("container", {"AIRFLOW_GKE_ENDPOINT_CONTAINER": "http://10.0.0.1"})
 
 

@@ -167,7 +167,7 @@ def test_pod_identity_from_the_service_account_token(tmp_path, monkeypatch):
     import base64
     import json
 
-    from airflow_gke import probe
+    from airflow_gke.live import probe
 
     claims = base64.urlsafe_b64encode(json.dumps({"sub": "system:serviceaccount:airflow:airflow-worker"}).encode())
     (tmp_path / "token").write_text(f"e30.{claims.decode().rstrip('=')}.sig")
@@ -180,7 +180,7 @@ def test_pod_identity_from_the_service_account_token(tmp_path, monkeypatch):
 
 
 def test_probe_object_name_stays_under_the_folder():
-    from airflow_gke.probe import object_name
+    from airflow_gke.live.probe import object_name
 
     b, n = object_name("gs://logs-bucket/prod/airflow/")
     assert b == "logs-bucket" and n.startswith("prod/airflow/.airflow-gke-probe/") and n.endswith(".txt")

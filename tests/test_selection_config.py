@@ -63,11 +63,12 @@ def test_select(include, exclude, extended, min_sev, want):
     ((), ("gcs-c",), "unknown check gcs-c"),
 ])
 def test_select_rejects(include, exclude, message):
-    from airflow_gke.selection import SelectionError, select
+    from airflow_gke.errors import UserError
+    from airflow_gke.selection import select
 
-    with pytest.raises(SelectionError) as e:
+    with pytest.raises(UserError) as e:
         select(fake_registry(), include, exclude)
-    assert message in str(e.value)
+    assert message in str(e.value) and e.value.usage
 
 
 def test_cli_include_exclude_and_category(run_cli):

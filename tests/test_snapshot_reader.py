@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_gke.snapshot import SnapshotError, open_snapshot
+from airflow_gke.snapshot import UserError, open_snapshot
 
 META = {"format": "airflow-gke/snapshot@1", "captured_at": "2026-11-20T10:00:00Z", "tool_version": "0.1.0",
         "context": None, "project": "acme-data-prod", "location": None, "cluster": None, "namespace": "airflow",

@@ -9,9 +9,9 @@ never load them).
 """
 from __future__ import annotations
 
-from .options import LiveOptions, NothingReachable
+from .options import LiveOptions
 
-__all__ = ["LiveOptions", "NothingReachable", "read_live"]
+__all__ = ["LiveOptions", "read_live"]
 
 
 def read_live(opts: LiveOptions, keys, progress=None):

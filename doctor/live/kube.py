@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from .calls import Answer, failure, parse_retry_after
-from .options import UsageProblem
+from ..errors import UserError
 
 IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -76,7 +76,7 @@ def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeT
     files, how = kubeconfig_files(kubeconfig, env)
     existing = [f for f in files if os.path.isfile(f)]
     if kubeconfig and not existing:
-        raise UsageProblem(f"kubeconfig {kubeconfig} not found")
+        raise UserError(f"kubeconfig {kubeconfig} not found")
     cfg = client.Configuration()
     if existing:
         joined = os.pathsep.join(existing)
@@ -85,11 +85,11 @@ def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeT
             contexts, current = config.list_kube_config_contexts(config_file=joined)
         except ConfigException as e:
             if explicit:
-                raise UsageProblem(f"cannot read kubeconfig ({how}): {e}") from None
+                raise UserError(f"cannot read kubeconfig ({how}): {e}") from None
             return None, f"kubeconfig {how} is unusable ({e})"
         names = [c.get("name") for c in contexts or []]
         if context is not None and context not in names:
-            raise UsageProblem(f"context {context!r} is not in the kubeconfig ({how}); it has: "
+            raise UserError(f"context {context!r} is not in the kubeconfig ({how}); it has: "
                                f"{', '.join(n for n in names if n) or 'none'}")
         chosen = context or (current or {}).get("name")
         if not chosen:
@@ -101,7 +101,7 @@ def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeT
                                     persist_config=False)
         except (ConfigException, OSError, ValueError) as e:
             if explicit:
-                raise UsageProblem(f"cannot load context {chosen} from the kubeconfig ({how}): {e}") from None
+                raise UserError(f"cannot load context {chosen} from the kubeconfig ({how}): {e}") from None
             return None, f"context {chosen} of kubeconfig {how} could not be loaded ({e})"
         source = f"kubeconfig {joined} (context {chosen})"
         target_ctx = chosen
@@ -110,7 +110,7 @@ def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeT
         try:
             config.load_incluster_config(client_configuration=cfg)
         except ConfigException as e:
-            raise UsageProblem(f"cannot use the in-cluster configuration: {e}") from None
+            raise UserError(f"cannot use the in-cluster configuration: {e}") from None
         ns = None     # a pod has no context namespace: the Airflow namespace is discovered
         try:
             with open(IN_CLUSTER_NAMESPACE) as fh:

@@ -7,17 +7,11 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..errors import UserError
+
 # Google APIs whose endpoint can be overridden with AIRFLOW_GKE_ENDPOINT_<SERVICE>.
 ENDPOINT_SERVICES = ("container", "serviceusage", "cloudresourcemanager", "storage", "iam", "secretmanager")
 ENDPOINT_ENV = "AIRFLOW_GKE_ENDPOINT_"
-
-
-class NothingReachable(Exception):
-    """Neither the cluster nor the project could be reached (or none was given). Exit 2."""
-
-
-class UsageProblem(Exception):
-    """A live-mode input that cannot work (missing kubeconfig given by flag, bad endpoint). Exit 2."""
 
 
 @dataclass
@@ -70,8 +64,8 @@ def endpoint(service: str, env: dict) -> Endpoint:
         return Endpoint(service, None)
     u = urllib.parse.urlsplit(raw)
     if u.scheme not in ("http", "https") or not u.hostname:
-        raise UsageProblem(f"{ENDPOINT_ENV}{service.upper()}={raw!r} is not an http(s):// base URL")
+        raise UserError(f"{ENDPOINT_ENV}{service.upper()}={raw!r} is not an http(s):// base URL")
     if u.scheme == "http" and not _is_loopback(u.hostname):
-        raise UsageProblem(f"{ENDPOINT_ENV}{service.upper()}={raw!r}: plain http:// is only accepted on a "
+        raise UserError(f"{ENDPOINT_ENV}{service.upper()}={raw!r}: plain http:// is only accepted on a "
                            "loopback address (credentials would travel in clear); use https://")
     return Endpoint(service, raw.rstrip("/"), anonymous=u.scheme == "http")

@@ -22,7 +22,8 @@ from ..data import KEYS, Target
 from ..source import MemorySource
 from . import kube as kubemod
 from .calls import Answer, Breaker, Budget, Recorder, failure, with_retries
-from .options import LiveOptions, NothingReachable, UsageProblem
+from ..errors import UserError
+from .options import LiveOptions
 from .plan import derived_reads, static_reads
 
 GKE_CONTEXT = re.compile(r"^gke_(?P<project>[^_]+)_(?P<location>[^_]+)_(?P<cluster>.+)$")
@@ -240,7 +241,7 @@ class LiveReader:
                 (self.target.project is not None or name in ("bucket", "bucket_iam"))
 
         if kt is None and not self.target.project:
-            raise NothingReachable(f"nothing to diagnose: {self.kube_tried}, and no Google Cloud project "
+            raise UserError(f"nothing to diagnose: {self.kube_tried}, and no Google Cloud project "
                                    "(pass --project, or --kubeconfig/--context for a cluster)")
         usable_keys = {k for k in keys if usable(k)}
         workers = max(1, o.workers)
@@ -260,6 +261,8 @@ class LiveReader:
             for pool in pools.values():
                 pool.shutdown(wait=False, cancel_futures=True)
         self._check_reachable(kt)
+        if kt is None:
+            self.source.unread["k8s"] = f"project preflight, no Kubernetes cluster was read ({self.kube_tried})"
         return LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
                           kt.source if kt else None, self.notes, preflight=kt is None,
                           kube_tried=self.kube_tried if kt is None else "")
@@ -278,7 +281,7 @@ class LiveReader:
             tried.append(f"Google Cloud APIs for project {self.target.project}: "
                          + (self.failed["gcp"][0] if gcp_down else "answered"))
         if (kt is None or k8s_down) and (not gcp_tried or gcp_down):
-            raise NothingReachable("nothing reachable: " + "; ".join(tried))
+            raise UserError("nothing reachable: " + "; ".join(tried))
 
 
 def _service(key_name: str) -> str:
@@ -287,4 +290,4 @@ def _service(key_name: str) -> str:
     return SERVICE_OF[key_name]
 
 
-__all__ = ["LiveReader", "LiveResult", "Progress", "NothingReachable", "UsageProblem"]
+__all__ = ["LiveReader", "LiveResult", "Progress"]

@@ -34,12 +34,14 @@ def no_answer_reason(entry: Entry | None, what: str, perm: str) -> str | None:
 
 
 class DataUnavailable(Exception):
-    """A view needed data that is absent (``status='skip'``) or unreadable (``status='error'``)."""
+    """A view needed data that is absent (``status='skip'``) or unreadable (``status='error'``).
+    ``keys``: the data keys it is about, when known (the runner says why a whole side was not read)."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, keys: tuple[str, ...] = ()) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.keys = keys
 
 
 def dig(obj: Any, *path: str, default: Any = None) -> Any:
@@ -140,6 +142,9 @@ class BaseContext:
         self.failed_reads: FailedReads | None = None
         # Derived values: key -> (ok, value or the DataUnavailable raised, the failed reads it made).
         self._derived: dict[Any, tuple[bool, Any, FailedReads]] = {}
+        # The --probe result (doctor/live/probe.py): run-level data the application core puts here
+        # after the checks ran, for the post-run step of the check it proves (registry.after_run).
+        self.probe: Any = None
 
     # --- raw access -------------------------------------------------------------------------
     @property
@@ -170,21 +175,23 @@ class BaseContext:
 
     def unavailable(self, key_name: str, entry: Entry | None, **params: str) -> DataUnavailable:
         k = data_key(key_name)
+        keys = (key_name,)
         missing = [f for f in k.requires if getattr(self.target, f) is None]
         if missing:
-            return DataUnavailable("skip", f"needs the GKE {', '.join(missing)} (none given), so {k.name} was not read")
+            return DataUnavailable("skip", f"needs the GKE {', '.join(missing)} (none given), so {k.name} was not read",
+                                   keys)
         path = k.path(self.target, **params)
         if entry is None:
-            return DataUnavailable("skip", f"not collected: {path}")
+            return DataUnavailable("skip", f"not collected: {path}", keys)
         what = k.resource_text(self.target, **params)
         if entry.status in (401, 403):
             perm = (f"RBAC {k.rbac[2]} on {k.rbac[1]}" + (f" (apiGroup {k.rbac[0]})" if k.rbac[0] else "")
                     if k.rbac else f"IAM permission {k.iam}")
             return DataUnavailable("error", f"permission denied to {what} (HTTP {entry.status}: "
-                                            f"{entry.message}); grant {perm} (see `airflow-gke permissions`)")
+                                            f"{entry.message}); grant {perm} (see `airflow-gke permissions`)", keys)
         if entry.status:
-            return DataUnavailable("error", f"could not {what}: HTTP {entry.status}: {entry.message}")
-        return DataUnavailable("error", f"could not {what}: {entry.message}")
+            return DataUnavailable("error", f"could not {what}: HTTP {entry.status}: {entry.message}", keys)
+        return DataUnavailable("error", f"could not {what}: {entry.message}", keys)
 
     def body(self, key_name: str, **params: str) -> Any:
         """The body of a successful read, else DataUnavailable (404 passes through as None when

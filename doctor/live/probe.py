@@ -13,6 +13,12 @@ inference of ``gcs-log-write-denied`` (which reads policies and can be wrong: IA
 deny policies, organisation grants, policies it could not read), and the report says so. Run
 anywhere else, the result is reported and the inference stands.
 
+This module does the I/O and decides whether the probe speaks for the log writers
+(``representative``); the application core (doctor/app.py) puts the result in the context
+(``ctx.probe``), and the check's own post-run step (``@after_run`` in
+checks/gcs_log_write_denied.py) turns it into the check's verdict: the engine never edits a check's
+result itself.
+
 The pod's identity comes from the downward API (``AIRFLOW_GKE_POD_NAMESPACE``,
 ``AIRFLOW_GKE_POD_SERVICE_ACCOUNT``, ``AIRFLOW_GKE_NODE_NAME``; deploy/ sets them), else from the
 mounted service account token.
@@ -147,7 +153,7 @@ def run(folder: str, env: dict, project: str | None, timeout: float = 20.0) -> P
     res.identity = ident
     from google.cloud import storage
 
-    from .live.options import endpoint
+    from .options import endpoint
 
     ep = endpoint("storage", env)
     client = storage.Client(project=project or "-", credentials=creds,
@@ -178,7 +184,7 @@ class _NoToken(Exception):
 
 def _credentials(env: dict, res: ProbeResult):
     """Credentials for Cloud Storage and a name for who they are; raises _NoToken with the exact error."""
-    from .live.options import endpoint
+    from .options import endpoint
 
     ep = endpoint("storage", env)
     if ep.anonymous:
@@ -261,7 +267,7 @@ def _step(res: ProbeResult, name: str, fn, ok_text: str) -> bool:
 
 def writers(ctx) -> list:
     """[(Identity, folder)] of the log-writing components that ship logs to ``gs://``."""
-    from .identity import LOG_WRITERS, remote_log_folder, resolve
+    from ..identity import LOG_WRITERS, remote_log_folder, resolve
 
     out = []
     for comp in LOG_WRITERS:
@@ -323,122 +329,3 @@ def judge(res: ProbeResult, ws: list | None, why: str | None, ctx) -> None:
     comps = sorted({i.label for i in match})
     res.representative = True
     res.note = f"the probe ran as KSA {pod.ksa}, the service account of {', '.join(comps)}"
-
-
-def apply(runs: list, res: ProbeResult, ctx, runbook_base: str | None = None) -> None:
-    """Let a representative probe override the IAM inference of gcs-log-write-denied, and say so."""
-    from .model import Finding, Remediation
-    from .runner import runbook_url
-
-    run = next((r for r in runs if r.id == CHECK), None)
-    if run is None:
-        return
-    bucket = res.bucket
-    existing = [f for f in run.findings if f.resource.kind == "Bucket" and f.resource.name == bucket]
-    if res.verdict == "not-run" or not res.representative:
-        line = f"write probe as {res.who()}: {res.outcome()} ({res.note})"
-        for f in existing:
-            f.evidence.append(line)
-        if not existing:
-            run.reason = f"{run.reason}; {line}" if run.reason else line
-        return
-    res.overrides = True
-    inferred = existing[0] if existing else None
-    if inferred is not None:
-        before = f"which had found: {inferred.title}"
-    elif run.status in ("skip", "error"):
-        before = f"which could not run: {run.reason}"
-    else:
-        before = f"which had found no problem with gs://{bucket}"
-    others = [f for f in run.findings if f not in existing]
-    who = res.who()
-    if res.verdict == "allowed":
-        run.findings = others
-        run.status = "fail" if others else "pass"
-        run.reason = f"write probe as {who} {res.outcome()}: this overrides the IAM inference, {before}"
-        return
-    if res.verdict == "bucket-missing":
-        dup = [f for r in runs if r.id == "remote-log-bucket-missing" for f in r.findings
-               if f.resource.kind == "Bucket" and f.resource.name == bucket]
-        if dup:   # the same fact, already a finding: confirm it instead of repeating it
-            run.reason = (f"write probe as {who}: {res.outcome()}, which confirms {dup[0].id}"
-                          + (f"; {run.reason}" if run.reason else ""))
-            return
-    from .remediation import bucket_resource
-
-    title, summary, cmds = _advice(res, ctx, bucket, who)
-    evidence = [f"write probe as {who} ({res.note}):"]
-    evidence += [f"  {s.step}: {'ok' if s.ok else 'FAILED'}" + (f" HTTP {s.status}" if s.status else "")
-                 + f": {s.detail}" for s in res.steps]
-    evidence.append(f"the probe's result overrides the IAM inference, {before}")
-    if inferred is not None:
-        evidence += [f"IAM inference: {e}" for e in inferred.evidence]
-        cmds += [c for c in inferred.remediation.commands if c not in cmds]
-    caused_by = list(inferred.caused_by) if inferred is not None else []
-    if res.scope_problem:
-        caused_by += [f.id for r in runs if r.id == "node-storage-scope-read-only" for f in r.findings
-                      if f.id not in caused_by]
-    finding = Finding(
-        title=title,
-        message=(f"The doctor wrote a test object under {res.folder} as the identity that writes Airflow's logs, "
-                 f"and {res.outcome()}. Airflow's log uploads fail the same way. This result overrides the IAM "
-                 f"inference, {before}."),
-        resource=bucket_resource(bucket), evidence=evidence,
-        remediation=Remediation(summary=summary, commands=cmds), caused_by=caused_by, severity="error",
-        check=CHECK, runbook=runbook_url(CHECK, runbook_base))
-    run.findings = others + [finding]
-    run.status = "fail"
-    run.reason = None
-
-
-def _principal(res: ProbeResult) -> str | None:
-    """The identity to grant: the service account the probe acted as, or the one the 403 names."""
-    if "@" in res.identity:
-        return f"serviceAccount:{res.identity}"
-    st = res.failed_step
-    m = re.match(r"\s*([\w.+-]+@[\w.-]+)\s+does not have", st.detail) if st else None
-    return f"serviceAccount:{m.group(1)}" if m else None
-
-
-def _advice(res: ProbeResult, ctx, bucket: str, who: str) -> tuple[str, str, list[str]]:
-    from .remediation import project, q
-
-    member = _principal(res) or "serviceAccount:GSA_EMAIL"
-    grant = (f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(member)} "
-             "--role roles/storage.objectUser")
-    perm = f" (missing {res.missing_permission})" if res.missing_permission else ""
-    if res.verdict == "bucket-missing":
-        return (f"Log bucket gs://{bucket} does not exist (write probe: HTTP 404)",
-                "Create the bucket, or point remote_base_log_folder at an existing one.",
-                [f"gcloud storage buckets create gs://{bucket} --project {q(project(ctx))} --uniform-bucket-level-access"])
-    if res.verdict == "no-token":
-        pod = res.pod
-        gsa = None
-        try:
-            gsa = ctx.gsa_of(pod.service_account) if pod.service_account else None
-        except Exception:  # noqa: BLE001 - service accounts not readable
-            gsa = None
-        p = project(ctx)
-        wi_member = f"serviceAccount:{p}.svc.id.goog[{pod.ksa or 'NAMESPACE/KSA'}]"
-        cmds = [f"gcloud iam service-accounts add-iam-policy-binding {q(gsa or 'GSA_EMAIL')} --project {q(p)} "
-                f"--role roles/iam.workloadIdentityUser --member {q(wi_member)}"]
-        return (f"{who} cannot get a Google access token, so it cannot write logs to gs://{bucket} (write probe)",
-                "Give the Kubernetes service account a Google identity: with Workload Identity, let it impersonate "
-                "its Google service account (roles/iam.workloadIdentityUser) and annotate it.", cmds)
-    if res.verdict == "partial":
-        failed = ", ".join(s.step for s in res.steps if not s.ok)
-        return (f"{who} can create but not {failed} log objects in gs://{bucket}{perm} (write probe)",
-                "Airflow reads its log objects back and overwrites them: grant roles/storage.objectUser (not only "
-                "objectCreator) on the bucket.", [grant])
-    if res.verdict == "denied":
-        if res.scope_problem:
-            return (f"{who} cannot write logs to gs://{bucket}: the token's OAuth scopes do not allow it "
-                    "(write probe: HTTP 403)",
-                    "The node pool's scopes are read-only for Cloud Storage: move the log writers to Workload "
-                    "Identity (see node-storage-scope-read-only), then grant the bucket role.", [grant])
-        return (f"{who} cannot write logs to gs://{bucket}{perm} (write probe: HTTP 403)",
-                "Grant a storage object role on the bucket to the identity the log writers act as "
-                "(never roles/editor).", [grant])
-    return (f"Write probe to gs://{bucket} as {who} failed: {res.outcome()}",
-            "Check that the pods can reach storage.googleapis.com (Private Google Access, egress firewall, proxy) "
-            "and retry.", [f"gcloud storage ls gs://{bucket}/ --project {q(project(ctx))}"])

@@ -1,0 +1,300 @@
+"""The application core: what a run of the doctor does, apart from any command line.
+
+``diagnose(RunRequest(...))`` reads the target (a snapshot, or the live cluster and project), builds
+the context, runs the selected checks, optionally saves what was read and runs the write probe,
+applies the checks' post-run steps, suppressions and the severity floor, and returns the
+``RunReport``. ``collect(CollectRequest(...))`` reads live and writes a snapshot. The command line
+(doctor/cli.py), the tests and the in-cluster Job (deploy/, which runs the command line) all go
+through here; the CLI only turns flags into a request and renders the report.
+
+Bad input raises ``errors.UserError`` (exit 2). Progress and diagnostics go to ``echo`` (stderr in
+the CLI), never to stdout.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Callable, Iterable
+
+from . import __version__
+from .errors import UserError
+
+Echo = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass
+class LiveTarget:
+    """Where and how to read live (ignored with a snapshot, where giving any of these is an error)."""
+    project: str | None = None
+    location: str | None = None
+    cluster: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    timeout: float = 60.0
+    request_timeout: float = 20.0
+    max_logs: int = 50
+    page_size: int = 500
+    now: str | None = None                   # RFC 3339: judge ages as of this time (replays, tests)
+
+
+@dataclass
+class RunRequest:
+    """What the user asked of ``doctor``."""
+    snapshot: str | None = None              # offline on this snapshot; None: live
+    namespace: str | None = None
+    release: str | None = None
+    include: tuple[str, ...] = ()            # --check/--include patterns
+    exclude: tuple[str, ...] = ()            # --skip/--exclude patterns
+    extended: bool = False
+    min_severity: str | None = None
+    runbook_base: str | None = None
+    annotation_ignores: bool = True
+    suppressions: tuple = ()                 # config.Suppression
+    probe: bool = False
+    probe_folder: str | None = None
+    save_snapshot: str | None = None
+    manifests: str | None = None             # planned mode: judge these rendered manifests (- for stdin)
+    live: LiveTarget = field(default_factory=LiveTarget)
+    verbose: bool = False
+    env: dict | None = None                  # the environment (default: os.environ)
+    today: date | None = None                # for suppression expiry (default: today, UTC)
+
+
+@dataclass
+class CollectRequest:
+    """What the user asked of ``collect``."""
+    dest: str | None = None                  # None: ./airflow-gke-<project>-<cluster>-<time>.tar.gz
+    namespace: str | None = None
+    release: str | None = None
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    live: LiveTarget = field(default_factory=LiveTarget)
+    verbose: bool = False
+    env: dict | None = None
+
+
+def select_checks(registry: dict, only: Iterable[str], skip: Iterable[str], extended: bool,
+                  min_severity: str | None = None) -> list:
+    """Checks selected by include patterns (``--check``/``--include``), exclude patterns
+    (``--skip``/``--exclude``) and ``--min-severity``; see doctor/selection.py for the syntax.
+    Raises ``UserError(usage=True)`` for a pattern that cannot be right."""
+    from .selection import select
+
+    return select(registry, tuple(only), tuple(skip), extended, min_severity)
+
+
+def _validate(req: RunRequest, checks: list) -> None:
+    if (req.probe or req.probe_folder) and not any(c.id == "gcs-log-write-denied" for c in checks):
+        raise UserError("--probe proves gcs-log-write-denied, which this run does not select", usage=True)
+    if req.manifests is not None and (req.probe or req.probe_folder):
+        raise UserError("--probe writes with a running pod's identity; it does not apply to --manifests", usage=True)
+
+
+def _validate_snapshot(req: RunRequest) -> None:
+    if req.snapshot is not None:
+        lt = req.live
+        given = [flag for flag, v in (
+            ("--project", lt.project), ("--location", lt.location), ("--cluster", lt.cluster),
+            ("--context", lt.context), ("--kubeconfig", lt.kubeconfig), ("--save-snapshot", req.save_snapshot),
+            ("--probe", req.probe or None), ("--probe-folder", req.probe_folder)) if v is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to live mode only, "
+                            "not with --snapshot", usage=True)
+
+
+def live_options(lt: LiveTarget, namespace: str | None, release: str | None, verbose: bool, env: dict):
+    from .live import LiveOptions
+    from .snapshot import parse_time
+
+    pinned = None
+    if lt.now is not None:
+        pinned = parse_time(lt.now)
+        if pinned is None:
+            raise UserError(f"--now {lt.now!r} is not an RFC 3339 timestamp", usage=True)
+    return LiveOptions(project=lt.project, location=lt.location, cluster=lt.cluster, namespace=namespace,
+                       release=release, context=lt.context, kubeconfig=lt.kubeconfig, timeout=lt.timeout,
+                       request_timeout=lt.request_timeout, max_logs=lt.max_logs, page_size=lt.page_size,
+                       now=pinned, verbose=verbose, env=dict(env))
+
+
+def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progress=None):
+    """Run the live reader; ``progress`` gets the reader's progress hooks (and ``stop()`` at the end),
+    ``verbose`` echoes every API call and the read's totals."""
+    from .live.reader import LiveReader
+
+    try:
+        reader = LiveReader(opts, progress=progress)
+        if verbose:
+            reader.recorder.echo = lambda c: echo(
+                f"  {c.service:<20} {c.method:4} {c.path}  "
+                f"{c.status if c.status is not None else (c.note or 'no answer')}  {c.duration * 1000:8.1f} ms"
+                + (f"  (attempt {c.attempt})" if c.attempt > 1 else ""))
+        result = reader.read(keys)
+    finally:
+        stop = getattr(progress, "stop", None)
+        if stop is not None:
+            stop()
+    if verbose:
+        for n in result.notes:
+            echo(f"  note: {n}")
+        from .collect import count_text
+
+        echo(f"live read: {result.requests} requests, {count_text(result.source)} in {result.duration_s:.2f} s")
+    return result
+
+
+def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
+    """Read (and overlay a plan) -> context -> run the checks -> (save) -> probe -> post-run steps ->
+    suppress: the report."""
+    from .data import Target
+    from .registry import load_checks, load_errors
+    from .report import RunInfo, RunReport
+    from .runner import after_run, run_checks
+    from .views import Context
+
+    env = dict(os.environ) if req.env is None else req.env
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    registry = load_checks()
+    checks = select_checks(registry, req.include, req.exclude, req.extended, req.min_severity)
+    _validate(req, checks)
+    namespace, release = req.namespace, req.release
+    plan = None
+    if req.manifests is not None:     # planned mode: the plan says its namespace and release
+        from . import planned
+
+        plan = planned.load(req.manifests, namespace, release)
+        namespace, release = plan.namespace, plan.release
+    _validate_snapshot(req)
+    live = None
+    if req.snapshot is not None:
+        from .snapshot import open_snapshot
+
+        source = open_snapshot(req.snapshot)
+        mode = "snapshot"
+        m = source.meta
+        target = Target(namespace=m.namespace, project=m.project, location=m.location, cluster=m.cluster,
+                        release=m.release, context=m.context).with_overrides(namespace=namespace, release=release)
+        ctx_now = m.captured_at
+        if req.verbose:
+            echo(f"snapshot {req.snapshot}: captured {m.captured_at.isoformat()}, {len(list(source.paths()))} files")
+    else:
+        from .live.plan import keys_for
+
+        opts = live_options(req.live, namespace, release, req.verbose, env)
+        live = read_live(opts, keys_for(checks), verbose=req.verbose, echo=echo, progress=progress)
+        source, target, ctx_now, mode = live.source, live.target, live.now, "live"
+    base_source = source
+    if plan is not None:   # planned mode: the plan over the cluster's source (doctor/planned.py)
+        source, cluster_from, mode = planned.overlay(plan, base_source, target), mode, "planned"
+    try:
+        ctx = Context(source, target, now=ctx_now)
+        runs = run_checks(ctx, checks, req.runbook_base)
+        plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
+                                    req.runbook_base) if plan is not None else None
+        info = RunInfo(mode=mode, context=target.context, project=target.project, location=target.location,
+                       cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
+                       airflow_version=_safe(lambda: ctx.airflow_version),
+                       chart_version=_safe(lambda: ctx.chart_version),
+                       started_at=started.isoformat().replace("+00:00", "Z"))
+        if live is not None and req.save_snapshot:
+            echo(f"saved snapshot: {save_snapshot(live, ctx, req.save_snapshot)}")
+        if req.probe or req.probe_folder:
+            ctx.probe = _probe(ctx, req.probe_folder, env, timeout=req.live.request_timeout, echo=echo)
+        after_run(ctx, checks, runs, req.runbook_base)
+        suppressed, notices = _suppress(runs, ctx, req, registry)
+    finally:
+        if hasattr(base_source, "close"):
+            base_source.close()
+    info.duration_s = time.perf_counter() - t0
+    report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors],
+                       suppressed=suppressed, notices=notices,
+                       probe=ctx.probe.to_dict() if ctx.probe is not None else None, plan=plan_info)
+    if req.verbose:
+        for name, secs in ctx.read_times.items():
+            echo(f"  read  {name:40} {secs * 1000:8.2f} ms")
+        for r in runs:
+            echo(f"  {r.status:5} {r.id:40} {r.duration_s * 1000:8.2f} ms")
+    return report
+
+
+def _suppress(runs: list, ctx, req: RunRequest, registry: dict):
+    """Suppressions and annotations, then the ``--min-severity`` floor: (suppressed, notices)."""
+    from . import suppress
+
+    today = req.today or datetime.now(timezone.utc).date()
+    suppressed, notices = suppress.apply(runs, req.suppressions, registry, today, ctx,
+                                         annotations=req.annotation_ignores)
+    suppress.apply_min_severity(runs, req.min_severity)
+    if req.min_severity:
+        from .model import SEVERITY_RANK
+
+        floor = SEVERITY_RANK[req.min_severity]
+        suppressed = [x for x in suppressed if SEVERITY_RANK.get(x.finding.severity or "info", 0) >= floor]
+    return suppressed, notices
+
+
+def _probe(ctx, folder: str | None, env: dict, timeout: float, echo: Echo):
+    """The --probe write cycle (doctor/live/probe.py), judged against who writes Airflow's logs."""
+    from .live import probe
+
+    chosen, writers, why = probe.prepare(ctx, folder, env)
+    if not chosen:
+        res = probe.ProbeResult(folder=None, pod=probe.pod_identity(env))
+        res.note = ("probe not run: no log writer ships logs to a gs:// remote_base_log_folder"
+                    + (f" ({why})" if why else "") + "; pass --probe-folder gs://BUCKET/PATH")
+        return res
+    echo(f"probe: writing one object under {chosen}/{probe.PROBE_DIR}/ (it is deleted again)")
+    res = probe.run(chosen, env, ctx.target.project, timeout=timeout)
+    probe.judge(res, writers, why, ctx)
+    return res
+
+
+def save_snapshot(live, ctx, dest) -> str:
+    """Write what a live run read as a snapshot; returns the path written."""
+    from .collect import make_meta, write_snapshot
+
+    t = live.target
+    meta = make_meta(captured_at=live.now, namespace=t.namespace, context=t.context, project=t.project,
+                     location=t.location, cluster=t.cluster, release=_safe(lambda: ctx.release),
+                     redacted=sorted(live.source.redactor.masked))
+    return str(write_snapshot(live.source, meta, dest))
+
+
+def collect(req: CollectRequest, *, echo: Echo = _quiet, progress=None) -> str:
+    """Read live what the selected checks need (default: everything snapshot v1 holds) and write a
+    snapshot; returns the path written."""
+    from .collect import count_text, default_name
+    from .data import KEYS
+    from .live.plan import keys_for
+    from .registry import load_checks
+    from .views import Context
+
+    env = dict(os.environ) if req.env is None else req.env
+    if req.only or req.skip:
+        keys = keys_for(select_checks(load_checks(), req.only, req.skip, True))
+    else:
+        keys = set(KEYS)
+    opts = live_options(req.live, req.namespace, req.release, req.verbose, env)
+    live = read_live(opts, keys, verbose=req.verbose, echo=echo, progress=progress)
+    ctx = Context(live.source, live.target, now=live.now)
+    dest = req.dest or default_name(live.target.project, live.target.cluster, live.now)
+    written = save_snapshot(live, ctx, dest)
+    echo(f"wrote {written}: {count_text(live.source)}, "
+         f"{len(live.source.redactor.masked)} value(s) masked, {live.requests} requests in {live.duration_s:.1f} s")
+    return written
+
+
+def _safe(fn):
+    from .views import DataUnavailable
+
+    try:
+        return fn()
+    except DataUnavailable:
+        return None

@@ -1,0 +1,94 @@
+"""The report formats: ONE table (name -> renderer, file extensions).
+
+The ``--output`` choices, ``--output-file [FORMAT:]PATH`` parsing and the configuration schema's
+``output`` enum all derive from ``FORMATS`` (tests/test_reports.py checks that they agree). Adding a
+format is one entry here plus its renderer module (see CONTRIBUTING.md).
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class ReportFormat:
+    name: str
+    extensions: tuple[str, ...]          # a --output-file PATH with one of these gets this format
+    renderer: str                        # "module:function" under airflow_gke.report, imported when used
+    takes_fail_on: bool = True           # the renderer's second argument is --fail-on
+
+    def _func(self) -> Callable:
+        mod, _, fn = self.renderer.partition(":")
+        return getattr(importlib.import_module(f"airflow_gke.report.{mod}"), fn)
+
+    def render(self, report, fail_on: str) -> str:
+        """The report as text, as written to a file (no colour)."""
+        return self._func()(report, fail_on) if self.takes_fail_on else self._func()(report)
+
+    def print(self, report, fail_on: str) -> None:
+        """The report on stdout (the terminal report with colour when stdout is a TTY)."""
+        sys.stdout.write(self.render(report, fail_on))
+
+
+@dataclass(frozen=True)
+class _Terminal(ReportFormat):
+    def render(self, report, fail_on: str) -> str:
+        buf = io.StringIO()          # not a TTY: no colour, 120 columns
+        self._func()(report, file=buf)
+        return buf.getvalue()
+
+    def print(self, report, fail_on: str) -> None:
+        self._func()(report)
+
+
+FORMATS: dict[str, ReportFormat] = {f.name: f for f in (
+    _Terminal("table", (".txt",), "terminal:render"),
+    ReportFormat("json", (".json",), "json_report:render", takes_fail_on=False),
+    ReportFormat("junit", (".xml",), "junit:render"),
+    ReportFormat("markdown", (".md", ".markdown"), "markdown:render"),
+)}
+NAMES: tuple[str, ...] = tuple(FORMATS)
+DEFAULT = "table"
+
+
+def by_extension(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return next((f.name for f in FORMATS.values() if suffix in f.extensions), None)
+
+
+def output_targets(output: str, files: tuple[str, ...], output_given: bool) -> list[tuple[str, Path]]:
+    """``--output-file`` values as (format, path): ``FORMAT:PATH``, else ``--output`` when it names a
+    file format, else the extension (.json .xml .md), else table (plain text)."""
+    out = []
+    for spec in files:
+        fmt, sep, rest = spec.partition(":")
+        if sep and fmt in FORMATS and rest:
+            out.append((fmt, Path(rest)))
+            continue
+        p = Path(spec)
+        if output != DEFAULT or output_given:
+            out.append((output, p))
+        else:
+            out.append((by_extension(p) or DEFAULT, p))
+    return out
+
+
+def write(report, fmt: str, path: Path, fail_on: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(FORMATS[fmt].render(report, fail_on), encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write the {fmt} report to {path}: {e.strerror or e}") from None
+
+
+def files_help() -> str:
+    names = sorted(NAMES)
+    exts = " ".join(e for f in FORMATS.values() if f.name != DEFAULT for e in f.extensions[:1])
+    return (f"Also write the report to PATH (repeatable) while the terminal report prints: FORMAT is "
+            f"{', '.join(names[:-1])} or {names[-1]}; default --output's format, else from the extension ({exts}).")
