@@ -26,6 +26,7 @@ from typing import Any, Iterable
 import yaml
 
 from .data import KEYS, Target
+from .errors import UserError
 from .source import Entry, MemorySource, Source
 
 try:   # the C loader when PyYAML was built with libyaml (the same results, faster)
