@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_gke.views import Context, Obj, Pod, owner_of
+from airflow_gke.views import Context, Obj, owner_of, Pod, secret_ref, status_of, unhealthy
 from airflow_gke.model import finding_id
 from airflow_gke.remediation import k8s_resource
 
-from ._storage import container_logs, is_airflow_pod, secret_ref, status_of, unhealthy, unhealthy_pods
 
 KINDS = [  # (kind, pattern); first match wins, most specific first
     ("pgbouncer-auth", re.compile(r"(?i)wrong password type|server login failed|server login has been failing|"
@@ -88,13 +87,13 @@ def db_errors(ctx: Context) -> list[DbError]:
     """Metadata-DB connection errors in the logs of unhealthy Airflow containers (components and the
     migration Job; not task pods, whose logs carry their DAGs' own database errors; not git-sync,
     PgBouncer or Redis)."""
-    return ctx.shared("db_errors", lambda: _db_errors(ctx))
+    return ctx.derive("db_errors", _db_errors, ctx)
 
 
 def _db_errors(ctx: Context) -> list[DbError]:
     out: list[DbError] = []
-    for pod in unhealthy_pods(ctx):   # only unhealthy containers are read below
-        if not is_airflow_pod(ctx, pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
+    for pod in ctx.unhealthy_pods:   # only unhealthy containers are read below
+        if not ctx.is_airflow_pod(pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
             continue
         if pod.is_task_pod:
             continue   # a task's own database errors (its DAG's connections) are not the metadata DB's
@@ -105,7 +104,7 @@ def _db_errors(ctx: Context) -> list[DbError]:
             cs = status_of(pod, name)
             if cs is None or not unhealthy(cs):
                 continue
-            logs = container_logs(ctx, pod, name)
+            logs = ctx.recent_logs(pod, name)
             lines = [ln for _w, ln in logs]
             for i, (which, ln) in enumerate(logs):
                 if NOT_DB.search(ln):

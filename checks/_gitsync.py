@@ -6,11 +6,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from airflow_gke.views import as_dict, Context, owner_of, Pod
+from airflow_gke.views import as_dict, Context, env_of, env_value, image_tag, owner_of, Pod, secret_ref
 from airflow_gke.model import finding_id
 from airflow_gke.remediation import k8s_resource
 
-from ._storage import env_of, env_value, image_tag, is_airflow_pod, secret_ref
 
 CAUSES = [
     ("host-key", re.compile(r"(?i)host key verification failed|no matching host key|remote host identification has "
@@ -139,7 +138,7 @@ def gitsync_finding_ids(ctx: Context, repo: str | None = None) -> list[str]:
     (for ``caused_by`` links from task-pod findings with the same repository)."""
     ids = []
     for p in ctx.pods:
-        if p.is_task_pod or not is_airflow_pod(ctx, p):
+        if p.is_task_pod or not ctx.is_airflow_pod(p):
             continue
         for c, _init in gitsync_containers(p):
             if repo is None or settings(p, c).repo == repo:

@@ -2,7 +2,6 @@
 runs as, which node pools run Airflow, Google service account resources, image registries."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict
@@ -41,7 +40,7 @@ def ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
     else the KubernetesExecutor pod template). Needs pods. Computed once per run (five checks ask,
     each walked every pod); the reads that failed while computing it are reported again to each
     later check that asks, as if it had made them (do not modify the result: it is shared)."""
-    return ctx.shared("ksas_in_use", lambda: _ksas_in_use(ctx))
+    return ctx.derive("ksas_in_use", _ksas_in_use, ctx)
 
 
 def _ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
@@ -75,10 +74,6 @@ def annotated_ksas(ctx: Context) -> dict[str, tuple[str, KsaUse]]:
     return out
 
 
-def is_airflow_pod(p: Pod) -> bool:
-    return p.labels.get("tier") == "airflow" or p.is_task_pod or p.component in AIRFLOW_COMPONENTS
-
-
 def airflow_pools(ctx: Context) -> tuple[list[NodePool], bool]:
     """(node pools that run Airflow pods, True) from the pods' nodes; (every pool, False) when no
     Airflow pod can be tied to a pool. Needs the cluster; uses pods and nodes."""
@@ -96,7 +91,7 @@ def airflow_pools(ctx: Context) -> tuple[list[NodePool], bool]:
 def airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
     """Node pool name -> names of the Airflow pods on it (from their node, else their node
     selector), computed once per run. Empty when pods were not collected."""
-    return ctx.shared("airflow_pods_by_pool", lambda: _airflow_pods_by_pool(ctx))
+    return ctx.derive("airflow_pods_by_pool", _airflow_pods_by_pool, ctx)
 
 
 def _airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
@@ -113,7 +108,7 @@ def _airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
         except DataUnavailable:
             pool_of[node] = None
     for p in pods:
-        if not is_airflow_pod(p):
+        if not ctx.is_airflow_pod(p):
             continue
         name = pool_of.get(p.node) if p.node else None
         if not name:
@@ -154,67 +149,3 @@ def is_compute_default(ctx: Context, pool: NodePool) -> bool:
     return False
 
 
-# --- container images ---------------------------------------------------------------------------
-_AR_HOST = re.compile(r"^(?P<loc>[a-z0-9-]+)-docker\.pkg\.dev$")
-_GCR_LOCATIONS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
-
-
-@dataclass(frozen=True)
-class Repo:
-    """An Artifact Registry repository an image comes from (``gcr.io`` hosts are repositories
-    named after the host since Container Registry moved to Artifact Registry)."""
-
-    host: str
-    project: str
-    location: str
-    name: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.host}/{self.project}" + ("" if self.name == self.host else f"/{self.name}")
-
-    @property
-    def uri(self) -> str:
-        return f"//artifactregistry.googleapis.com/projects/{self.project}/locations/{self.location}/repositories/{self.name}"
-
-
-def image_host(image: str) -> str | None:
-    first = image.split("/", 1)[0]
-    return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None
-
-
-def google_repo(image: str) -> Repo | None:
-    """The Artifact Registry repository of an image on ``*-docker.pkg.dev`` or ``*gcr.io``, else None."""
-    host = image_host(image)
-    if not host:
-        return None
-    parts = image.split("@", 1)[0].split("/")
-    m = _AR_HOST.match(host)
-    if m and len(parts) >= 4:
-        return Repo(host, parts[1], m.group("loc"), parts[2])
-    if host in _GCR_LOCATIONS and len(parts) >= 3:
-        return Repo(host, parts[1], _GCR_LOCATIONS[host], host)
-    return None
-
-
-def airflow_images(ctx: Context) -> dict[str, Pod]:
-    """Each image of the Airflow pods -> the first pod (in ``ctx.pods`` order) that uses it, in
-    first-use order; computed once per run (10,000 task pods share a handful of images)."""
-    return ctx.shared("airflow_images", lambda: _airflow_images(ctx))
-
-
-def _airflow_images(ctx: Context) -> dict[str, Pod]:
-    out: dict[str, Pod] = {}
-    for p in ctx.pods:
-        if is_airflow_pod(p):
-            for field in ("initContainers", "containers"):   # pod_images(p), without copying lists
-                cs = p.spec.get(field)
-                if isinstance(cs, list):
-                    for c in cs:
-                        if isinstance(c, dict) and c.get("image"):
-                            out.setdefault(str(c.get("image")), p)
-    return out
-
-
-def pod_images(p: Pod) -> list[str]:
-    return [str(c.get("image")) for c in p.init_containers + p.containers if c.get("image")]

@@ -3,13 +3,12 @@
 images the chart pins and Bitnami may withdraw. The chart documents it as not for production."""
 from __future__ import annotations
 
-from airflow_gke.views import Context, as_list
+from airflow_gke.views import as_list, Context, image_repo
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, location, ns, project, q, release
 
 from ._db import bundled_postgres, metadata_secret
-from ._storage import image_repo
 
 
 @check(id="bundled-postgres-in-production", title="The metadata database is not the chart's bundled PostgreSQL",

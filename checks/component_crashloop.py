@@ -7,14 +7,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.views import Context, ContainerStatus, Pod, human_age, owner_of
+from airflow_gke.views import container_spec, ContainerStatus, Context, env_source, human_age, owner_of, Pod
 from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import check
-from airflow_gke.remediation import (CHART_KEY, clip, grep, helm_upgrade, k8s_resource, ns, q, quote_event, release,
-                                     telling_lines)
+from airflow_gke.remediation import (CHART_KEY, clip, doubled_memory, grep, helm_upgrade, k8s_resource, ns, q,
+                                     quote_event, release, resources_text, telling_lines)
 
-from ._runtime import (CANNOT_START, component_pods, container_spec, doubled_memory, env_source, finished_at,
-                       log_lines, recent, resources_text)
+from ._runtime import CANNOT_START, component_pods, finished_at, recent
 
 RESTARTS = 3                        # restarts within WINDOW that make a restart loop
 WINDOW = timedelta(hours=1)
@@ -105,7 +104,7 @@ def _inspect(ctx: Context, pod: Pod) -> Finding | None:
     events = [e for e in ctx.events_for("Pod", pod.name) if e.get("type") == "Warning"]
     for e in events[-3:]:
         evidence.append(quote_event(e))
-    lines = log_lines(ctx, pod, cs.name) if problem not in CANNOT_START else []
+    lines = ctx.log_history(pod, cs.name) if problem not in CANNOT_START else []
     for which, ln in telling_lines(lines, 6):
         evidence.append(f"{which} {cs.name}: {clip(ln)}")
     cause, detail = _cause(ctx, pod, cs, problem, term, lines, ctx.events_for("Pod", pod.name))

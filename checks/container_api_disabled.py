@@ -1,10 +1,9 @@
 """Kubernetes Engine API disabled on the project: nothing of GKE can be created or read."""
 from __future__ import annotations
 
-from airflow_gke.views import Context
+from airflow_gke.views import Context, error_info
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
-from airflow_gke.source import error_info
 from airflow_gke.remediation import project, project_resource, q
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_gke.views import Context, Pod, as_dict, as_list, owner_of
+from airflow_gke.views import as_dict, as_list, Context, image_repo, image_tag, owner_of, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, release
 
 from ._gitsync import gitsync_containers
-from ._storage import container_logs, image_repo, image_tag, is_airflow_pod
 
 STOCK = ("apache/airflow",)
 STOCK_TAG = re.compile(r"^(?:slim-)?(?:latest|\d+\.\d+\.\d+(?:[-.]\w+)*)$")
@@ -32,12 +31,12 @@ def run(ctx: Context) -> Result:
         cfg = ctx.config("task")
     elif ctx.celery_executor:
         spec = None
-        runners = [p for p in ctx.pods_by_component.get("worker", []) if is_airflow_pod(ctx, p)]
+        runners = [p for p in ctx.pods_by_component.get("worker", []) if ctx.is_airflow_pod(p)]
         cfg = ctx.config("worker")
         where = None
     else:
         spec = None
-        runners = [p for p in ctx.pods_by_component.get("scheduler", []) if is_airflow_pod(ctx, p)]
+        runners = [p for p in ctx.pods_by_component.get("scheduler", []) if ctx.is_airflow_pod(p)]
         cfg = ctx.config("scheduler")
         where = None
     if cfg.getboolean("core", "load_examples", False):
@@ -113,7 +112,7 @@ def _finding(ctx: Context, where: tuple[str, str], bad, runners, images, folder:
     hits = 0
     for p in runners:
         for c in p.containers[:1]:
-            for w, ln in container_logs(ctx, p, str(c.get("name"))):
+            for w, ln in ctx.recent_logs(p, str(c.get("name"))):
                 if DAG_NOT_FOUND.search(ln) and hits < 3:
                     hits += 1
                     evidence.append(f"{w} {p.name}/{c.get('name')}: {clip(ln)}")

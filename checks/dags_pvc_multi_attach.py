@@ -10,7 +10,7 @@ from airflow_gke.registry import check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, kubectl, project, q,
                                      quote_event)
 
-from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, is_airflow_pod, pvc_role, rwx_class
+from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, pvc_role, rwx_class
 
 MULTI_ATTACH = re.compile(r"(?i)multi-attach error")
 SINGLE_NODE = {"ReadWriteOnce", "ReadWriteOncePod"}
@@ -26,7 +26,7 @@ def run(ctx: Context) -> Result:
         if not modes or not modes <= SINGLE_NODE:
             continue
         pods = [p for p in ctx.pods_by_claim.get(pvc.name, []) if p.phase in ("Pending", "Running")
-                and is_airflow_pod(ctx, p)]
+                and ctx.is_airflow_pod(p)]
         if len(pods) < 2:
             continue
         nodes = {p.node for p in pods if p.node}

@@ -1,13 +1,13 @@
 """Node pools that run Airflow use the Compute Engine default service account."""
 from __future__ import annotations
 
-from airflow_gke.views import Context, NodePool, as_dict
+from airflow_gke.views import as_dict, Context, google_repo, NodePool
 from airflow_gke.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import cluster_name, gke_flags, node_pool_resource, project, q
 
-from ._identity import airflow_images, airflow_pods_by_pool, airflow_pools, google_repo, is_compute_default
+from ._identity import airflow_pods_by_pool, airflow_pools, is_compute_default
 
 
 @check(id="default-compute-sa-nodes", title="Node pools running Airflow use a dedicated service account",
@@ -24,7 +24,7 @@ def _airflow_pods_on(ctx: Context, pool: NodePool) -> list[str]:
 
 
 def _uses_google_registry(ctx: Context) -> bool:
-    return ctx.has("pods") and any(google_repo(i) for i in airflow_images(ctx))
+    return ctx.has("pods") and any(google_repo(i) for i in ctx.airflow_images)
 
 
 def _finding(ctx: Context, pool: NodePool, tied: bool) -> Finding:

@@ -14,7 +14,6 @@ from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, kubectl, q
 
-from ._storage import is_airflow_pod
 
 EPHEMERAL = re.compile(r"(?i)ephemeral-storage|ephemeral local storage|usage of emptydir volume")
 USING = re.compile(r"(?i)container (\S+) was using (\S+), (?:which exceeds its request of|request is) (\S+?)\.?(?:\s|$)")
@@ -32,7 +31,7 @@ def run(ctx: Context) -> Result:
     for p in ctx.pods:
         if p.status.get("reason") != "Evicted" or not EPHEMERAL.search(str(p.status.get("message") or "")):
             continue
-        if not is_airflow_pod(ctx, p):
+        if not ctx.is_airflow_pod(p):
             continue
         owner = owner_of(p)
         key = ("task", "") if p.is_task_pod or owner is None else owner

@@ -15,7 +15,7 @@ from airflow_gke.registry import check
 from airflow_gke.remediation import (clip, cluster_name, gke_flags, grep, helm_upgrade, k8s_resource,
                                      node_pool_resource, ns, q, quote_event)
 
-from ._runtime import component_pods, log_lines
+from ._runtime import component_pods
 
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 SPOT_LABELS = ("cloud.google.com/gke-spot", "cloud.google.com/gke-preemptible")
@@ -104,7 +104,7 @@ def _sigterm(ctx: Context, pods: list[Pod]) -> list[str]:
         if why and _EVICT_EVENT.search(why):
             out.append(f"Pod {p.name} status: {why}")
         for c in p.containers:
-            hits = grep(log_lines(ctx, p, str(c.get("name"))), _SIGTERM)
+            hits = grep(ctx.log_history(p, str(c.get("name"))), _SIGTERM)
             best = [h for h in hits if "received sigterm" in h[1].lower()] or hits
             for which, ln in best[:1]:
                 out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")

@@ -10,12 +10,11 @@ import json
 import re
 from urllib.parse import urlparse
 
-from airflow_gke.views import Context, Obj, Pod, as_dict, as_list
+from airflow_gke.views import Context, Obj, Pod, as_dict, as_list, selector_matches
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
-from ._runtime import log_lines
 
 LOCAL = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 _CONNECT = re.compile(r"(?i)(httpx\.(ConnectError|ConnectTimeout|ReadTimeout)|connection refused|"
@@ -126,7 +125,7 @@ def _service_of(host: str, home: str) -> tuple[str | None, str | None]:
 def _check_service(ctx: Context, name: str, parsed, evidence: list[str]) -> tuple[Obj | None, str | None]:
     if not ctx.has("k8s_services"):
         return None, None
-    svcs = {o.name: o for o in (Obj(i) for i in ctx.items("k8s_services"))}
+    svcs = ctx.services
     svc = svcs.get(name)
     if svc is None:
         evidence.append(f"Service {name} does not exist in namespace {ctx.target.namespace} "
@@ -145,8 +144,7 @@ def _check_service(ctx: Context, name: str, parsed, evidence: list[str]) -> tupl
 def _check_endpoints(ctx: Context, svc: Obj, evidence: list[str]) -> tuple[int, str | None, list[str]]:
     if not ctx.has("endpointslices"):
         return -1, None, []
-    slices = [Obj(i) for i in ctx.items("endpointslices")
-              if as_dict(as_dict(i.get("metadata")).get("labels")).get("kubernetes.io/service-name") == svc.name]
+    slices = ctx.endpoint_slices_of(svc.name)
     ready, total = 0, 0
     for s in slices:
         for ep in as_list(s.raw.get("endpoints")):
@@ -159,7 +157,7 @@ def _check_endpoints(ctx: Context, svc: Obj, evidence: list[str]) -> tuple[int, 
         return ready, None, []
     sel = as_dict(svc.spec.get("selector"))
     links = []
-    pods = [p for p in ctx.pods if sel and all(p.labels.get(k) == v for k, v in sel.items())]
+    pods = ctx.pods_selected_by(sel)
     for p in pods[:3]:
         states = ", ".join(f"{cs.name} {cs.state[0]}" + (f" ({cs.state[1].get('reason')})" if cs.state[1].get("reason")
                                                          else "") + f" restarts {cs.restarts}"
@@ -170,26 +168,6 @@ def _check_endpoints(ctx: Context, svc: Obj, evidence: list[str]) -> tuple[int, 
     if not pods:
         evidence.append(f"no pod matches the Service's selector {sel}")
     return 0, "no-endpoints", links
-
-
-def matches(selector: dict, labels: dict) -> bool:
-    """A Kubernetes label selector against labels (an empty selector matches everything)."""
-    selector = as_dict(selector)
-    for k, v in as_dict(selector.get("matchLabels")).items():
-        if labels.get(k) != v:
-            return False
-    for e in as_list(selector.get("matchExpressions")):
-        e = as_dict(e)
-        key, op, vals = e.get("key"), e.get("operator"), as_list(e.get("values"))
-        if op == "In" and labels.get(key) not in vals:
-            return False
-        if op == "NotIn" and key in labels and labels.get(key) in vals:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def _runner_pods(ctx: Context, comp: str) -> list[Pod]:
@@ -233,12 +211,12 @@ def _peer_allows(peer: dict, task_labels: dict, task_ns: str, policy_ns: str, ip
                                                          for e in as_list(ns_sel.get("matchExpressions"))}
         if keys - {"kubernetes.io/metadata.name"}:
             return None       # namespace labels the snapshot does not hold
-        if not matches(ns_sel, {"kubernetes.io/metadata.name": task_ns}):
+        if not selector_matches(ns_sel, {"kubernetes.io/metadata.name": task_ns}):
             return False
     elif task_ns != policy_ns:
         return False
     if "podSelector" in peer:
-        return matches(as_dict(peer["podSelector"]), task_labels)
+        return selector_matches(as_dict(peer["podSelector"]), task_labels)
     return True
 
 
@@ -261,15 +239,15 @@ def _check_policies(ctx: Context, svc: Obj, comp: str, evidence: list[str]) -> s
     if not ctx.has("networkpolicies"):
         return None
     sel = as_dict(svc.spec.get("selector"))
-    targets = [p for p in ctx.pods if sel and all(p.labels.get(k) == v for k, v in sel.items())]
+    targets = ctx.pods_selected_by(sel)
     target_labels = targets[0].labels if targets else sel
     cports = [as_dict(c) for c in as_list((targets[0].main_container if targets else {}).get("ports"))] or \
         [{"containerPort": as_dict(p).get("targetPort"), "name": as_dict(p).get("name")}
          for p in as_list(svc.spec.get("ports"))]
     task_ns = ctx.config("scheduler").get("kubernetes_executor", "namespace") or ctx.target.namespace
     task_labels, ips = _task_labels(ctx, comp)
-    policies = [Obj(i) for i in ctx.items("networkpolicies")]
-    ingress = [pol for pol in policies if "Ingress" in _types(pol) and matches(as_dict(pol.spec.get("podSelector")),
+    policies = ctx.network_policies
+    ingress = [pol for pol in policies if "Ingress" in _types(pol) and selector_matches(as_dict(pol.spec.get("podSelector")),
                                                                                target_labels)]
     if not ingress:
         return None
@@ -328,7 +306,7 @@ def _log_hits(ctx: Context, comp: str) -> list[str]:
     out = []
     for p in _runner_pods(ctx, comp)[:40]:
         for c in p.containers:
-            hits = grep(log_lines(ctx, p, str(c.get("name"))), _CONNECT)
+            hits = grep(ctx.log_history(p, str(c.get("name"))), _CONNECT)
             for which, ln in hits[-2:]:
                 out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
         if len(out) >= 4:

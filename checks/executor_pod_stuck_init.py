@@ -13,7 +13,6 @@ from airflow_gke.model import Finding, Remediation, Result, from_findings, skipp
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event
 
-from ._storage import unhealthy_pods
 
 # Start-up of a healthy task pod (git-sync clone included) stays well under this.
 THRESHOLD = timedelta(seconds=int(os.environ.get("AIRFLOW_GKE_INIT_THRESHOLD_S", "300")))
@@ -56,7 +55,7 @@ def run(ctx: Context) -> Result:
     if not pods:
         return skipped("no KubernetesExecutor task pod at capture time")
     # _inspect reports only an init container that failed, waits or runs: an unhealthy status
-    stuck = {id(p) for p in unhealthy_pods(ctx)}
+    stuck = {id(p) for p in ctx.unhealthy_pods}
     findings = [f for f in (_inspect(ctx, p) for p in pods if id(p) in stuck) if f is not None]
     return from_findings(findings)
 

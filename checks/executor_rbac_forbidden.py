@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list
+from airflow_gke.views import Context, DataUnavailable, Pod, as_dict, as_list
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
-from ._runtime import log_lines
 
 NEEDED = ("create", "get", "list", "watch", "delete", "patch")
 # Quotes may come escaped (\") when the Status body is logged as JSON.
@@ -56,7 +55,7 @@ def _log_hits(ctx: Context, scheds: list[Pod]) -> list[str]:
     out = []
     for p in scheds:
         for c in p.containers:
-            lines = log_lines(ctx, p, str(c.get("name")))
+            lines = ctx.log_history(p, str(c.get("name")))
             hits = grep(lines, _FORBIDDEN) or grep(lines, _403)
             for which, ln in hits[-2:]:
                 out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
@@ -93,7 +92,7 @@ def _evaluate(ctx: Context, home: str, ksa: str, target: str):
     grants: list[str] = []
     unknown: list[str] = []
     try:
-        croles = {o.name: o for o in (Obj(i) for i in ctx.items("clusterroles"))}
+        croles = ctx.cluster_roles
     except DataUnavailable:
         croles = None
 
@@ -106,8 +105,8 @@ def _evaluate(ctx: Context, home: str, ksa: str, target: str):
 
     if target == home:
         try:
-            roles = {o.name: o for o in (Obj(i) for i in ctx.items("roles"))}
-            bindings = [Obj(i) for i in ctx.items("rolebindings")]
+            roles = ctx.roles
+            bindings = ctx.role_bindings
         except DataUnavailable as e:
             return "unknown", granted, e
         for b in bindings:
@@ -122,7 +121,7 @@ def _evaluate(ctx: Context, home: str, ksa: str, target: str):
             grants.append(f"RoleBinding {b.name} → {ref.get('kind')} {ref.get('name')}: pods "
                           f"[{', '.join(sorted(verbs)) or 'nothing'}]")
     try:
-        cbindings = [Obj(i) for i in ctx.items("clusterrolebindings")]
+        cbindings = ctx.cluster_role_bindings
     except DataUnavailable as e:
         if set(NEEDED) <= granted:
             return "granted", granted, grants

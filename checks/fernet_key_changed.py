@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, Pod
+from airflow_gke.views import Context, env_source, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
-from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, ns, q, release, release_resource
+from airflow_gke.remediation import (clip, grep, helm_upgrade, k8s_resource, ns, q, release, release_resource,
+                                     source_text)
 
-from ._runtime import component_pods, env_source, log_lines, source_text
+from ._runtime import component_pods
 
 ENV = "AIRFLOW__CORE__FERNET_KEY"
 _INVALID = re.compile(r"(cryptography\.fernet\.InvalidToken|\bInvalidToken\b|Could not decrypt|"
@@ -77,7 +78,7 @@ def _log_hits(ctx: Context) -> list[str]:
     pods: list[Pod] = list(ctx.task_pods[:40]) + component_pods(ctx)
     for p in pods:
         for c in p.containers:
-            for which, ln in grep(log_lines(ctx, p, str(c.get("name"))), _INVALID)[-1:]:
+            for which, ln in grep(ctx.log_history(p, str(c.get("name"))), _INVALID)[-1:]:
                 out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
         if len(out) >= 4:
             break

@@ -4,14 +4,13 @@ refused, repository or branch not found, or the SSH key Secret missing. Task pod
 ``executor-pod-stuck-init``'s; their findings link here when the same repository fails."""
 from __future__ import annotations
 
-from airflow_gke.views import Context, Pod, as_dict, human_age
+from airflow_gke.views import as_dict, Context, describe_state, human_age, Pod, status_of, unhealthy
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, quote_event, release
 
 from ._gitsync import (CAUSE_TEXT, FAILING, SECRET_MOUNT, Settings, cause_of, gitsync_containers, readable,
                        repo_host, settings, workload_key)
-from ._storage import container_logs, describe_state, is_airflow_pod, status_of, unhealthy
 
 
 @check(id="gitsync-auth-failed", title="The git-sync containers of the Airflow components can clone the DAG repository",
@@ -20,7 +19,7 @@ def run(ctx: Context) -> Result:
     """git-sync init/sidecar containers of long-running components fail to clone (auth, host key, not found)."""
     groups: dict[tuple[str, str], list[tuple[Pod, dict, str, list[str], list[str]]]] = {}
     for pod in ctx.pods:
-        if pod.is_task_pod or not is_airflow_pod(ctx, pod):
+        if pod.is_task_pod or not ctx.is_airflow_pod(pod):
             continue
         gs = gitsync_containers(pod)
         if not gs:
@@ -36,7 +35,7 @@ def run(ctx: Context) -> Result:
             cs = status_of(pod, str(c.get("name")))
             if cs is None or not unhealthy(cs):
                 continue
-            logs = container_logs(ctx, pod, cs.name)
+            logs = ctx.recent_logs(pod, cs.name)
             failing = [ln for _w, ln in logs if FAILING.search(ln)]
             texts = [ln for _w, ln in logs] + [str(cs.state[1].get("message") or "")]
             cause = cause_of(failing or texts)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, Pod
+from airflow_gke.views import Context, describe_state, image_tag, Pod, status_of, unhealthy
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q
 
 from ._gitsync import CAUSES, gitsync_containers, major, settings, workload_key
-from ._storage import container_logs, describe_state, image_tag, is_airflow_pod, status_of, unhealthy, unhealthy_pods
 
 MISSING_KEY = re.compile(r"(?i)couldn't find key (\S+) in Secret (\S+?)/(\S+?)(?:\s|$|,)")
 V4_PASSWORD = re.compile(r"(?i)--password(?: or --password-file)? must be (?:set|specified) when --username")
@@ -28,8 +27,8 @@ V4 = ("GITSYNC_USERNAME", "GITSYNC_PASSWORD")
 def run(ctx: Context) -> Result:
     """Credentials Secret keys / env names that the running git-sync major version does not read."""
     groups: dict[tuple[str, str], list[tuple[Pod, str, str]]] = {}
-    for pod in unhealthy_pods(ctx):   # a container must be unhealthy to be reported
-        if not is_airflow_pod(ctx, pod):
+    for pod in ctx.unhealthy_pods:   # a container must be unhealthy to be reported
+        if not ctx.is_airflow_pod(pod):
             continue
         for c, _init in gitsync_containers(pod):
             cs = status_of(pod, str(c.get("name")))
@@ -39,7 +38,7 @@ def run(ctx: Context) -> Result:
             ver = major(s.image)
             state, fields = cs.state
             msg = str(fields.get("message") or "")
-            logs = container_logs(ctx, pod, cs.name)
+            logs = ctx.recent_logs(pod, cs.name)
             lines = [ln for _w, ln in logs]
             where = f"Pod {pod.name} container {cs.name} (image {s.image}): {describe_state(cs)}"
             m = MISSING_KEY.search(msg)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, ContainerStatus, DataUnavailable, NodePool, Pod
+from airflow_gke.views import ContainerStatus, Context, DataUnavailable, google_repo, NodePool, Pod, Repo
 from airflow_gke.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import cluster_name, gke_flags, project, q, quote_event
 
-from ._identity import Repo, google_repo
-from ._storage import unhealthy_pods
 
 PULL = ("ErrImagePull", "ImagePullBackOff")
 DENIED = re.compile(r"(?i)\b403\b|forbidden|\b401\b|unauthori[sz]ed|\bdenied\b|permission \"?artifactregistry")
@@ -28,7 +26,7 @@ READ_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",
 def run(ctx: Context) -> Result:
     """Pods in ErrImagePull/ImagePullBackOff on *.pkg.dev or gcr.io with 403/unauthorized (node SA lacks roles/artifactregistry.reader)."""
     by_repo: dict[Repo, list[tuple[Pod, ContainerStatus, str, list[str]]]] = {}
-    for pod in unhealthy_pods(ctx):   # a waiting container is unhealthy: the other pods have none
+    for pod in ctx.unhealthy_pods:   # a waiting container is unhealthy: the other pods have none
         for cs in pod.init_statuses + pod.container_statuses:
             state, fields = cs.state
             if state != "waiting" or fields.get("reason") not in PULL:

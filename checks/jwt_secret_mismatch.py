@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, Pod
+from airflow_gke.views import Context, env_source, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
-from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource
+from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource, source_text
 
-from ._runtime import env_source, log_lines, source_text
 
 ENV = "AIRFLOW__API_AUTH__JWT_SECRET"
 # The processes that sign (scheduler) and verify (api-server) task tokens.
@@ -84,7 +83,7 @@ def _log_hits(ctx: Context) -> list[str]:
         pods += [p for p in ctx.pods_by_component.get(comp, []) if not p.is_task_pod]
     for p in pods:
         for c in p.containers:
-            lines = log_lines(ctx, p, str(c.get("name")))
+            lines = ctx.log_history(p, str(c.get("name")))
             for which, ln in (grep(lines, _SIGNATURE) or grep(lines, _UNSET))[-1:]:
                 out.append(f"{which} {p.name}/{c.get('name')}: {clip(ln)}")
         if len(out) >= 4:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, human_age
+from airflow_gke.views import as_dict, container_spec, ContainerStatus, Context, human_age, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
-from airflow_gke.remediation import CHART_KEY, clip, helm_upgrade, k8s_resource, ns, q, quote_event, telling_lines
+from airflow_gke.remediation import (CHART_KEY, clip, helm_upgrade, k8s_resource, ns, q, quote_event, resources_text,
+                                     telling_lines)
 
-from ._runtime import component_pods, container_spec, finished_at, log_lines, resources_text
+from ._runtime import component_pods, finished_at
 
 _KILL = re.compile(r"(?i)failed liveness probe")
 _UNHEALTHY = re.compile(r"(?i)^liveness probe (failed|errored)")
@@ -86,7 +87,7 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
     if spec.get("startupProbe"):
         evidence.append(f"{cs.name} startupProbe: {_probe_text(as_dict(spec.get('startupProbe')))}")
     evidence.append(f"{cs.name} resources: {resources_text(spec)}")
-    for which, ln in telling_lines(log_lines(ctx, pod, cs.name), 3):
+    for which, ln in telling_lines(ctx.log_history(pod, cs.name), 3):
         evidence.append(f"{which} {cs.name}: {clip(ln)}")
     outputs = " ".join(str(e.get("message", "")) for e in unhealthy)
     if _NO_JOB.search(outputs):
@@ -102,7 +103,7 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
         why = "the HTTP endpoint did not answer (server busy, workers timing out, or still starting)"
     else:
         why = "the probe kept failing past its failure threshold"
-    prev = " ".join(ln for _w, ln in log_lines(ctx, pod, cs.name))
+    prev = " ".join(ln for _w, ln in ctx.log_history(pod, cs.name))
     if re.search(r"(?i)async thread was blocked|event loop.*blocked", prev):
         why += "; the previous log shows a trigger blocking the triggerer's event loop"
     evidence.append(f"likely cause: {why}")

@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.views import Context, Obj, Pod, as_list, human_age
+from airflow_gke.views import as_list, Context, describe_state, human_age, Obj, Pod, spec_of, status_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, q, release
 
 from ._db import postgres_image_ids, unreachable_ids
-from ._storage import container_logs, describe_state, is_airflow_pod, spec_of, status_of
 
 WAIT = "wait-for-airflow-migrations"
 TIMEOUT_ARG = re.compile(r"--migration-wait-timeout[= ](\d+)|(?:^|\s)-t\s+(\d+)")
@@ -26,7 +25,7 @@ def run(ctx: Context) -> Result:
     """Components wait in wait-for-airflow-migrations beyond the timeout; the migration Job is absent, failed or running."""
     stuck: list[tuple[Pod, str, int]] = []
     for pod in ctx.pods:
-        if pod.is_task_pod or not is_airflow_pod(ctx, pod) or pod.phase != "Pending":
+        if pod.is_task_pod or not ctx.is_airflow_pod(pod) or pod.phase != "Pending":
             continue
         cs = status_of(pod, WAIT)
         if cs is None:
@@ -95,7 +94,7 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
     if len(stuck) > 6:
         evidence.append(f"... and {len(stuck) - 6} more pods waiting")
     for pod, _s, _t in stuck[:1]:
-        logs = container_logs(ctx, pod, WAIT)
+        logs = ctx.recent_logs(pod, WAIT)
         waits = [(w, ln) for w, ln in logs if "Waiting for migrations" in ln]
         tells = [(w, ln) for w, ln in logs if TELLING.search(ln) and "Waiting for migrations" not in ln
                  and not ln.strip().startswith(("raise ", "File "))]
@@ -109,7 +108,7 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
             evidence.append(f"Job {jname} annotation helm.sh/hook: {hook}")
         for p in ctx.pods_by_owner.get(f"Job/{jname}", [])[-2:]:
             for c in p.containers[:1]:
-                for which, ln in container_logs(ctx, p, str(c.get("name")))[-2:]:
+                for which, ln in ctx.recent_logs(p, str(c.get("name")))[-2:]:
                     evidence.append(f"{which} {p.name}/{c.get('name')}: {masked(ln)}")
     argo = any(k.startswith("argocd.argoproj.io/") for o in [p for p, _s, _t in stuck] + list(ctx.deployments.values())
                for k in list(o.annotations) + list(o.labels))

@@ -11,7 +11,6 @@ from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, project, q, release
 
 from ._db import db_errors, pgbouncer_deployment
-from ._storage import container_logs
 
 WRONG_TYPE = re.compile(r"(?i)wrong password type|cannot do SCRAM authentication|SASL authentication failed|"
                         r"server login has been failing")
@@ -30,7 +29,7 @@ def run(ctx: Context) -> Result:
         if p.labels.get("component") != "pgbouncer" or p.labels.get("release") not in (None, rel):
             continue
         for c in p.containers:
-            for which, ln in container_logs(ctx, p, str(c.get("name"))):
+            for which, ln in ctx.recent_logs(p, str(c.get("name"))):
                 if WRONG_TYPE.search(ln) and len(evidence_pgb) < 3:
                     evidence_pgb.append(f"{which} {p.name}/{c.get('name')}: {masked(ln)}")
     host = f"{d.name}"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, Pod, human_age
+from airflow_gke.views import all_statuses, Context, human_age, image_repo, image_tag, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event, release
 
 from ._db import postgres_pods
-from ._storage import all_statuses, image_repo, image_tag
 
 PULL = ("ErrImagePull", "ImagePullBackOff")
 NOT_FOUND = re.compile(r"(?i)not found|manifest unknown|no such manifest|failed to resolve reference")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, DataUnavailable, Pod, as_list, human_age
+from airflow_gke.views import as_list, Context, DataUnavailable, human_age, node_matches, node_schedulable, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import cluster_name, gke_flags, k8s_resource, kubectl, project, q, quote_event
 
-from ._storage import iter_claims, node_matches, node_schedulable, node_zone, persistent_volumes, pv_zones, pvc_role
+from ._storage import iter_claims, node_zone, pv_zones, pvc_role
 
 CONFLICT = re.compile(r"(?i)volume node affinity conflict")
 
@@ -19,7 +19,7 @@ CONFLICT = re.compile(r"(?i)volume node affinity conflict")
        uses=("cluster",))
 def run(ctx: Context) -> Result:
     """Pending pods whose Bound volume's zone has no schedulable node for them."""
-    pvs = persistent_volumes(ctx)
+    pvs = ctx.persistent_volumes
     findings = []
     done: set[str] = set()
     for pod in ctx.pods:

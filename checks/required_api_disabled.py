@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_gke.views import Context, DataUnavailable, as_dict, dig
+from airflow_gke.views import Context, DataUnavailable, as_dict, dig, error_info, google_repo
 from airflow_gke.identity import LOG_READERS, LOG_WRITERS, remote_log_folder
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
-from airflow_gke.source import error_info
 from airflow_gke.remediation import excerpt, project, project_resource, q
 
-from ._identity import COMPONENTS, airflow_images, annotated_ksas, google_repo, is_airflow_pod, label
+from ._identity import COMPONENTS, annotated_ksas, label
 
 TITLES = {
     "storage.googleapis.com": "Cloud Storage API",
@@ -181,7 +180,7 @@ def _secret_manager_uses(ctx: Context) -> list[str]:
 
 def _registry_uses(ctx: Context) -> list[str]:
     seen: dict[str, str] = {}
-    for img, p in airflow_images(ctx).items():   # each image once, with the first pod using it
+    for img, p in ctx.airflow_images.items():   # each image once, with the first pod using it
         repo = google_repo(img)
         if repo and repo.host.endswith(".pkg.dev") and repo.project == ctx.target.project:
             seen[img] = p.name
@@ -221,7 +220,7 @@ def _refused_calls(ctx: Context, needed: dict) -> list[tuple[str, str]]:
     for p in ctx.pods:
         if scanned >= 200:
             break   # every later pod would be skipped
-        if not is_airflow_pod(p):
+        if not ctx.is_airflow_pod(p):
             continue
         for cs in p.container_statuses:
             if cs.ready and not cs.restarts:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, dig, human_age
+from airflow_gke.views import as_dict, container_spec, ContainerStatus, Context, dig, human_age, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
-from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, quote_event, telling_lines
+from airflow_gke.remediation import (clip, doubled_memory, helm_upgrade, k8s_resource, ns, q, quote_event,
+                                     resources_text, telling_lines)
 
-from ._runtime import container_spec, doubled_memory, finished_at, log_lines, resources_text, task_like_pods
+from ._runtime import finished_at, task_like_pods
 
 WORKER_WINDOW = timedelta(days=7)   # a Celery worker's lastState stays until its next restart
 
@@ -97,7 +98,7 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict, earlier: l
     if ctx.has("events"):
         for e in [e for e in ctx.events_for("Pod", pod.name) if e.get("type") == "Warning"][-2:]:
             evidence.append(quote_event(e))
-    for w, ln in telling_lines(log_lines(ctx, pod, cs.name), 3):
+    for w, ln in telling_lines(ctx.log_history(pod, cs.name), 3):
         evidence.append(f"{w} {cs.name}: {clip(ln)}")
     new = doubled_memory(limit or requests.get("memory"))
     n = q(ns(ctx))

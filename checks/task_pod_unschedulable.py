@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.views import Context, DataUnavailable, Pod, as_dict, as_list, human_age
+from airflow_gke.views import as_dict, as_list, Context, DataUnavailable, human_age, Pod, quantity
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
 from airflow_gke.registry import check
-from airflow_gke.remediation import cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, project, q, quote_event
+from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, memory_text, ns, project, q,
+                                     quote_event)
 
-from ._runtime import memory_text, quantity
 from ._scheduling import Verdict, parse_autoscaler, parse_scheduler
 
 DEFAULT_TIMEOUT = 300

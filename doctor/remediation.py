@@ -8,7 +8,8 @@
   ``project_resource``, ``node_pool_resource``, ``cluster_resource``, ``bucket_resource``,
   ``gsa_resource``);
 - evidence: events and log lines quoted, cut and masked (``quote_event``, ``grep``, ``excerpt``,
-  ``telling_lines``, ``clip``, ``masked``).
+  ``telling_lines``, ``clip``, ``masked``), env sources, resources and memory sizes as text
+  (``source_text``, ``resources_text``, ``memory_text``, ``doubled_memory``).
 
 Checks import from here, the views, the model and the registry only (tests/test_architecture.py).
 """
@@ -20,7 +21,7 @@ from typing import Iterable
 
 from .model import Resource
 from .redact import Redactor
-from .views import Context, DataUnavailable, Pod, owner_of
+from .views import QUANTITY_UNITS, Context, DataUnavailable, Pod, as_dict, owner_of, quantity
 
 # --- names of the target -----------------------------------------------------------------------
 
@@ -202,3 +203,43 @@ def telling_lines(lines: list[tuple[str, str]], n: int = 5) -> list[tuple[str, s
     nonblank = [(w, ln) for w, ln in lines if ln.strip()]
     telling = [(w, ln) for w, ln in nonblank if TELLING.search(ln)]
     return telling[-n:] if telling else nonblank[-min(n, 3):]
+
+
+def source_text(src: tuple[str, str | None, str | None] | None, name: str) -> str:
+    """How a container sets env var ``name`` (``views.env_source``), as evidence."""
+    if src is None:
+        return f"{name} not set"
+    kind, obj, key = src
+    if kind == "secret":
+        return f"{name} from Secret {obj} key {key}"
+    if kind == "configmap":
+        return f"{name} from ConfigMap {obj} key {key}"
+    if kind == "envFrom":
+        return f"env from Secret {obj} (envFrom; may or may not hold {name})"
+    return f"{name} set as a literal value"
+
+
+def resources_text(c: dict) -> str:
+    """A container's requests and limits, as evidence."""
+    r = as_dict(c.get("resources"))
+    req, lim = as_dict(r.get("requests")), as_dict(r.get("limits"))
+    return (f"requests cpu {req.get('cpu', 'none')}, memory {req.get('memory', 'none')}; "
+            f"limits cpu {lim.get('cpu', 'none')}, memory {lim.get('memory', 'none')}")
+
+
+def memory_text(v: float | None) -> str:
+    """A number of bytes as ``1.5Gi`` / ``512Mi``."""
+    if v is None:
+        return "unknown"
+    for unit in ("Gi", "Mi"):
+        n = v / QUANTITY_UNITS[unit]
+        if n >= 1:
+            return f"{int(n)}{unit}" if n == int(n) else f"{n:.1f}{unit}"
+    return f"{int(v)}"
+
+
+def doubled_memory(limit) -> str:
+    """A memory size twice ``limit`` (at least 1Gi), rounded up to whole Gi: the value a fix sets."""
+    v = quantity(limit) or 0
+    gi = max(1, int(-(-2 * v // 2**30)))
+    return f"{gi}Gi"

@@ -15,15 +15,21 @@ from __future__ import annotations
 from .airflow import AIRFLOW_COMPONENTS, AirflowViews
 from .base import (BaseContext, DataUnavailable, FailedReads, as_dict, as_list, as_str, dig, event_time,
                    human_age, no_answer_reason, str_map, unreadable, view)
-from .google import WRITE_SCOPES, GoogleViews, NodePool
+from .google import WRITE_SCOPES, GoogleViews, NodePool, Repo, google_repo, image_host
 from ..snapshot import parse_time
-from .kube import PVC, ContainerStatus, KubeViews, Obj, Pod, StorageClass, owner_of
+from ..source import error_info
+from .kube import (PVC, QUANTITY_UNITS, ContainerStatus, KubeViews, Obj, Pod, StorageClass, all_statuses, container_spec, describe_state,
+                   env_of, env_source, env_value, image_repo, image_tag, node_matches, node_schedulable, owner_of,
+                   pod_images, quantity, secret_ref, selector_matches, spec_of, status_of, tolerates, unhealthy)
 
 
 class Context(AirflowViews, GoogleViews):
     """Everything a check may look at for one target."""
 
 
-__all__ = ["AIRFLOW_COMPONENTS", "BaseContext", "Context", "ContainerStatus", "DataUnavailable", "FailedReads",
-           "NodePool", "Obj", "PVC", "Pod", "StorageClass", "WRITE_SCOPES", "as_dict", "as_list", "as_str", "dig",
-           "event_time", "human_age", "no_answer_reason", "owner_of", "parse_time", "str_map", "unreadable", "view"]
+__all__ = ["AIRFLOW_COMPONENTS", "QUANTITY_UNITS", "all_statuses", "as_dict", "as_list", "as_str", "BaseContext", "container_spec",
+           "ContainerStatus", "Context", "DataUnavailable", "describe_state", "dig", "env_of", "env_source",
+           "env_value", "error_info", "event_time", "FailedReads", "google_repo", "human_age", "image_host", "image_repo",
+           "image_tag", "no_answer_reason", "node_matches", "node_schedulable", "NodePool", "Obj", "owner_of",
+           "parse_time", "Pod", "pod_images", "PVC", "quantity", "Repo", "secret_ref", "selector_matches", "spec_of",
+           "status_of", "StorageClass", "str_map", "tolerates", "unhealthy", "unreadable", "view", "WRITE_SCOPES"]

@@ -34,6 +34,41 @@ class AirflowViews(KubeViews):
                     counts[labels["release"]] += 1
         return counts.most_common(1)[0][0] if counts else None
 
+    def release_or_given(self) -> str | None:
+        """The release, or the one given on the command line when the lists it is read from failed."""
+        try:
+            return self.release
+        except DataUnavailable:
+            return self.target.release
+
+    def is_airflow_pod(self, p: Pod) -> bool:
+        """A pod of the Airflow release: a KubernetesExecutor task pod, a chart pod (``tier=airflow``),
+        an Airflow component, or a pod of the release's subcharts (``app.kubernetes.io/instance``);
+        when the release is known, not one labelled with another release."""
+        rel = self.release_or_given()
+        labels = p.labels
+        if not (p.is_task_pod or labels.get("tier") == "airflow" or p.component in AIRFLOW_COMPONENTS
+                or (rel and labels.get("app.kubernetes.io/instance") == rel)):
+            return False
+        if rel is None:
+            return True
+        return labels.get("release", labels.get("app.kubernetes.io/instance")) in (None, rel)
+
+    @view
+    def airflow_images(self) -> dict[str, Pod]:
+        """Each image of the Airflow pods -> the first pod (in ``pods`` order) that uses it, in
+        first-use order (10,000 task pods share a handful of images)."""
+        out: dict[str, Pod] = {}
+        for p in self.pods:
+            if self.is_airflow_pod(p):
+                for field in ("initContainers", "containers"):   # pod_images(p), without copying lists
+                    cs = p.spec.get(field)
+                    if isinstance(cs, list):
+                        for c in cs:
+                            if isinstance(c, dict) and c.get("image"):
+                                out.setdefault(str(c.get("image")), p)
+        return out
+
     @view
     def chart_version(self) -> str | None:
         for key_name in ("deployments", "statefulsets", "configmaps", "serviceaccounts"):

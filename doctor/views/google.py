@@ -2,6 +2,8 @@
 mode), the project number, the state of services."""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Iterable
 
 from .base import BaseContext, DataUnavailable, as_dict, as_list, as_str, dig, view
@@ -12,6 +14,48 @@ WRITE_SCOPES = (
     "https://www.googleapis.com/auth/devstorage.read_write",
     "https://www.googleapis.com/auth/devstorage.full_control",
 )
+
+_AR_HOST = re.compile(r"^(?P<loc>[a-z0-9-]+)-docker\.pkg\.dev$")
+_GCR_LOCATIONS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
+
+
+@dataclass(frozen=True)
+class Repo:
+    """An Artifact Registry repository an image comes from (``gcr.io`` hosts are repositories
+    named after the host since Container Registry moved to Artifact Registry)."""
+
+    host: str
+    project: str
+    location: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.host}/{self.project}" + ("" if self.name == self.host else f"/{self.name}")
+
+    @property
+    def uri(self) -> str:
+        return f"//artifactregistry.googleapis.com/projects/{self.project}/locations/{self.location}/repositories/{self.name}"
+
+
+def image_host(image: str) -> str | None:
+    first = image.split("/", 1)[0]
+    return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None
+
+
+def google_repo(image: str) -> Repo | None:
+    """The Artifact Registry repository of an image on ``*-docker.pkg.dev`` or ``*gcr.io``, else None."""
+    host = image_host(image)
+    if not host:
+        return None
+    parts = image.split("@", 1)[0].split("/")
+    m = _AR_HOST.match(host)
+    if m and len(parts) >= 4:
+        return Repo(host, parts[1], m.group("loc"), parts[2])
+    if host in _GCR_LOCATIONS and len(parts) >= 3:
+        return Repo(host, parts[1], _GCR_LOCATIONS[host], host)
+    return None
+
 
 class NodePool:
     """A GKE node pool (from the cluster's ``nodePools``)."""

@@ -1,8 +1,11 @@
 """Kubernetes objects with safe accessors, and the views over the lists read: pods with their
 indexes (by name, component, claim, owner, node), events, PVCs, StorageClasses, ConfigMaps,
-ServiceAccounts, workloads, nodes, PersistentVolumes."""
+ServiceAccounts, workloads, nodes, PersistentVolumes, Services, EndpointSlices, NetworkPolicies,
+RBAC objects. Also what is read off one object: the owner of a pod, container health, env and
+images of a container, label selectors, taints and tolerations."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -196,6 +199,230 @@ def owner_of(pod: Obj) -> tuple[str, str] | None:
     return None
 
 
+# --- containers: health, env, images -----------------------------------------------------------
+
+def all_statuses(pod: Pod) -> list[ContainerStatus]:
+    return pod.init_statuses + pod.container_statuses
+
+
+def status_of(pod: Pod, name: str) -> ContainerStatus | None:
+    for cs in all_statuses(pod):
+        if cs.name == name:
+            return cs
+    return None
+
+
+def spec_of(pod: Pod, name: str) -> dict | None:
+    """The spec of a container or init container by name."""
+    for c in pod.init_containers + pod.containers:
+        if c.get("name") == name:
+            return c
+    return None
+
+
+def container_spec(pod: Pod, name: str, init: bool = False) -> dict:
+    """The spec of an app container (or, with ``init``, an init container) by name; {} when absent."""
+    for c in (pod.init_containers if init else pod.containers):
+        if c.get("name") == name:
+            return c
+    return {}
+
+
+def unhealthy(cs: ContainerStatus) -> bool:
+    """Waiting, not ready (running app containers), terminated non-zero, or crash-looping."""
+    state, f = cs.state
+    if state == "waiting":
+        return True
+    if state == "terminated":
+        return f.get("exitCode") not in (0, None)
+    if state == "running":
+        return not cs.ready if not cs.init else True
+    return False
+
+
+def _any_unhealthy(statuses: object, init: bool) -> bool:
+    """``unhealthy`` of any status in a raw status list, read from the dicts directly (the same
+    rules as ``ContainerStatus.state`` + ``unhealthy``, without building a view per container)."""
+    if not isinstance(statuses, list):
+        return False
+    for raw in statuses:
+        if not isinstance(raw, dict):
+            continue
+        st = raw.get("state")
+        if not isinstance(st, dict):
+            continue   # state "unknown": healthy
+        if isinstance(st.get("waiting"), dict):
+            return True
+        if isinstance(st.get("running"), dict):
+            if init or not raw.get("ready"):
+                return True
+            continue
+        t = st.get("terminated")
+        if isinstance(t, dict) and t.get("exitCode") not in (0, None):
+            return True
+    return False
+
+
+def describe_state(cs: ContainerStatus) -> str:
+    state, f = cs.state
+    bits = [state]
+    if f.get("reason"):
+        bits.append(str(f["reason"]))
+    if state == "terminated" and f.get("exitCode") is not None:
+        bits.append(f"exit code {f['exitCode']}")
+    if cs.restarts:
+        bits.append(f"{cs.restarts} restarts")
+    last = cs.last_terminated
+    if last and last.get("exitCode") is not None and state != "terminated":
+        bits.append(f"last exit code {last.get('exitCode')}")
+    return ", ".join(bits)
+
+
+def env_of(c: dict) -> dict[str, dict]:
+    """``name -> env entry`` of a container spec (the last entry wins, as in the kubelet)."""
+    env = c.get("env")
+    if not isinstance(env, list):
+        return {}
+    return {str(e.get("name")): e for e in env if isinstance(e, dict) and e.get("name")}
+
+
+def _env_entry(c: dict, name: str) -> dict:
+    env = c.get("env")
+    found: dict = {}
+    if isinstance(env, list):
+        for e in env:
+            if isinstance(e, dict) and e.get("name") and str(e.get("name")) == name:
+                found = e
+    return found
+
+
+def env_value(c: dict, *names: str) -> str | None:
+    """The literal value of the first of ``names`` the container sets as a value."""
+    for n in names:
+        v = _env_entry(c, n).get("value")
+        if isinstance(v, str):
+            return v
+    return None
+
+
+def secret_ref(c: dict, name: str) -> tuple[str, str] | None:
+    """(Secret, key) an env var of the container is taken from."""
+    ref = dig(_env_entry(c, name), "valueFrom", "secretKeyRef")
+    if isinstance(ref, dict) and ref.get("name"):
+        return str(ref["name"]), str(ref.get("key") or "")
+    return None
+
+
+def env_source(c: dict, name: str) -> tuple[str, str | None, str | None] | None:
+    """How a container sets env var ``name``: ("secret", secret, key), ("configmap", cm, key),
+    ("value", None, None), or None when it does not set it (envFrom Secrets: ("envFrom", secret, None))."""
+    found = [e for e in as_list(c.get("env")) if isinstance(e, dict) and e.get("name") == name]
+    if found:   # a name listed twice: the kubelet uses the last entry
+        vf = as_dict(found[-1].get("valueFrom"))
+        if "secretKeyRef" in vf:
+            ref = as_dict(vf["secretKeyRef"])
+            return "secret", str(ref.get("name") or "?"), str(ref.get("key") or "?")
+        if "configMapKeyRef" in vf:
+            ref = as_dict(vf["configMapKeyRef"])
+            return "configmap", str(ref.get("name") or "?"), str(ref.get("key") or "?")
+        return "value", None, None
+    for ef in as_list(c.get("envFrom")):
+        if isinstance(ef, dict) and isinstance(ef.get("secretRef"), dict):
+            return "envFrom", str(ef["secretRef"].get("name") or "?"), None
+    return None
+
+
+def image_tag(image: str) -> str:
+    last = image.rsplit("/", 1)[-1]
+    last = last.split("@", 1)[0]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def image_repo(image: str) -> str:
+    img = image.split("@", 1)[0]
+    head, _, last = img.rpartition("/")
+    repo = (head + "/" if head else "") + last.split(":", 1)[0]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/"):
+        if repo.startswith(prefix):
+            repo = repo[len(prefix):]
+    return repo
+
+
+def pod_images(p: Pod) -> list[str]:
+    return [str(c.get("image")) for c in p.init_containers + p.containers if c.get("image")]
+
+
+_QTY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+QUANTITY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
+                  "Ti": 2**40, "m": 10**-3}
+
+
+def quantity(v) -> float | None:
+    """A Kubernetes quantity (``512Mi``, ``2Gi``, ``500m``, ``1``) as a number of base units."""
+    if v is None:
+        return None
+    m = _QTY.match(str(v).strip())
+    if not m or m.group(2) not in QUANTITY_UNITS:
+        return None
+    return float(m.group(1)) * QUANTITY_UNITS[m.group(2)]
+
+
+# --- selectors, taints, nodes --------------------------------------------------------------------
+
+def selector_matches(selector: dict, labels: dict) -> bool:
+    """A Kubernetes label selector against labels (an empty selector matches everything)."""
+    selector = as_dict(selector)
+    for k, v in as_dict(selector.get("matchLabels")).items():
+        if labels.get(k) != v:
+            return False
+    for e in as_list(selector.get("matchExpressions")):
+        e = as_dict(e)
+        key, op, vals = e.get("key"), e.get("operator"), as_list(e.get("values"))
+        if op == "In" and labels.get(key) not in vals:
+            return False
+        if op == "NotIn" and key in labels and labels.get(key) in vals:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def tolerates(t: dict, taint: dict) -> bool:
+    """A toleration tolerates a taint."""
+    if t.get("effect") and t.get("effect") != taint.get("effect"):
+        return False
+    if t.get("operator") == "Exists":
+        return not t.get("key") or t.get("key") == taint.get("key")
+    return t.get("key") == taint.get("key") and t.get("value") == taint.get("value")
+
+
+def node_matches(pod: Pod, node: Obj) -> bool:
+    """The pod's nodeSelector (and NoSchedule taints it does not tolerate) allow this node."""
+    for k, v in as_dict(pod.spec.get("nodeSelector")).items():
+        if node.labels.get(k) != v:
+            return False
+    tolerations = [as_dict(t) for t in as_list(pod.spec.get("tolerations"))]
+    for taint in as_list(node.spec.get("taints")):
+        taint = as_dict(taint)
+        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any(tolerates(t, taint) for t in tolerations):
+            return False
+    return True
+
+
+def node_schedulable(node: Obj) -> bool:
+    """The node takes new pods: not cordoned, and Ready."""
+    if node.spec.get("unschedulable"):
+        return False
+    for c in as_list(node.status.get("conditions")):
+        if isinstance(c, dict) and c.get("type") == "Ready":
+            return c.get("status") == "True"
+    return False
+
+
 class PVC(Obj):
     __slots__ = ()
 
@@ -369,6 +596,51 @@ class KubeViews(BaseContext):
     def persistent_volumes(self) -> dict[str, Obj]:
         return {o.name: o for o in (Obj(i) for i in self.items("persistentvolumes"))}
 
+    @view
+    def unhealthy_pods(self) -> list[Pod]:
+        """The pods (in ``pods`` order) with at least one unhealthy container status: checks that
+        look only at unhealthy containers need not walk every healthy task pod."""
+        return [p for p in self.pods if _any_unhealthy(p.status.get("initContainerStatuses"), True)
+                or _any_unhealthy(p.status.get("containerStatuses"), False)]
+
+    @view
+    def services(self) -> dict[str, Obj]:
+        return {o.name: o for o in (Obj(i) for i in self.items("k8s_services"))}
+
+    @view
+    def endpoint_slices(self) -> list[Obj]:
+        return [Obj(i) for i in self.items("endpointslices")]
+
+    def pods_selected_by(self, selector: dict) -> list[Pod]:
+        """The pods a Service's ``spec.selector`` (key=value map) selects; none for an empty selector."""
+        if not selector:
+            return []
+        return [p for p in self.pods if all(p.labels.get(k) == v for k, v in selector.items())]
+
+    def endpoint_slices_of(self, service: str) -> list[Obj]:
+        """The EndpointSlices of a Service (label ``kubernetes.io/service-name``)."""
+        return [s for s in self.endpoint_slices if s.labels.get("kubernetes.io/service-name") == service]
+
+    @view
+    def network_policies(self) -> list[Obj]:
+        return [Obj(i) for i in self.items("networkpolicies")]
+
+    @view
+    def roles(self) -> dict[str, Obj]:
+        return {o.name: o for o in (Obj(i) for i in self.items("roles"))}
+
+    @view
+    def role_bindings(self) -> list[Obj]:
+        return [Obj(i) for i in self.items("rolebindings")]
+
+    @view
+    def cluster_roles(self) -> dict[str, Obj]:
+        return {o.name: o for o in (Obj(i) for i in self.items("clusterroles"))}
+
+    @view
+    def cluster_role_bindings(self) -> list[Obj]:
+        return [Obj(i) for i in self.items("clusterrolebindings")]
+
     def log(self, pod: str, container: str, previous: bool = False) -> str | None:
         """The stored tail of a container's log, or None when it was not collected."""
         e = self.entry("logs", pod=pod, container=container + (".previous" if previous else ""))
@@ -378,3 +650,17 @@ class KubeViews(BaseContext):
         text = self.log(pod, container, previous)
         return text.splitlines() if text else []
 
+
+    def recent_logs(self, pod: Pod, container: str) -> list[tuple[str, str]]:
+        """(which, line) of a container's stored current log, then its previous one; blank lines dropped."""
+        out = []
+        for prev in (False, True):
+            tag = "previous log" if prev else "log"
+            out += [(tag, ln) for ln in self.log_lines(pod.name, container, previous=prev) if ln.strip()]
+        return out
+
+    def log_history(self, pod: Pod, container: str) -> list[tuple[str, str]]:
+        """(which, line) of a container's previous log, then its current one (oldest first), as stored."""
+        out = [("previous log", ln) for ln in self.log_lines(pod.name, container, previous=True)]
+        out += [("log", ln) for ln in self.log_lines(pod.name, container)]
+        return out
