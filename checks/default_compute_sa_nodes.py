@@ -12,7 +12,8 @@ from ._identity import airflow_pods_by_pool, airflow_pools, is_compute_default
 
 @check(id="default-compute-sa-nodes", title="Node pools running Airflow use a dedicated service account",
        severity="warning", category="identity", needs=("cluster",),
-       uses=("pods", "nodes", "project", "project_iam"))
+       uses=("pods", "nodes", "project", "project_iam"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """Node pools that run Airflow pods (all pools when none can be tied) use the Compute Engine default SA."""
     pools, tied = airflow_pools(ctx)

@@ -24,7 +24,8 @@ WELL_KNOWN = {"cluster-admin": set(NEEDED), "admin": set(NEEDED), "edit": set(NE
 
 @check(id="executor-rbac-forbidden", title="The scheduler may create, watch and delete task pods",
        severity="error", category="executor", needs=("pods", "configmaps"),
-       uses=("roles", "rolebindings", "clusterroles", "clusterrolebindings", "logs", "deployments"))
+       uses=("roles", "rolebindings", "clusterroles", "clusterrolebindings", "logs", "deployments"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """The scheduler's service account lacks RBAC on pods in the executor namespace (RBAC objects, 403 in its log)."""
     if "KubernetesExecutor" not in (ctx.executor or ""):
@@ -169,15 +170,18 @@ def _finding(ctx: Context, ksa: str, target: str, multi: bool, verdict: str, gra
     who = f"system:serviceaccount:{home}:{ksa}"
     n = q(target)
     verbs_text = ", ".join(from_log or missing)
-    cmds = [f"kubectl auth can-i {v} pods --as={who} --namespace {n}" for v in (from_log or missing or ["create"])[:2]]
+    will = ctx.mode == "planned"   # before the deploy: the values are the fix, nothing to query or create yet
+    cmds = [] if will else [f"kubectl auth can-i {v} pods --as={who} --namespace {n}"
+                            for v in (from_log or missing or ["create"])[:2]]
     sets = ["--set rbac.create=true", "--set allowPodLaunching=true"] + (["--set multiNamespaceMode=true"]
                                                                           if target != home or multi else [])
     cmds.append(helm_upgrade(ctx, *sets))
-    cmds += [f"kubectl create role airflow-pod-launcher --namespace {n} --verb={','.join(NEEDED)} --resource=pods",
+    cmds += [] if will else [f"kubectl create role airflow-pod-launcher --namespace {n} --verb={','.join(NEEDED)} --resource=pods",
              f"kubectl create rolebinding airflow-pod-launcher --namespace {n} --role=airflow-pod-launcher "
              f"--serviceaccount={home}:{ksa}"]
     return Finding(
-        title=f"Scheduler service account {ksa} may not {verbs_text or 'manage'} pods in namespace {target}",
+        title=f"Scheduler service account {ksa} {'will not be allowed to' if will else 'may not'} "
+              f"{verbs_text or 'manage'} pods in namespace {target}",
         message=(f"The KubernetesExecutor runs in the scheduler as {who} and needs {', '.join(NEEDED)} on pods in "
                  f"namespace {target}. "
                  + (f"No RBAC binding grants {', '.join(missing)}. " if verdict == "denied" else "")

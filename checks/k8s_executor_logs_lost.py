@@ -15,7 +15,8 @@ RWX_PROVISIONERS = ("filestore.csi.storage.gke.io",)
 
 @check(id="k8s-executor-logs-lost", title="KubernetesExecutor task logs outlive their pods", severity="warning",
        category="logging", needs=("configmaps", "pods"),
-       uses=("cluster", "serviceaccounts", "deployments", "statefulsets", "nodes", "storageclasses", "project"))
+       uses=("cluster", "serviceaccounts", "deployments", "statefulsets", "nodes", "storageclasses", "project"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """KubernetesExecutor, no logs volume that persists and [logging] remote_logging off: task logs vanish with the pod."""
     if not ctx.kubernetes_executor:

@@ -19,7 +19,8 @@ _DEFAULT_SA = re.compile(r"^serviceAccount:\d+-compute@developer\.gserviceaccoun
 
 @check(id="overprivileged-identity", title="Node and Airflow Google identities hold no basic Editor/Owner role",
        severity="warning", category="security", needs=("project_iam", "cluster", "pods", "serviceaccounts"),
-       uses=("project", "nodes", "configmaps", "deployments", "statefulsets"))
+       uses=("project", "nodes", "configmaps", "deployments", "statefulsets"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """Node or Airflow Google service accounts hold roles/editor or roles/owner at project level."""
     policy = ctx.body("project_iam")

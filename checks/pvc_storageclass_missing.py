@@ -17,7 +17,8 @@ NO_CLASS_EVENT = re.compile(r"(?i)no persistent volumes available for this claim
 
 
 @check(id="pvc-storageclass-missing", title="Pending PVCs name a StorageClass that exists, or the cluster has a default",
-       severity="error", category="storage", needs=("pvcs", "storageclasses", "events", "pods"))
+       severity="error", category="storage", needs=("pvcs", "storageclasses", "events", "pods"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """A Pending PVC names a StorageClass that does not exist, or names none and there is no default."""
     findings = []
@@ -43,8 +44,9 @@ def _finding(ctx: Context, pvc: PVC, named: str | None) -> Finding:
     classes = sorted(ctx.storage_classes.values(), key=lambda s: s.name)
     age = human_age(ctx.age(pvc.created))
     shown = "(not set)" if named is None else ('"" (no class)' if named == "" else named)
-    evidence = [f"PersistentVolumeClaim {pvc.name}: status.phase Pending for {age}, spec.storageClassName {shown}, "
-                f"spec.accessModes {pvc.access_modes}"]
+    evidence = [(f"planned PersistentVolumeClaim {pvc.name}:" if ctx.mode == "planned" else
+                 f"PersistentVolumeClaim {pvc.name}: status.phase Pending for {age},")
+                + f" spec.storageClassName {shown}, spec.accessModes {pvc.access_modes}"]
     if classes:
         evidence.append("StorageClasses in the cluster: " + ", ".join(
             f"{s.name} ({s.provisioner}{', default' if s.is_default else ''})" for s in classes))
@@ -70,20 +72,22 @@ def _finding(ctx: Context, pvc: PVC, named: str | None) -> Finding:
         pd = [s.name for s in classes if s.provisioner in PD_PROVISIONERS]
         target = "standard-rwo" if "standard-rwo" in pd else (pd[0] if pd else (classes[0].name if classes else "standard-rwo"))
         have_target = bool(classes)
-    commands = [kubectl(ctx, "describe pvc", q(pvc.name)), "kubectl get storageclass"]
+    will = ctx.mode == "planned"   # before the deploy: no claim to describe or delete, the values are the fix
+    commands = [] if will else [kubectl(ctx, "describe pvc", q(pvc.name)), "kubectl get storageclass"]
     enable_filestore = []
     if wants_rwx and not any(s.provisioner in RWX_PROVISIONERS for s in classes):
         enable_filestore = [f"gcloud services enable file.googleapis.com --project {q(project(ctx))}",
                             f"gcloud container clusters update {q(cluster_name(ctx))} {gke_flags(ctx)} "
                             "--update-addons=GcpFilestoreCsiDriver=ENABLED"]
     recreate = list(enable_filestore)
-    if sts:
+    if sts and not will:
         recreate += [kubectl(ctx, "delete statefulset", q(sts), "--cascade=orphan")]
-    recreate.append(kubectl(ctx, "delete pvc", q(pvc.name)))
+    if not will:
+        recreate.append(kubectl(ctx, "delete pvc", q(pvc.name)))
     if value_key:
         recreate.append(helm_upgrade(ctx, f"--set {value_key}={q(target)}"))
     else:
-        recreate.append(f"# re-apply the manifest of {pvc.name} with spec.storageClassName: {target}")
+        recreate.append(f"# {'render' if will else 're-apply'} the manifest of {pvc.name} with spec.storageClassName: {target}")
     sts_note = (f" The claim comes from StatefulSet {sts}'s volumeClaimTemplates, which are immutable: delete the "
                 "StatefulSet with --cascade=orphan (its pods keep running) before the claim, and let helm recreate it."
                 if sts else "")
@@ -107,13 +111,19 @@ def _finding(ctx: Context, pvc: PVC, named: str | None) -> Finding:
     else:
         what = f'names StorageClass "{named}", which does not exist in the cluster'
     who = ", ".join(p.name for p in blocked)
-    message = (f"PersistentVolumeClaim {pvc.name} {what}, so no provisioner will ever create its volume: it has been "
-               f"Pending for {age}" + (f" and the pods that mount it cannot start: {who}." if blocked else "."))
+    if will:
+        mounts = ", ".join(dict.fromkeys(p.component or p.name for p in ctx.pods_by_claim.get(pvc.name, [])))
+        message = (f"Planned PersistentVolumeClaim {pvc.name} {what.replace('names', 'will name').replace('sets', 'will set')}"
+                   f", so no provisioner will create its volume: it will stay Pending"
+                   + (f" and the pods that mount it ({mounts}) will not start." if mounts else "."))
+    else:
+        message = (f"PersistentVolumeClaim {pvc.name} {what}, so no provisioner will ever create its volume: it has been "
+                   f"Pending for {age}" + (f" and the pods that mount it cannot start: {who}." if blocked else "."))
     if named and named not in ("",) and role:
         message += f" The chart takes the class from {value_key}."
     return Finding(
-        title=(f"PVC {pvc.name} names StorageClass {named}, which does not exist" if named
-               else f"PVC {pvc.name} names no StorageClass and the cluster has no default"),
+        title=(f"PVC {pvc.name} {'will name' if will else 'names'} StorageClass {named}, which does not exist" if named
+               else f"PVC {pvc.name} {'will name' if will else 'names'} no StorageClass and the cluster has no default"),
         message=message,
         resource=k8s_resource(ctx, "PersistentVolumeClaim", pvc.name),
         evidence=evidence,

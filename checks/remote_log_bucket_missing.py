@@ -13,7 +13,8 @@ from ._identity import label
 
 @check(id="remote-log-bucket-missing", title="The remote log bucket exists", severity="error", category="logging",
        needs=("configmaps", "pods"),
-       uses=("bucket", "cluster", "serviceaccounts", "deployments", "statefulsets", "nodes", "project"))
+       uses=("bucket", "cluster", "serviceaccounts", "deployments", "statefulsets", "nodes", "project"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """remote_base_log_folder names a bucket that does not exist (404), or one the doctor cannot see (403: unproven)."""
     buckets: dict[str, list[tuple[str, str, str]]] = {}

@@ -26,7 +26,8 @@ _READ_ERR = re.compile(r"(?i)unable to read remote log|could not read logs from 
 
 @check(id="remote-log-read-denied", title="The api-server/webserver can read the remote task logs", severity="error",
        category="logging", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
-       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"))
+       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """The UI's identity lacks storage.objects.get/list on the gs:// log bucket (or does not read remote logs at all)."""
     written: dict[str, tuple[str, str, str]] = {}

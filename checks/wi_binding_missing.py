@@ -22,7 +22,8 @@ _TOKEN_403 = re.compile(r"(?i)iam\.serviceAccounts\.getAccessToken|unable to gen
 
 @check(id="wi-binding-missing", title="Annotated Airflow service accounts may impersonate their Google service account",
        severity="error", category="identity", needs=("serviceaccounts", "pods"),
-       uses=("configmaps", "deployments", "statefulsets", "gsa", "gsa_iam", "project_iam", "project", "cluster", "logs"))
+       uses=("configmaps", "deployments", "statefulsets", "gsa", "gsa_iam", "project_iam", "project", "cluster", "logs"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """The GSA an annotated KSA names is missing, disabled, or lacks roles/iam.workloadIdentityUser for that KSA."""
     ann = annotated_ksas(ctx)

@@ -15,7 +15,8 @@ from ._identity import KsaUse, annotated_ksas
 
 @check(id="workload-identity-not-enabled", title="Workload Identity is enabled where annotated Airflow pods run",
        severity="error", category="identity", needs=("serviceaccounts", "pods", "cluster"),
-       uses=("configmaps", "deployments", "statefulsets", "nodes", "project"))
+       uses=("configmaps", "deployments", "statefulsets", "nodes", "project"),
+       evidence="config")
 def run(ctx: Context) -> Result:
     """KSAs name a Google service account, but the cluster has no workload pool or the pods' node pool is not GKE_METADATA."""
     ann = annotated_ksas(ctx)

@@ -123,13 +123,15 @@ def live_options(lt: LiveTarget, namespace: str | None, release: str | None, ver
                        now=pinned, verbose=verbose, env=dict(env))
 
 
-def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progress=None):
+def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progress=None, overlay=None):
     """Run the live reader; ``progress`` gets the reader's progress hooks (and ``stop()`` at the end),
-    ``verbose`` echoes every API call and the read's totals."""
+    ``verbose`` echoes every API call and the read's totals. ``overlay(source, target)`` (planned
+    mode) makes the per-item reads cover the bucket and Google service accounts the plan names."""
     from .live.reader import LiveReader
 
     try:
         reader = LiveReader(opts, progress=progress)
+        reader.overlay = overlay
         if verbose:
             reader.recorder.echo = lambda c: echo(
                 f"  {c.service:<20} {c.method:4} {c.path}  "
@@ -188,7 +190,11 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
         from .live.plan import keys_for
 
         opts = live_options(req.live, namespace, release, req.verbose, env)
-        live = read_live(opts, keys_for(checks), verbose=req.verbose, echo=echo, progress=progress)
+        overlay = None
+        if plan is not None:
+            def overlay(src, tgt):
+                return planned.overlay(plan, src, tgt)
+        live = read_live(opts, keys_for(checks), verbose=req.verbose, echo=echo, progress=progress, overlay=overlay)
         source, target, ctx_now, mode = live.source, live.target, live.now, "live"
     base_source = source
     if plan is not None:   # planned mode: the plan over the cluster's source (doctor/planned.py)

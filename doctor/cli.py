@@ -259,7 +259,8 @@ def list_checks(output) -> None:
         import orjson
 
         doc = [{"id": c.id, "title": c.title, "severity": c.severity, "category": c.category,
-                "extended": c.extended, "needs": list(c.needs), "uses": list(c.uses)} for c in rows]
+                "extended": c.extended, "evidence": c.evidence, "needs": list(c.needs), "uses": list(c.uses)}
+               for c in rows]
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     width = max((len(c.id) for c in rows), default=10)

@@ -60,8 +60,11 @@ def compare(plan: Plan, base, target: Target, now, checks: Iterable, planned_run
         return info
     on_plan = [c for c in checks if c.on_plan]
     before = run_checks(current, on_plan, runbook_base)
-    judged = {r.id for r in before if r.status in ("pass", "fail")} & {r.id for r in planned_runs
-                                                                     if r.status in ("pass", "fail")}
+    # A check judged both states when it ended pass or fail on the plan, and on the current state
+    # pass, fail, or skip for not applying there (remote logging off, say): a skip for data that was
+    # not collected, or an error, decides nothing, so its findings are neither introduced nor fixed.
+    judged = {r.id for r in before if r.status in ("pass", "fail") or (r.status == "skip" and not _no_data(r.reason))} \
+        & {r.id for r in planned_runs if r.status in ("pass", "fail")}
     now_f = {f.id: f for r in before if r.id in judged for f in r.findings}
     plan_f = {f.id: f for r in planned_runs if r.id in judged for f in r.findings}
     info["compared_with"] = cluster_from
@@ -69,6 +72,10 @@ def compare(plan: Plan, base, target: Target, now, checks: Iterable, planned_run
     info["fixed"] = [_brief(now_f[i]) for i in sorted(now_f) if i not in plan_f]
     info["unchanged"] = [_brief(plan_f[i]) for i in sorted(plan_f) if i in now_f]
     return info
+
+
+def _no_data(reason: str | None) -> bool:
+    return bool(reason) and reason.startswith(("not collected", "needs the GKE", "permission denied", "could not"))
 
 
 def _brief(f) -> dict:

@@ -56,7 +56,7 @@ def test_seed_values_fail_before_deploy_with_values_level_fixes(run_cli, tmp_pat
     assert pvc["title"].startswith('PVC airflow-logs will ask ReadWriteMany, which StorageClass "standard"')
     assert "scheduler" in pvc["title"] and "api-server" in pvc["title"] and "will not start" in pvc["title"]
     # Fixes are values changes for the chart version of the plan, never kubectl on objects not yet there.
-    for f in by.values():
+    for f in (by[c] for c in SEED_CHECKS):
         for cmd in f["remediation"]["commands"]:
             assert "kubectl" not in cmd, (f["check"], cmd)
             assert "--reuse-values" not in cmd, (f["check"], cmd)
@@ -87,7 +87,7 @@ def test_fixed_values_pass_on_the_fixed_cluster(run_cli, tmp_path, seed_cluster,
     code, doc = planned(run_cli, tmp_path, seed_cluster, fixed)
     assert code == 1
     assert {f["check"] for f in doc["findings"] if f["severity"] == "error"} == {
-        "node-storage-scope-read-only", "gcs-log-write-denied"}
+        "node-storage-scope-read-only", "gcs-log-write-denied", "workload-identity-not-enabled"}
 
 
 def test_runtime_only_checks_skip_in_planned_mode(run_cli, tmp_path, seed_cluster):
@@ -182,3 +182,171 @@ def test_chart_versions_and_executors_are_read(chart, executor):
         p["metadata"]["name"] == "data-worker-0" for p in plan.items("pods"))) == rel.celery
     task = [p for p in plan.items("pods") if p["metadata"]["labels"].get("kubernetes_executor") == "True"]
     assert bool(task) == rel.kubernetes
+
+
+@pytest.fixture(scope="module")
+def planned_runs(tmp_path_factory):
+    """Every planned scenario run once through the CLI: name -> (exit code, JSON report)."""
+    from _pytest.monkeypatch import MonkeyPatch
+
+    from conftest import validate_report
+    from airflow_gke.cli import main
+
+    import contextlib
+    import io
+    import json
+
+    out = {}
+    clusters = {}
+    for name, (make_cluster, values, _want, _not) in fm.PLANNED.items():
+        sc = make_cluster()
+        if sc.name not in clusters:
+            clusters[sc.name] = fm.write(sc, tmp_path_factory.mktemp(sc.name))
+        f = tmp_path_factory.mktemp("plan") / f"{name}.yaml"
+        f.write_text(fm.render(values()))
+        buf = io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                main(["doctor", "--snapshot", str(clusters[sc.name]), "--manifests", str(f), "--output", "json"])
+            except SystemExit as e:
+                code = e.code
+        doc = json.loads(buf.getvalue())
+        validate_report(doc)
+        out[name] = (code, doc)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(fm.PLANNED))
+def test_planned_scenario(planned_runs, name):
+    _make, _values, want, must_not = fm.PLANNED[name]
+    code, doc = planned_runs[name]
+    fired = {f["check"] for f in doc["findings"]}
+    assert want <= fired, (name, fired)
+    if must_not is None:
+        assert fired == want, (name, fired)
+    else:
+        assert not (fired & must_not), (name, fired & must_not)
+    assert code == (1 if any(f["severity"] == "error" for f in doc["findings"]) else 0)
+    for f in doc["findings"]:
+        for cmd in f["remediation"]["commands"]:
+            assert "--reuse-values" not in cmd, (name, f["check"], cmd)
+            for verb in ("kubectl delete", "kubectl describe pvc", "kubectl create role", "kubectl annotate"):
+                assert verb not in cmd, (name, f["check"], cmd)
+
+
+def test_every_config_check_fires_on_a_plan_and_no_runtime_check_passes(planned_runs):
+    from airflow_gke.registry import load_checks
+
+    registry = load_checks()
+    fired = {f["check"] for _code, doc in planned_runs.values() for f in doc["findings"]}
+    config = {c.id for c in registry.values() if c.on_plan}
+    assert config - fired == set(), "config-level checks no planned scenario makes fire"
+    for name, (_code, doc) in planned_runs.items():
+        for c in doc["checks"]:
+            if not registry[c["id"]].on_plan:
+                assert c["status"] == "skip" and c["reason"] == "runtime only: run after deploy", (name, c)
+    healthy = planned_runs["healthy"][1]
+    assert healthy["findings"] == [] and planned_runs["healthy"][0] == 0
+    assert {c["id"] for c in healthy["checks"] if c["status"] == "pass"} >= {
+        "pvc-access-mode-unsupported", "gcs-log-write-denied", "node-storage-scope-read-only"}
+
+
+def test_upgrade_plan_says_what_it_introduces_and_fixes(run_cli, tmp_path):
+    """The namespace runs the release with a Pending RWX logs PVC; the new values drop the PVC and
+    turn on remote logging through read-only node scopes: the review sees both."""
+    cluster = fm.write(fm.cluster("upgrade-cluster", running=fm.UPGRADE_RUNNING), tmp_path / "cluster")
+    f = tmp_path / "upgrade.yaml"
+    f.write_text(fm.render(fm.UPGRADE_VALUES))
+    res = run_cli("doctor", "--snapshot", str(cluster), "--manifests", str(f), "--output", "json")
+    assert res.code == 1
+    plan = res.json["plan"]
+    assert plan["compared_with"] == "snapshot"
+    ids = {k: [x["id"] for x in plan[k]] for k in ("introduced", "fixed", "unchanged")}
+    assert ids["fixed"] == ["pvc-access-mode-unsupported:PersistentVolumeClaim/airflow/airflow-logs"]
+    assert ids["introduced"] == ["gcs-log-write-denied:Bucket/acme-airflow-logs",
+                                 "node-storage-scope-read-only:NodePool/default-pool"]
+    assert "default-compute-sa-nodes:NodePool/default-pool" in ids["unchanged"]
+    assert "pvc-access-mode-unsupported" not in {x["check"] for x in res.json["findings"]}
+    # Every format says it.
+    table = run_cli("doctor", "--snapshot", str(cluster), "--manifests", str(f)).out
+    assert "introduces 2, fixes 1" in table and "+ introduces error node-storage-scope-read-only" in table
+    md = run_cli("doctor", "--snapshot", str(cluster), "--manifests", str(f), "--output", "markdown").out
+    assert "- fixes error pvc-access-mode-unsupported" in md
+    junit = run_cli("doctor", "--snapshot", str(cluster), "--manifests", str(f), "--output", "junit").out
+    assert '<property name="plan.introduced" value="2" />' in junit and '<property name="mode" value="planned" />' in junit
+
+
+def test_ci_example_plans_before_the_upgrade():
+    """docs/ci/plan-before-deploy.yml pipes helm template into doctor --manifests - (a command line
+    the real CLI accepts) in a job the upgrade needs."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    from airflow_gke.cli import cli
+
+    wf = yaml.safe_load((Path(__file__).resolve().parent.parent / "docs/ci/plan-before-deploy.yml").read_text())
+    run = next(s for s in wf["jobs"]["plan"]["steps"] if s.get("id") == "plan")["run"]
+    line = next(ln for ln in run.splitlines() if ln.startswith("helm template"))
+    helm, doctor = (shlex.split(x) for x in line.split(" | "))
+    assert helm[:2] == ["helm", "template"] and "--version" in helm and "--values" in helm
+    assert "set -o pipefail" in run
+    env = wf["env"]
+    filled = [re.sub(r"\$(\w+)", lambda m: env[m.group(1)], a) for a in doctor[2:]]
+    params = cli.commands["doctor"].make_context("doctor", filled).params
+    assert params["manifests"] == "-" and params["fail_on"] == "error"
+    assert wf["jobs"]["deploy"]["needs"] == "plan"
+    assert any("helm upgrade --install" in s.get("run", "") for s in wf["jobs"]["deploy"]["steps"])
+
+
+@pytest.mark.parametrize("name", ["bucket-missing", "seed"])
+def test_live_planned_run_matches_the_snapshot_run(run_cli, tmp_path, monkeypatch, name):
+    """Live mode through the real clients and the loopback replay server: the cluster and project are
+    read live, the per-item reads (the log bucket, the Google service accounts) include those only
+    the plan names, and the findings equal those of the snapshot run."""
+    import os
+
+    from replay import ReplayServer
+
+    make, values, want, _ = fm.PLANNED[name]
+    root = fm.write(make(), tmp_path / "cluster")
+    f = tmp_path / "plan.yaml"
+    f.write_text(fm.render(values()))
+    _code, snap = planned(run_cli, tmp_path, root, f.read_text())
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    for k in list(os.environ):
+        if k.startswith("AIRFLOW_GKE_ENDPOINT_"):
+            monkeypatch.delenv(k)
+    srv = ReplayServer(root).start()
+    try:
+        kc = srv.write_kubeconfig(tmp_path / "kubeconfig")
+        extra = ["--now", srv.meta["captured_at"]]
+        if srv.context_name == "replay":
+            extra += [x for k in ("project", "location", "cluster") for x in (f"--{k}", srv.meta[k])]
+        res = run_cli("doctor", *extra, "--manifests", str(f), "--output", "json", env=srv.env(kubeconfig=kc))
+    finally:
+        srv.stop()
+    assert res.code == (1 if any(x["severity"] == "error" for x in snap["findings"]) else 0), res.err
+    doc = res.json
+    assert doc["run"]["mode"] == "planned" and doc["plan"]["cluster"] == "live"
+    assert want <= {x["check"] for x in doc["findings"]}
+    assert sorted(x["id"] for x in doc["findings"]) == sorted(x["id"] for x in snap["findings"])
+    assert {c["id"]: c["status"] for c in doc["checks"]} == {c["id"]: c["status"] for c in snap["checks"]}
+
+
+def test_docs_name_the_checks_that_run_on_a_plan(run_cli):
+    import json
+    import re
+    from pathlib import Path
+
+    from airflow_gke.registry import load_checks
+
+    conf = {c.id for c in load_checks().values() if c.on_plan}
+    deploy = (Path(__file__).resolve().parent.parent / "docs/deploy.md").read_text()
+    line = next(ln for ln in deploy.splitlines() if "Checks that run on a plan:" in ln)
+    assert set(re.findall(r"`([a-z0-9-]+)`", line.split("Checks that run on a plan:")[1])) == conf
+    listed = json.loads(run_cli("checks", "--output", "json").out)
+    assert {c["id"] for c in listed if c["evidence"] == "config"} == conf

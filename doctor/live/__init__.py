@@ -14,8 +14,12 @@ from .options import LiveOptions
 __all__ = ["LiveOptions", "read_live"]
 
 
-def read_live(opts: LiveOptions, keys, progress=None):
-    """Discover the target and read ``keys`` (data key names); see :mod:`airflow_gke.live.reader`."""
+def read_live(opts: LiveOptions, keys, progress=None, overlay=None):
+    """Discover the target and read ``keys`` (data key names); see :mod:`airflow_gke.live.reader`.
+    ``overlay(source, target)`` (planned mode) gives a second source whose buckets and Google
+    service accounts are read too (those the plan names, besides those the namespace names now)."""
     from .reader import LiveReader
 
-    return LiveReader(opts, progress=progress).read(keys)
+    reader = LiveReader(opts, progress=progress)
+    reader.overlay = overlay
+    return reader.read(keys)

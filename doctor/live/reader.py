@@ -69,6 +69,8 @@ class LiveReader:
         self.failed: dict[str, list[str]] = {"k8s": [], "gcp": []}   # scope -> transport failures
 
     # --- discovery --------------------------------------------------------------------------
+    overlay = None   # planned mode: (source, target) -> the plan over it (doctor/planned.py)
+
     def discover(self) -> tuple[Target, Any]:
         o = self.opts
         kt, tried = kubemod.load(o.kubeconfig, o.context, o.env)
@@ -254,6 +256,11 @@ class LiveReader:
             ctx = Context(self.source, self.target, now)
             reads, notes = derived_reads(ctx, usable_keys, o.max_logs)
             self.notes += notes
+            if self.overlay is not None:   # planned mode: the bucket and GSAs the plan names, too
+                planned = Context(self.overlay(self.source, self.target), self.target, now)
+                more, notes = derived_reads(planned, usable_keys - {"logs"}, 0)
+                reads += [r for r in more if r not in reads]
+                self.notes += [f"plan: {n}" for n in notes]
             self._run_phase(reads, budget, pools, "reading logs, bucket, service accounts")
         finally:
             with self._lock:

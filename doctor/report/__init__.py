@@ -49,6 +49,22 @@ class RunReport:
         return sorted(out, key=lambda f: (-SEVERITY_RANK.get(f.severity or "info", 0), bool(f.caused_by),
                                           f.check, f.resource.ref))
 
+    def plan_lines(self) -> list[str]:
+        """Planned mode: what the plan changes compared with the running release, as plain lines
+        (every format prints these)."""
+        p = self.plan
+        if not p:
+            return []
+        if p.get("compared_with") is None:
+            return [f"Plan {p['manifests']}: the namespace does not run release {self.run.release or '?'} yet "
+                    "(first deploy): every finding is new."]
+        out = [f"Plan {p['manifests']} compared with the running release ({p['compared_with']}): introduces "
+               f"{len(p['introduced'])}, fixes {len(p['fixed'])}, keeps {len(p['unchanged'])}."]
+        for label, key in (("introduces", "introduced"), ("fixes", "fixed"), ("keeps", "unchanged")):
+            for f in p[key]:
+                out.append(f"{label} {f['severity']} {f['check']}: {f['title']}")
+        return out
+
     def summary(self) -> dict:
         checks = {"pass": 0, "fail": 0, "skip": 0, "error": 0}
         for c in self.checks:

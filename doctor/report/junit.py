@@ -112,7 +112,9 @@ def render(report: RunReport, fail_on: str = "error") -> str:
         props = ET.SubElement(suite, "properties")
         for k, v in (("mode", r.mode), ("project", r.project), ("location", r.location), ("cluster", r.cluster),
                      ("namespace", r.namespace), ("release", r.release), ("airflow_version", r.airflow_version),
-                     ("chart_version", r.chart_version), ("tool_version", report.tool_version), ("fail_on", fail_on)):
+                     ("chart_version", r.chart_version), ("tool_version", report.tool_version), ("fail_on", fail_on),
+                     *((("plan." + k, str(len(report.plan[k]))) for k in ("introduced", "fixed", "unchanged"))
+                       if report.plan and report.plan.get("compared_with") else ())):
             if v is not None:
                 ET.SubElement(props, "property", {"name": k, "value": xml_safe(str(v))})
         suite.extend(cases)

@@ -59,6 +59,9 @@ def render(report: RunReport, fail_on: str = "error") -> str:
         if v:
             target.append(f"{label} {code(v)}")
     out += [" · ".join(target), ""]
+    plan = report.plan_lines()
+    if plan:
+        out += [f"**{cell(plan[0])}**", ""] + [f"- {cell(ln)}" for ln in plan[1:]] + ([""] if plan[1:] else [])
     out += [f"Checks: {ch['pass']} passed, {ch['fail']} failed, {ch['skip']} skipped, {ch['error']} errors · "
             f"exit code {gate} with `--fail-on {fail_on}` · {r.duration_s:.2f} s · airflow-gke {report.tool_version}",
             ""]

@@ -42,6 +42,13 @@ def render(report: RunReport, file: TextIO | None = None, verbose: bool = False)
         where.append(f"chart {r.chart_version}")
     con.print(f"[bold]airflow-gke doctor[/bold] · {escape(' · '.join(where))}")
     con.print()
+    lines = report.plan_lines()
+    if lines:
+        con.print(f"[bold]{escape(lines[0])}[/bold]", soft_wrap=True)
+        for ln in lines[1:]:
+            mark = {"introduces": "[red]+[/red]", "fixes": "[green]-[/green]"}.get(ln.split(" ", 1)[0], " ")
+            con.print(f"  {mark} {escape(ln)}", soft_wrap=True)
+        con.print()
 
     by_id = {f.id: f for f in report.findings}
     by_id.update({x.finding.id: x.finding for x in report.suppressed if x.finding.id not in by_id})
