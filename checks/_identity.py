@@ -1,77 +1,10 @@
-"""Helpers of the project, identity and logging checks: which Kubernetes service accounts Airflow
-runs as, which node pools run Airflow, Google service account resources, image registries."""
+"""Helpers of the project, identity and logging checks: which node pools run Airflow, Workload
+Identity members, the Compute Engine default service account. (Which service accounts Airflow
+runs as is the identity view's answer: airflow_gke.views.identity.)"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, NodePool, Pod, as_dict
-from airflow_gke.identity import component_exists, component_pods, template_spec
+from airflow_gke.views import Context, DataUnavailable, NodePool, as_dict
 from airflow_gke.remediation import project
-
-
-# Every component whose pods may act as a Google identity (task pods first).
-COMPONENTS = ("task",) + AIRFLOW_COMPONENTS
-WI_ANNOTATION = "iam.gke.io/gcp-service-account"
-
-
-def label(component: str) -> str:
-    return "task pods" if component == "task" else component
-
-
-def _sa_of_spec(spec: dict) -> str:
-    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-
-
-@dataclass
-class KsaUse:
-    """A Kubernetes service account Airflow runs as: by which components, in which pods."""
-
-    ksa: str
-    components: list[str]
-    pods: list[Pod]
-
-    @property
-    def labels(self) -> str:
-        return ", ".join(label(c) for c in self.components)
-
-
-def ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
-    """KSA name -> its use by Airflow components (running pods, else their controller's template,
-    else the KubernetesExecutor pod template). Needs pods. Computed once per run (five checks ask,
-    each walked every pod); the reads that failed while computing it are reported again to each
-    later check that asks, as if it had made them (do not modify the result: it is shared)."""
-    return ctx.derive("ksas_in_use", _ksas_in_use, ctx)
-
-
-def _ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
-    out: dict[str, KsaUse] = {}
-    for comp in COMPONENTS:
-        if not component_exists(ctx, comp):
-            continue
-        pods = component_pods(ctx, comp)
-        names: dict[str, list[Pod]] = {}
-        for p in pods:
-            names.setdefault(p.service_account, []).append(p)
-        if not names:
-            spec = template_spec(ctx, comp)
-            if spec is not None:
-                names[_sa_of_spec(spec)] = []
-        for ksa, kpods in names.items():
-            use = out.setdefault(ksa, KsaUse(ksa, [], []))
-            if comp not in use.components:
-                use.components.append(comp)
-            use.pods.extend(kpods)
-    return out
-
-
-def annotated_ksas(ctx: Context) -> dict[str, tuple[str, KsaUse]]:
-    """KSA -> (Google service account it names, its use) for the annotated KSAs Airflow runs as."""
-    out = {}
-    for ksa, use in sorted(ksas_in_use(ctx).items()):
-        gsa = ctx.gsa_of(ksa)
-        if gsa:
-            out[ksa] = (gsa, use)
-    return out
 
 
 def airflow_pools(ctx: Context) -> tuple[list[NodePool], bool]:

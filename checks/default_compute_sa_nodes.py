@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from airflow_gke.views import as_dict, Context, google_repo, NodePool
-from airflow_gke.iam import member_roles
+from airflow_gke.views.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import cluster_name, gke_flags, node_pool_resource, project, q

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, no_answer_reason
-from airflow_gke.iam import evaluate, member_roles
-from airflow_gke.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
+from airflow_gke.views.iam import evaluate, member_roles
+from airflow_gke.views.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import after_run, check
 from airflow_gke.remediation import (bucket_resource, cluster_resource as _cluster_resource, gsa_resource as

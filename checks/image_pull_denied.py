@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import ContainerStatus, Context, DataUnavailable, google_repo, NodePool, Pod, Repo
-from airflow_gke.iam import member_roles
+from airflow_gke.views.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import cluster_name, gke_flags, project, q, quote_event

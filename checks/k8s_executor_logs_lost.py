@@ -3,7 +3,7 @@ its pod's emptyDir and is gone when the pod is deleted (on success, by default).
 from __future__ import annotations
 
 from airflow_gke.views import Context, DataUnavailable, Pod, as_dict
-from airflow_gke.identity import resolve
+from airflow_gke.views.identity import resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, project, q, release

@@ -3,7 +3,7 @@ write to Cloud Storage, so remote logs to gs:// fail with 403 whatever IAM says.
 from __future__ import annotations
 
 from airflow_gke.views import Context
-from airflow_gke.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
+from airflow_gke.views.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import (CHART_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, NodePool
-from airflow_gke.iam import bindings
-from airflow_gke.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder
+from airflow_gke.views.iam import bindings
+from airflow_gke.views.identity import (COMPONENTS, LOG_READERS, LOG_WRITERS, annotated_ksas, bucket_of, ksas_in_use,
+                                        remote_log_folder)
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import gsa_resource, k8s_resource, project, q
 
-from ._identity import COMPONENTS, airflow_pools, annotated_ksas, is_compute_default, ksas_in_use, wi_members
+from ._identity import airflow_pools, is_compute_default, wi_members
 
 BROAD = ("roles/owner", "roles/editor")
 _DEFAULT_SA = re.compile(r"^serviceAccount:\d+-compute@developer\.gserviceaccount\.com$")

@@ -3,12 +3,11 @@ one the doctor may not even see (403: another project, or no access), so remote 
 from __future__ import annotations
 
 from airflow_gke.views import Context, DataUnavailable
-from airflow_gke.identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder, resolve
+from airflow_gke.views.identity import LOG_READERS, LOG_WRITERS, bucket_of, label, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import bucket_resource, helm_upgrade, project, q
 
-from ._identity import label
 
 
 @check(id="remote-log-bucket-missing", title="The remote log bucket exists", severity="error", category="logging",

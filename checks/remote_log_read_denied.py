@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, no_answer_reason
-from airflow_gke.iam import evaluate, member_roles
-from airflow_gke.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
+from airflow_gke.views.iam import evaluate, member_roles
+from airflow_gke.views.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, label, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import (bucket_resource, CHART_KEY, cluster_resource, excerpt, gsa_resource, helm_upgrade,
                                      node_pool_resource, project, q)
 
-from ._identity import label
 
 PERMS = ("storage.objects.get", "storage.objects.list")
 READ_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",

@@ -7,12 +7,11 @@ import json
 import re
 
 from airflow_gke.views import Context, DataUnavailable, as_dict, dig, error_info, google_repo
-from airflow_gke.identity import LOG_READERS, LOG_WRITERS, remote_log_folder
+from airflow_gke.views.identity import COMPONENTS, LOG_READERS, LOG_WRITERS, annotated_ksas, label, remote_log_folder
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import excerpt, project, project_resource, q
 
-from ._identity import COMPONENTS, annotated_ksas, label
 
 TITLES = {
     "storage.googleapis.com": "Cloud Storage API",

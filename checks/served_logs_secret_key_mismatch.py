@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable
-from airflow_gke.identity import component_exists, component_pods
+from airflow_gke.views.identity import component_exists, component_pods
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import excerpt, helm_upgrade, k8s_resource, ns, q, release

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable
-from airflow_gke.iam import binding_members, bindings
+from airflow_gke.views.iam import binding_members, bindings
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
 from airflow_gke.remediation import CHART_KEY, excerpt, gsa_project, gsa_resource, helm_sa_annotation, helm_upgrade, q
+from airflow_gke.views.identity import KsaUse, annotated_ksas
 
-from ._identity import KsaUse, annotated_ksas, wi_members, workload_pool
+from ._identity import wi_members, workload_pool
 
 ROLE = "roles/iam.workloadIdentityUser"
 # Predefined roles that carry iam.serviceAccounts.getAccessToken on the service account.

@@ -7,10 +7,9 @@ from airflow_gke.views import Context, NodePool, as_dict
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
 from airflow_gke.registry import check
 
-from airflow_gke.identity import template_spec
+from airflow_gke.views.identity import KsaUse, annotated_ksas, template_spec
 from airflow_gke.remediation import cluster_name, cluster_resource, gke_flags, node_pool_resource, project, q
 
-from ._identity import KsaUse, annotated_ksas
 
 
 @check(id="workload-identity-not-enabled", title="Workload Identity is enabled where annotated Airflow pods run",

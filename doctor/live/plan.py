@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from ..views import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, as_dict, dig
+from ..views import Context, DataUnavailable, Pod
+from ..views.identity import LOG_READERS, LOG_WRITERS, bucket_of, named_gsas, remote_log_folder
 from ..data import DERIVED_FROM, KEYS, SERVICES
 
 # Cloud Storage bucket names (https://cloud.google.com/storage/docs/buckets#naming), loosely.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$")
 _POD = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _CONTAINER = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -36,8 +36,6 @@ def static_reads(keys: set[str]) -> list[tuple[str, dict]]:
 
 def log_buckets(ctx: Context) -> list[str]:
     """Buckets of ``gs://`` remote_base_log_folder as the components resolve it."""
-    from ..identity import LOG_READERS, LOG_WRITERS, bucket_of, remote_log_folder
-
     out: list[str] = []
     for comp in LOG_WRITERS + LOG_READERS:
         try:
@@ -56,55 +54,14 @@ def _is_airflow(labels: dict) -> bool:
 
 
 def airflow_ksas(ctx: Context) -> list[str]:
-    """Kubernetes service accounts Airflow runs as: the chart's (``tier=airflow``), those of
-    Airflow pods and workloads, and that of the KubernetesExecutor pod template."""
-    names: list[str] = []
-
-    def add(n):
-        if isinstance(n, str) and n and n not in names:
-            names.append(n)
-
-    try:
-        for sa in ctx.service_accounts.values():
-            if _is_airflow(sa.labels):
-                add(sa.name)
-    except DataUnavailable:
-        pass
-    try:
-        for p in ctx.pods:
-            if _is_airflow(p.labels) or p.is_task_pod or p.component in AIRFLOW_COMPONENTS:
-                add(p.service_account)
-    except DataUnavailable:
-        pass
-    for coll in ("deployments", "statefulsets"):
-        try:
-            objs = getattr(ctx, coll).values()
-        except DataUnavailable:
-            continue
-        for w in objs:
-            if _is_airflow(w.labels):
-                spec = as_dict(dig(w.raw, "spec", "template", "spec"))
-                add(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
-    try:
-        tpl = ctx.pod_template
-    except DataUnavailable:
-        tpl = None
-    if tpl:
-        spec = as_dict(tpl.get("spec"))
-        add(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
-    return names
+    """Kubernetes service accounts Airflow runs as: the identity view's answer (``named_gsas``)."""
+    return named_gsas(ctx)[0]
 
 
 def gsa_emails(ctx: Context) -> list[str]:
-    out: list[str] = []
-    for ksa in airflow_ksas(ctx):
-        try:
-            email = ctx.gsa_of(ksa)
-        except DataUnavailable:
-            return out
-        if email and _EMAIL.match(email) and email not in out:
-            out.append(email)
-    return out
+    """Google service accounts the Airflow KSAs are annotated with: exactly those the checks may
+    look up (the identity view's ``named_gsas``)."""
+    return named_gsas(ctx)[1]
 
 
 def _wants_log(cs) -> tuple[int, bool, bool] | None:

@@ -267,7 +267,7 @@ def _step(res: ProbeResult, name: str, fn, ok_text: str) -> bool:
 
 def writers(ctx) -> list:
     """[(Identity, folder)] of the log-writing components that ship logs to ``gs://``."""
-    from ..identity import LOG_WRITERS, remote_log_folder, resolve
+    from ..views.identity import LOG_WRITERS, remote_log_folder, resolve
 
     out = []
     for comp in LOG_WRITERS:

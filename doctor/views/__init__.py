@@ -6,7 +6,10 @@
   derived value is cached (its failed reads follow it to every consumer);
 - ``kube``: Kubernetes object wrappers and the indexed lists of the namespace and the cluster;
 - ``airflow``: the release, chart and Airflow versions, the resolved configuration, the executor;
-- ``google``: the cluster, node pools, project number, service states.
+- ``google``: the cluster, node pools, project number, service states;
+- ``identity``: who each Airflow component runs as (its Kubernetes service accounts, the Google
+  identity each acts as), the one answer used by the checks and the live planner;
+- ``iam``: what an IAM allow policy grants to whom.
 
 Checks import from this package (and the model, the registry and the remediation toolkit) only.
 """
@@ -21,6 +24,10 @@ from ..source import error_info
 from .kube import (PVC, QUANTITY_UNITS, ContainerStatus, KubeViews, Obj, Pod, StorageClass, all_statuses, container_spec, describe_state,
                    env_of, env_source, env_value, image_repo, image_tag, node_matches, node_schedulable, owner_of,
                    pod_images, quantity, secret_ref, selector_matches, spec_of, status_of, tolerates, unhealthy)
+from .iam import Evaluation, binding_members, bindings, evaluate, member_roles, role_grants
+from .identity import (COMPONENTS, LOG_READERS, LOG_WRITERS, Identity, KsaUse, annotated_ksas, bucket_of,
+                       component_exists, component_pods, ksa_pods, ksas_in_use, named_gsas, remote_log_folder,
+                       resolve, template_spec)
 
 
 class Context(AirflowViews, GoogleViews):
@@ -32,4 +39,9 @@ __all__ = ["AIRFLOW_COMPONENTS", "QUANTITY_UNITS", "all_statuses", "as_dict", "a
            "env_value", "error_info", "event_time", "FailedReads", "google_repo", "human_age", "image_host", "image_repo",
            "image_tag", "no_answer_reason", "node_matches", "node_schedulable", "NodePool", "Obj", "owner_of",
            "parse_time", "Pod", "pod_images", "PVC", "quantity", "Repo", "secret_ref", "selector_matches", "spec_of",
-           "status_of", "StorageClass", "str_map", "tolerates", "unhealthy", "unreadable", "view", "WRITE_SCOPES"]
+           "status_of", "StorageClass", "str_map", "tolerates", "unhealthy", "unreadable", "view", "WRITE_SCOPES",
+           # identity and iam
+           "annotated_ksas", "binding_members", "bindings", "bucket_of", "component_exists", "component_pods",
+           "COMPONENTS", "evaluate", "Evaluation", "Identity", "ksa_pods", "ksas_in_use", "KsaUse", "LOG_READERS",
+           "LOG_WRITERS", "member_roles", "named_gsas", "remote_log_folder", "resolve", "role_grants",
+           "template_spec"]

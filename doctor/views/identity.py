@@ -1,4 +1,6 @@
-"""Which Google identity an Airflow component acts as, and how it got it.
+"""Who each Airflow component runs as: its Kubernetes service accounts, and the Google identity
+each acts as, with how it got it. The one answer used by the checks and by the live planner
+(``doctor/live/plan.py`` reads the Google service accounts named here, and no others).
 
 Under Workload Identity (the cluster has a workload pool, the node pool runs the GKE metadata
 server, and the pod's Kubernetes service account names a Google service account) a pod acts as
@@ -8,13 +10,33 @@ federated principal.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from .views import Context, DataUnavailable, NodePool, Pod, as_dict
+from .airflow import AIRFLOW_COMPONENTS
+from .base import DataUnavailable, as_dict
+from .google import NodePool
+from .kube import Pod
 
+Context = Any   # the views' Context (doctor/views/__init__.py), assembled from the views this module uses
+
+# Every component whose pods may act as a Google identity (task pods first).
+COMPONENTS = ("task",) + AIRFLOW_COMPONENTS
 # Components that write task and component logs to remote storage.
 LOG_WRITERS = ("task", "worker", "scheduler", "triggerer", "dag-processor")
 LOG_READERS = ("api-server", "webserver")
+# A Google service account email as it may appear in a read's path (annotations are free text).
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$")
+
+
+def label(component: str) -> str:
+    return "task pods" if component == "task" else component
+
+
+def sa_of_spec(spec: dict) -> str:
+    """The service account a pod spec runs as (``default`` when it names none)."""
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
 
 
 @dataclass
@@ -29,7 +51,7 @@ class Identity:
 
     @property
     def label(self) -> str:
-        return "task pods" if self.component == "task" else self.component
+        return label(self.component)
 
     def members(self, ctx: Context) -> set[str]:
         """IAM member strings this identity matches."""
@@ -87,22 +109,105 @@ def template_spec(ctx: Context, component: str) -> dict | None:
     return None
 
 
+def ksa_pods(ctx: Context, component: str) -> dict[str, list[Pod]]:
+    """The Kubernetes service accounts a component runs as -> its pods running as each: from its
+    running pods, else from the pod spec they are made from (its controller's template, or the
+    KubernetesExecutor pod template for ``task``, with no pods); {} when the component does not
+    run. THE rule for "who does a component run as" (checks and the live planner ask this)."""
+    return ctx.derive(("ksa_pods", component), _ksa_pods, ctx, component)
+
+
+def _ksa_pods(ctx: Context, component: str) -> dict[str, list[Pod]]:
+    if not component_exists(ctx, component):
+        return {}
+    names: dict[str, list[Pod]] = {}
+    for p in component_pods(ctx, component):
+        names.setdefault(p.service_account, []).append(p)
+    if not names:
+        spec = template_spec(ctx, component)
+        if spec is not None:
+            names[sa_of_spec(spec)] = []
+    return names
+
+
+@dataclass
+class KsaUse:
+    """A Kubernetes service account Airflow runs as: by which components, in which pods."""
+
+    ksa: str
+    components: list[str]
+    pods: list[Pod]
+
+    @property
+    def labels(self) -> str:
+        return ", ".join(label(c) for c in self.components)
+
+
+def ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
+    """KSA name -> its use by the Airflow components (``ksa_pods`` of each). Needs pods; raises
+    when one component cannot be resolved. Shared: do not modify the result."""
+    return ctx.derive("ksas_in_use", _ksas_in_use, ctx)
+
+
+def _ksas_in_use(ctx: Context) -> dict[str, KsaUse]:
+    out: dict[str, KsaUse] = {}
+    for comp in COMPONENTS:
+        for ksa, kpods in ksa_pods(ctx, comp).items():
+            use = out.setdefault(ksa, KsaUse(ksa, [], []))
+            if comp not in use.components:
+                use.components.append(comp)
+            use.pods.extend(kpods)
+    return out
+
+
+def annotated_ksas(ctx: Context) -> dict[str, tuple[str, KsaUse]]:
+    """KSA -> (Google service account it names, its use) for the annotated KSAs Airflow runs as."""
+    return ctx.derive("annotated_ksas", _annotated_ksas, ctx)
+
+
+def _annotated_ksas(ctx: Context) -> dict[str, tuple[str, KsaUse]]:
+    out = {}
+    for ksa, use in sorted(ksas_in_use(ctx).items()):
+        gsa = ctx.gsa_of(ksa)
+        if gsa:
+            out[ksa] = (gsa, use)
+    return out
+
+
+def named_gsas(ctx: Context) -> tuple[list[str], list[str]]:
+    """(KSAs, Google service accounts) that any check may look up: the KSAs of every component
+    that can be resolved (one that cannot is left out, not the rest) and the well-formed GSA emails
+    they are annotated with, in first-use order. What the live planner reads (``gsa``,
+    ``gsa_iam``); with every read answered it is ``ksas_in_use`` and ``annotated_ksas``."""
+    ksas: list[str] = []
+    for comp in COMPONENTS:
+        try:
+            found = ksa_pods(ctx, comp)
+        except DataUnavailable:
+            continue
+        ksas += [k for k in found if k not in ksas]
+    emails: list[str] = []
+    for ksa in ksas:
+        try:
+            email = ctx.gsa_of(ksa)
+        except DataUnavailable:
+            break
+        if email and _EMAIL.match(email) and email not in emails:
+            emails.append(email)
+    return ksas, emails
+
+
 def resolve(ctx: Context, component: str) -> list[Identity]:
     """The identities a component's pods act as (one per KSA in use), or [] when it does not run.
     Computed once per run and component (several checks ask; do not modify the result)."""
-    return ctx.shared(("resolve", component), lambda: _resolve(ctx, component))
+    return ctx.derive(("resolve", component), _resolve, ctx, component)
 
 
 def _resolve(ctx: Context, component: str) -> list[Identity]:
     if not component_exists(ctx, component):
         return []
-    pods = component_pods(ctx, component)
+    by_ksa = ksa_pods(ctx, component)
     spec = template_spec(ctx, component)
-    by_ksa: dict[str, list[Pod]] = {}
-    for p in pods:
-        by_ksa.setdefault(p.service_account, []).append(p)
-    if not by_ksa and spec is not None:
-        by_ksa[spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"] = []
     out = []
     pool_wi = ctx.workload_pool
     for ksa, kpods in sorted(by_ksa.items()):
