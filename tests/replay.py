@@ -17,8 +17,11 @@ per path.
 Mapping (the snapshot-v1 contract, ``docs/snapshot-format.md``):
 
 * Kubernetes ``GET /<path>?<query>`` -> ``k8s/<path>.json``; ``k8s/<path>.error.json``
-  (``{"status": int, "body": ...}``) is served with its status and body; absent -> 404 with a
-  Kubernetes ``Status`` ``NotFound`` body.  ``limit``/``continue`` pagination, ``labelSelector``
+  (``{"status": int, "body": ...}``) is served with its status and body; absent -> what a real
+  API server answers: an empty list for a list of a resource type it serves (built in, or a custom
+  resource the snapshot stores a list of), in any namespace, one that does not exist included;
+  404 with a Kubernetes ``Status`` ``NotFound`` body for a single object it does not hold and for
+  unknown resource types (a CRD that is not installed).  ``limit``/``continue`` pagination, ``labelSelector``
   and ``fieldSelector`` are applied to stored lists.  Pod logs
   ``/api/v1/namespaces/<ns>/pods/<pod>/log?container=<c>&tailLines=<n>&previous=<bool>`` ->
   ``.../log/<c>.log`` (``<c>.previous.log``), with the kubelet's 400 answers derived from the pod's
@@ -1130,6 +1133,7 @@ class ReplayServer:
         self.meta: dict = self._read_meta()
         self.store = _Store(self.root)
         self._builtins: dict[str, bytes] = {}  # discovery and /version bodies
+        self._served: dict[str, dict[str, tuple[str, bool]]] = {}  # group/version -> served resource types
         self.log = RequestLog()
         self.log.allow_writes = allow_writes
         self.faults: list[Fault] = [Fault.coerce(f) for f in faults]
@@ -1287,6 +1291,7 @@ class ReplayServer:
         """Forget cached file contents (after changing the snapshot under a running server)."""
         self.store.invalidate()
         self._builtins.clear()
+        self._served.clear()
 
     # ---- snapshot --------------------------------------------------------------------------
 
@@ -1426,7 +1431,40 @@ class ReplayServer:
             synth = self._k8s_synthesize(p, params)
             if synth is not None:
                 return synth
+        empty = self._k8s_empty_list(p, params)
+        if empty is not None:
+            return empty
         return _json_resp(404, _k8s_not_found(p))
+
+    def _k8s_empty_list(self, p: str, params: dict) -> _Resp | None:
+        """What a real API server answers for a list of a resource type it serves that the
+        snapshot holds nothing of: an empty list, in any namespace (one that does not exist
+        included: the API server does not check that the namespace exists before listing).
+        Unknown resource types (a CRD that is not installed) stay 404."""
+        parts = _k8s_parse(p)
+        if parts is None or parts["name"] is not None or parts["subresource"]:
+            return None
+        gv = parts["version"] if not parts["group"] else f"{parts['group']}/{parts['version']}"
+        known = self._served_resources(gv).get(parts["resource"])
+        if known is None:
+            return None
+        kind, namespaced = known
+        if parts["namespace"] is not None and not namespaced:
+            return None   # a cluster-scoped type under /namespaces/<ns>/ is an unknown path
+        page = _Page({"kind": f"{kind}List", "apiVersion": gv, "metadata": {"resourceVersion": "1"}, "items": []})
+        return self._list_page("", p, params, page)
+
+    def _served_resources(self, gv: str) -> dict[str, tuple[str, bool]]:
+        """resource -> (kind, namespaced) of the types this server serves in group/version ``gv``:
+        the built-in ones and those the snapshot stores lists of (a custom resource whose CRD is
+        installed); cached like the discovery bodies."""
+        table = self._served.get(gv)
+        if table is None:
+            table = {} if gv not in self._group_versions() else {
+                r["name"]: (r["kind"], r["namespaced"]) for r in self._resource_list(gv)["resources"]
+                if "/" not in r["name"]}
+            self._served[gv] = table
+        return table
 
     @staticmethod
     def _wants_page(params: dict) -> bool:

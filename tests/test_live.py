@@ -114,13 +114,16 @@ def snapshot_doc(run_cli, path: Path) -> tuple[int, dict]:
 
 
 def _why_different(srv: ReplayServer) -> str:
-    """A hint for a failed live == snapshot comparison: paths the live run read that the scenario
-    does not store (in a snapshot an absent path means "not collected"; the replay server can
-    only answer 404 for it)."""
-    absent = sorted({f"{e.service} {e.path}" for e in srv.log.entries if e.status == 404})
+    """A hint for a failed live == snapshot comparison: Kubernetes paths the live run read that the
+    scenario does not store (in a snapshot an absent path means "not collected"; the replay server
+    answers as a real API server would: an empty list, or 404 for an unknown type)."""
+    absent = sorted({f"{e.service} {e.path}" for e in srv.log.entries
+                     if e.service == "k8s" and not e.path.endswith("/log")
+                     and not (srv.root / f"k8s{e.path}.json").exists()
+                     and not (srv.root / f"k8s{e.path}.error.json").exists()})
     if not absent:
         return "live and snapshot findings differ"
-    return ("live and snapshot findings differ; the live run got 404 for paths this scenario does not store "
+    return ("live and snapshot findings differ; the live run read paths this scenario does not store "
             f"(regenerate the fixture with them if a data key was added): {', '.join(absent)}")
 
 

@@ -505,17 +505,55 @@ def test_error_file_arrives_as_api_exception(core: k8s.CoreV1Api):
                                'requires one of ["container.nodes.list"] permission(s).')
 
 
-def test_absent_path_is_a_status_not_found(core: k8s.CoreV1Api):
-    with pytest.raises(ApiException) as e:
-        core.list_namespaced_persistent_volume_claim(NS)
-    assert e.value.status == 404
-    assert json.loads(e.value.body) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "the server could not find the requested resource", "reason": "NotFound",
-        "details": {}, "code": 404}
+def test_list_of_a_served_type_is_never_404(core: k8s.CoreV1Api, srv: ReplayServer):
+    """As a real API server: a list of a type it serves is a list, possibly empty, in any
+    namespace, one that does not exist included; an object it does not hold is 404."""
+    pvcs = core.list_namespaced_persistent_volume_claim(NS)       # not stored in the snapshot
+    assert pvcs.kind == "PersistentVolumeClaimList" and pvcs.items == []
+    assert core.list_namespaced_pod(NS).items                      # stored
+    nosuch = core.list_namespaced_pod("nosuch")                     # a namespace that does not exist
+    assert nosuch.kind == "PodList" and nosuch.items == []
+    raw = requests.get(f"{srv.k8s_url}/apis/apps/v1/namespaces/nosuch/deployments", timeout=5)
+    assert raw.status_code == 200
+    assert raw.json() == {"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "1"},
+                          "items": []}
+    assert k8s.CoreV1Api(core.api_client).list_persistent_volume_claim_for_all_namespaces().items == []
     with pytest.raises(ApiException) as e:
         core.read_namespaced_config_map("airflow-config", NS)
+    assert e.value.status == 404
     assert json.loads(e.value.body)["message"] == 'configmaps "airflow-config" not found'
+
+
+def test_unknown_resource_type_is_a_status_not_found(srv: ReplayServer):
+    """404 only for what the server does not serve: a custom resource whose CRD is not installed
+    (no list of it stored), an unknown group, a cluster-scoped type asked per namespace."""
+    for path in ("apis/external-secrets.io/v1/namespaces/airflow/externalsecrets",
+                 "apis/external-secrets.io/v1/namespaces/nosuch/externalsecrets",
+                 "apis/no.such.group/v1/widgets",
+                 "api/v1/namespaces/airflow/nodes",
+                 "api/v1/namespaces/airflow/widgets"):
+        r = requests.get(f"{srv.k8s_url}/{path}", timeout=5)
+        assert r.status_code == 404, path
+        assert r.json() == {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "the server could not find the requested resource", "reason": "NotFound",
+            "details": {}, "code": 404}, path
+
+
+def test_custom_resource_stored_in_one_namespace_is_served_in_all(tmp_path: Path):
+    """A CRD is cluster-wide: once the snapshot stores a list of it, every namespace lists it."""
+    root = tmp_path / "snap"
+    eso = root / "k8s/apis/external-secrets.io/v1/namespaces/airflow"
+    eso.mkdir(parents=True)
+    (root / "meta.json").write_text(json.dumps({"format": "airflow-gke/snapshot@1", "captured_at": CAPTURED,
+                                                "namespace": "airflow"}))
+    (eso / "externalsecrets.json").write_text(json.dumps(
+        {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecretList", "metadata": {}, "items": []}))
+    with ReplayServer(root) as s:
+        r = requests.get(f"{s.k8s_url}/apis/external-secrets.io/v1/namespaces/nosuch/externalsecrets", timeout=5)
+        assert r.status_code == 200 and r.json()["kind"] == "ExternalSecretList" and r.json()["items"] == []
+        r = requests.get(f"{s.k8s_url}/apis/external-secrets.io/v1/namespaces/nosuch/secretstores", timeout=5)
+        assert r.status_code == 404
 
 
 def test_objects_implied_by_stored_lists(core: k8s.CoreV1Api):
