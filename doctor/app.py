@@ -201,6 +201,7 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
         source, cluster_from, mode = planned.overlay(plan, base_source, target), mode, "planned"
     try:
         ctx = Context(source, target, now=ctx_now)
+        guard = _establish_target(ctx, req, live) if plan is None else None
         runs = run_checks(ctx, checks, req.runbook_base)
         plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
                                     req.runbook_base) if plan is not None else None
@@ -208,13 +209,16 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
                        cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
                        airflow_version=_safe(lambda: ctx.airflow_version),
                        chart_version=_safe(lambda: ctx.chart_version),
-                       started_at=started.isoformat().replace("+00:00", "Z"))
+                       started_at=started.isoformat().replace("+00:00", "Z"),
+                       target=guard.to_dict() if guard is not None else None)
         if live is not None and req.save_snapshot:
             echo(f"saved snapshot: {save_snapshot(live, ctx, req.save_snapshot)}")
         if req.probe or req.probe_folder:
             ctx.probe = _probe(ctx, req.probe_folder, env, timeout=req.live.request_timeout, echo=echo)
         after_run(ctx, checks, runs, req.runbook_base)
         suppressed, notices = _suppress(runs, ctx, req, registry)
+        if guard is not None and guard.verdict == "undetermined":
+            notices = [{"level": "warning", "message": guard.message}, *notices]
     finally:
         if hasattr(base_source, "close"):
             base_source.close()
@@ -228,6 +232,23 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
         for r in runs:
             echo(f"  {r.status:5} {r.id:40} {r.duration_s * 1000:8.2f} ms")
     return report
+
+
+def _establish_target(ctx, req: RunRequest, live):
+    """The target guard (doctor/target_guard.py): a namespace or release that holds no Airflow of
+    the official chart is a ``UserError`` naming where Airflow was found; else the evidence."""
+    from .target_guard import establish
+
+    if req.snapshot is not None:
+        ns_from = "--namespace" if req.namespace else "the snapshot's meta.json"
+        rel_from = "--release" if req.release else ("the snapshot's meta.json" if ctx.target.release else None)
+    else:
+        ns_from = live.namespace_from
+        rel_from = "--release" if req.release else None
+    guard = establish(ctx, ns_from, rel_from)
+    if guard.blocks:
+        raise UserError(guard.message)
+    return guard
 
 
 def _suppress(runs: list, ctx, req: RunRequest, registry: dict):

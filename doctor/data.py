@@ -36,6 +36,7 @@ class DataKey:
     iam: str | None = None            # Google IAM permission for Google reads
     not_found_is_data: bool = False   # a 404 is an answer (the bucket does not exist), not a failure
     per: str | None = None            # extra placeholder filled per item ("bucket", "email", "service", ...)
+    selector: str | None = None       # Kubernetes labelSelector of the list (the path stores only what matched)
 
     def path(self, target: Target, **params: str) -> str:
         values = {f: getattr(target, f) for f in ("namespace", "project", "location", "cluster")}
@@ -111,6 +112,12 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
     _k8s("secretstores_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/secretstores", "secretstores",
          group="external-secrets.io", not_found_is_data=True),
     _k8s("logs", f"{NS}/pods/{{pod}}/log/{{container}}", "pods/log", verb="get", per="container"),
+    # The target guard (doctor/target_guard.py) and namespace discovery: where the official chart's
+    # Deployments are, in every namespace (labelSelector tier=airflow: the path holds only those).
+    # Optional: without the right, discovery falls back and the guard names only what it read.
+    DataKey(name="chart_deployments", template="k8s/apis/apps/v1/deployments", scope="k8s", requires=(),
+            describe="list deployments labelled tier=airflow (all namespaces)", rbac=("apps", "deployments", "list"),
+            selector="tier=airflow"),
     _gcp("services", "gcp/serviceusage/v1/projects/{project}/services/{service}", ("project",),
          "serviceusage.services.get", "get the state of {service} in project {project}", per="service"),
     _gcp("project", "gcp/cloudresourcemanager/v3/projects/{project}", ("project",),
@@ -153,6 +160,11 @@ DERIVED_FROM: dict[str, tuple[str, ...]] = {
     "gsa_iam": ("serviceaccounts", "configmaps", "pods", "deployments", "statefulsets"),
     "logs": ("pods",),
 }
+
+
+# What the target guard reads in every run that reads the cluster, whatever the checks selected:
+# the namespace's chart workloads and config (small lists), and the cluster-wide look-up.
+GUARD_KEYS = ("deployments", "statefulsets", "configmaps", "chart_deployments")
 
 
 def key(name: str) -> DataKey:

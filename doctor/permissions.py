@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from .data import DERIVED_FROM, KEYS
+from .data import DERIVED_FROM, GUARD_KEYS, KEYS
 
 ROLE_NAME = "airflow-gke-doctor"
 CUSTOM_ROLE_ID = "airflowGkeDoctor"
@@ -22,6 +22,7 @@ def keys_of(checks: Iterable) -> list[str]:
         keys.update(c.data_keys)
     for k in list(keys):
         keys.update(DERIVED_FROM.get(k, ()))
+    keys.update(GUARD_KEYS)   # the target guard reads these in every run (doctor/target_guard.py)
     return [k for k in KEYS if k in keys]   # catalogue order
 
 
@@ -85,8 +86,9 @@ def render_yaml(keys: list[str], namespace: str, project: str | None, checks: li
             "# Bind to who runs the doctor (a user, a group, or a Kubernetes service account):",
             f"#   kubectl create rolebinding {ROLE_NAME} -n {namespace} --role {ROLE_NAME} --user USER_EMAIL",
             f"#   kubectl create clusterrolebinding {ROLE_NAME} --clusterrole {ROLE_NAME} --user USER_EMAIL",
-            "# Namespace discovery (no --namespace, no namespace in the kube context) also lists pods",
-            "# labelled tier=airflow in all namespaces; without that right it falls back to 'airflow'.",
+            "# The cluster-wide list of deployments (only those labelled tier=airflow are asked for) finds",
+            "# the namespace when none is given and names where Airflow is when the target has none;",
+            "# without that right the doctor still runs: it falls back to 'airflow' and searches no further.",
             ]
     if perms:
         head += ["#", "# Google Cloud IAM permissions (not Kubernetes objects):"]

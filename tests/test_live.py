@@ -432,7 +432,7 @@ def test_project_flag_for_another_project_than_the_context_is_a_preflight(live, 
     assert "is a cluster of project" in r.err and "pass --context" in r.err
 
 
-def test_namespace_is_discovered_from_tier_airflow_pods(live, run_cli, tmp_path):
+def test_namespace_is_discovered_from_tier_airflow_deployments(live, run_cli, tmp_path):
     name = _healthy()
     srv = server(name)
     kc = tmp_path / "kc-nons"
@@ -443,8 +443,8 @@ def test_namespace_is_discovered_from_tier_airflow_pods(live, run_cli, tmp_path)
     r = run_cli("doctor", "--output", "json", "--now", srv.meta["captured_at"], "--verbose",
                 env={**srv.env(kubeconfig=kc)})
     assert r.json["run"]["namespace"] == srv.meta["namespace"]
-    assert srv.log.count("/api/v1/pods", "k8s") == 1
-    assert "holds the chart's tier=airflow pods" in r.err
+    assert srv.log.count("/apis/apps/v1/deployments", "k8s") == 1
+    assert "holds the chart's tier=airflow Deployments" in r.err
 
 
 def test_nothing_to_diagnose_is_one_line_exit_2(run_cli, tmp_path, monkeypatch):
@@ -523,7 +523,7 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
     import kubernetes_validate
     import yaml
 
-    from airflow_gke.data import DERIVED_FROM, KEYS
+    from airflow_gke.data import DERIVED_FROM, GUARD_KEYS, KEYS
     from airflow_gke.registry import load_checks
 
     p = subprocess.run([sys.executable, "-m", "airflow_gke.cli", "permissions", "--output", "yaml", "-n", "data"],
@@ -540,6 +540,7 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
     # exactly the reads the default checks declare (and what their per-item reads derive from)
     keys = {k for c in load_checks().values() if not c.extended for k in c.data_keys}
     keys |= {d for k in list(keys) for d in DERIVED_FROM.get(k, ())}
+    keys |= set(GUARD_KEYS)   # the target guard's reads, in every run
     want_ns = {(KEYS[k].rbac[0], KEYS[k].rbac[1], KEYS[k].rbac[2]) for k in keys
                if KEYS[k].scope == "k8s" and "namespace" in KEYS[k].requires}
     want_cl = {KEYS[k].rbac for k in keys if KEYS[k].scope == "k8s" and "namespace" not in KEYS[k].requires}
@@ -559,17 +560,21 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
 def test_permissions_follow_the_selected_checks(run_cli):
     r = run_cli("permissions", "--check", "container-api-disabled", "--project", "acme")
     assert r.code == 0
-    assert "Kubernetes RBAC" not in r.out
+    # a project check reads no Kubernetes list itself: only the target guard's reads are granted
+    rbac = r.out.split("Kubernetes RBAC", 1)[1].split("Apply:", 1)[0].split("\n")
+    assert [x.strip() for x in rbac if x.strip().startswith("list")] == [
+        "list configmaps in namespace airflow", "list deployments, statefulsets (apiGroup apps) in namespace airflow",
+        "list deployments (apiGroup apps) cluster-wide"]
     assert "serviceusage.services.get" in r.out and "container.clusters.get" in r.out
     assert "--project acme" in r.out and "storage.buckets" not in r.out
-    from airflow_gke.data import KEYS
+    from airflow_gke.data import GUARD_KEYS, KEYS
     from airflow_gke.registry import load_checks
 
     chk = load_checks()["pvc-access-mode-unsupported"]
     r = run_cli("permissions", "--check", chk.id, "--output", "yaml")
     for name, k in KEYS.items():
         if k.scope == "k8s" and k.per is None:
-            assert (f"- {k.rbac[1]}\n" in r.out) == (name in chk.data_keys), name
+            assert (f"- {k.rbac[1]}\n" in r.out) == (name in chk.data_keys or name in GUARD_KEYS), name
 
 
 # --- optional: a real cluster ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..views import Context
-from ..data import KEYS, Target
+from ..data import GUARD_KEYS, KEYS, Target
 from ..source import MemorySource
 from . import kube as kubemod
 from .calls import Answer, Breaker, Budget, Recorder, failure, with_retries
@@ -41,6 +41,7 @@ class LiveResult:
     notes: list[str] = field(default_factory=list)
     preflight: bool = False            # no Kubernetes cluster: project checks only
     kube_tried: str = ""               # why there is no cluster, in a preflight
+    namespace_from: str = "--namespace"  # where the namespace came from (flag, context, discovery ...)
 
     @property
     def requests(self) -> int:
@@ -110,29 +111,39 @@ class LiveReader:
                 self.notes.append(str(e))
         self.kube = kt
         namespace = o.namespace
+        self.namespace_from = "default"
         if namespace:
+            self.namespace_from = "--namespace"
             self.notes.append(f"namespace {namespace} (--namespace)")
         elif kt is not None and kt.namespace:
             namespace = kt.namespace
+            self.namespace_from = f"the namespace of kube context {ctx_name}"
             self.notes.append(f"namespace {namespace} (from the kube context)")
         target = Target(namespace=namespace or DEFAULT_NAMESPACE, project=project, location=location,
                         cluster=cluster, release=o.release, context=ctx_name)
         return target, kt
 
     def _discover_namespace(self, budget: Budget) -> str | None:
-        """The namespace holding the chart's ``tier=airflow`` pods (one cluster-wide list)."""
-        ans = self._k8s_get("/api/v1/pods", [("labelSelector", "tier=airflow"), ("limit", "200")], budget)
-        if not ans.ok:
-            self.notes.append(f"namespace discovery (list pods -l tier=airflow, all namespaces) failed: "
-                              f"HTTP {ans.status}" if ans.status else "namespace discovery failed: no answer")
+        """The namespace holding the chart's ``tier=airflow`` Deployments: the cluster-wide
+        look-up ``chart_deployments`` (read once, stored like every read: the target guard names
+        the other namespaces and releases it found)."""
+        self.progress.add(1, "finding Airflow")
+        self._read("chart_deployments", {}, budget)
+        k = KEYS["chart_deployments"]
+        entry = self.source.get(k.path(self.target))
+        if entry is None or not entry.ok:
+            why = f"HTTP {entry.status}" if entry is not None and entry.status else "no answer"
+            self.notes.append(f"namespace discovery ({k.describe}) failed: {why}")
             return None
-        counts = Counter((i.get("metadata") or {}).get("namespace") for i in (ans.data or {}).get("items") or []
-                         if isinstance(i, dict))
+        items = entry.data.get("items") if isinstance(entry.data, dict) else None
+        counts = Counter((i.get("metadata") or {}).get("namespace") for i in items or []
+                         if isinstance(i, dict) and isinstance(i.get("metadata"), dict))
         counts.pop(None, None)
         if not counts:
             return None
         ns = counts.most_common(1)[0][0]
-        self.notes.append(f"namespace {ns} (holds the chart's tier=airflow pods)")
+        self.namespace_from = "discovered: it holds the chart's tier=airflow Deployments"
+        self.notes.append(f"namespace {ns} (holds the chart's tier=airflow Deployments)")
         return ns
 
     # --- one read ---------------------------------------------------------------------------
@@ -163,8 +174,9 @@ class LiveReader:
                 ans = self._k8s_get(kubemod.quote_path(req), query, budget, text=True)
             else:
                 p = kubemod.quote_path(rel)
+                sel = [("labelSelector", k.selector)] if k.selector else []
                 ans = kubemod.list_all(p, self.opts.page_size,
-                                       lambda q, p=p: self._k8s_get(p, q, budget))
+                                       lambda q, p=p: self._k8s_get(p, sel + q, budget))
         else:
             g = self.google
             service = _service(key_name)
@@ -224,16 +236,17 @@ class LiveReader:
         from .gcloud import Google
 
         self.google = Google(self.target.project, o.env, self.target.location, self.target.cluster)
-        k8s_keys = {k for k in keys if KEYS[k].scope == "k8s"}
-        if kt is not None and k8s_keys and not o.namespace and not kt.namespace:
+        if kt is not None and not o.namespace and not kt.namespace:
             ns = self._discover_namespace(budget)
             if ns:
                 self.target = self.target.with_overrides(namespace=ns)
             elif kt.pod_namespace:
                 self.target = self.target.with_overrides(namespace=kt.pod_namespace)
-                self.notes.append(f"namespace {kt.pod_namespace} (this pod's: no tier=airflow pods found)")
+                self.namespace_from = "this pod's own (no tier=airflow Deployments found)"
+                self.notes.append(f"namespace {kt.pod_namespace} (this pod's: no tier=airflow Deployments found)")
             else:
-                self.notes.append(f"namespace {DEFAULT_NAMESPACE} (default: no tier=airflow pods found)")
+                self.namespace_from = "default (no tier=airflow Deployments found)"
+                self.notes.append(f"namespace {DEFAULT_NAMESPACE} (default: no tier=airflow Deployments found)")
 
         def usable(name: str) -> bool:
             k = KEYS[name]
@@ -245,7 +258,8 @@ class LiveReader:
         if kt is None and not self.target.project:
             raise UserError(f"nothing to diagnose: {self.kube_tried}, and no Google Cloud project "
                                    "(pass --project, or --kubeconfig/--context for a cluster)")
-        usable_keys = {k for k in keys if usable(k)}
+        # The target guard's reads (doctor/target_guard.py) go with every run that reads the cluster.
+        usable_keys = {k for k in set(keys) | set(GUARD_KEYS) if usable(k)}
         workers = max(1, o.workers)
         # One pool per side: a Kubernetes API server that hangs holds only the Kubernetes workers,
         # so the Google reads still run (and the other way round) within the run's --timeout.
@@ -272,7 +286,7 @@ class LiveReader:
             self.source.unread["k8s"] = f"project preflight, no Kubernetes cluster was read ({self.kube_tried})"
         return LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
                           kt.source if kt else None, self.notes, preflight=kt is None,
-                          kube_tried=self.kube_tried if kt is None else "")
+                          kube_tried=self.kube_tried if kt is None else "", namespace_from=self.namespace_from)
 
     def _check_reachable(self, kt) -> None:
         tried = []

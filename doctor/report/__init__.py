@@ -22,9 +22,15 @@ class RunInfo:
     chart_version: str | None
     started_at: str
     duration_s: float = 0.0
+    # What the target guard established (doctor/target_guard.py): verdict, where the namespace and
+    # release came from, the chart objects found; optional in schema v1 (absent: not established).
+    target: dict | None = None
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__, duration_s=round(self.duration_s, 4))
+        d = dict(self.__dict__, duration_s=round(self.duration_s, 4))
+        if d.get("target") is None:
+            d.pop("target", None)
+        return d
 
 
 @dataclass

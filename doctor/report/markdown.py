@@ -59,6 +59,10 @@ def render(report: RunReport, fail_on: str = "error") -> str:
         if v:
             target.append(f"{label} {code(v)}")
     out += [" · ".join(target), ""]
+    t = r.target or {}
+    if t.get("verdict") == "airflow" and t.get("evidence"):
+        out += [f"Target: namespace {code(r.namespace)} ({text(t['namespace_from'])}), release "
+                f"{code(r.release or '')} ({text(t['release_from'] or '')}): {text('; '.join(t['evidence']))}", ""]
     plan = report.plan_lines()
     if plan:
         out += [f"**{cell(plan[0])}**", ""] + [f"- {cell(ln)}" for ln in plan[1:]] + ([""] if plan[1:] else [])

@@ -41,6 +41,11 @@ def render(report: RunReport, file: TextIO | None = None, verbose: bool = False)
     if r.chart_version:
         where.append(f"chart {r.chart_version}")
     con.print(f"[bold]airflow-gke doctor[/bold] · {escape(' · '.join(where))}")
+    t = r.target or {}
+    if t.get("verdict") == "airflow" and t.get("evidence"):
+        con.print(f"[dim]Target: namespace {escape(r.namespace)} ({escape(t['namespace_from'])}), release "
+                  f"{escape(r.release or '')} ({escape(t['release_from'] or '')}): {escape('; '.join(t['evidence']))}[/dim]",
+                  soft_wrap=True)
     con.print()
     lines = report.plan_lines()
     if lines:
