@@ -6,8 +6,9 @@ does not exist answers empty lists, and every check would pass on them. A wrong 
 must not invent findings about components that belong to another release. So:
 
 - the chart labels every object it creates ``tier=airflow`` and ``release=<release>``; the guard
-  counts those objects in the lists the run read for the namespace (Deployments, StatefulSets,
-  ConfigMaps always; Pods, ServiceAccounts, Services, PVCs, Jobs when the checks read them);
+  counts those objects in the namespace's Deployments, StatefulSets and ConfigMaps (read in every
+  run), and only when those hold none of the release, in the Pods, ServiceAccounts, Services, PVCs
+  and Jobs the checks read;
 - a namespace whose lists were read and hold no chart object, or a release with no object, ends
   the run with exit 2, naming where Airflow *was* found: other namespaces' lists the run holds
   (a snapshot of several namespaces) and the cluster-wide look-up ``chart_deployments``
@@ -177,6 +178,8 @@ def establish(ctx, namespace_from: str, release_from: str | None) -> TargetVerdi
     charts: Counter = Counter()
     read, failed, absent = [], [], []
     for name, kind in LISTS:
+        if name not in CORE and here and (given_release is None or given_release in here):
+            break   # the chart's workloads and config are the evidence: no walk over 10,000 task pods
         entry = ctx.entry(name)
         if entry is None:
             absent.append(name)
@@ -188,7 +191,6 @@ def establish(ctx, namespace_from: str, release_from: str | None) -> TargetVerdi
             continue
         read.append(name)
         _scan(items, kind, here, charts)
-    has_k8s = any(True for _ in ctx.source.paths("k8s/")) if hasattr(ctx.source, "paths") else True
     v = TargetVerdict(ns, namespace_from, given_release, release_from or "detected from the chart's labels",
                       "airflow")
     if here:
@@ -222,7 +224,7 @@ def establish(ctx, namespace_from: str, release_from: str | None) -> TargetVerdi
         if failed:
             v.evidence.append("could not read: " + "; ".join(failed))
         return v
-    if not has_k8s:
+    if not any(True for _ in ctx.source.paths("k8s/")):
         v.verdict = "no-cluster-data"
         v.message = "no Kubernetes data was read (project checks only): the Airflow deployment was not established"
         return v
