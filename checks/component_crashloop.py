@@ -58,7 +58,55 @@ def run(ctx: Context) -> Result:
     if not pods:
         return skipped("no Airflow component pod (scheduler, api-server/webserver, triggerer, dag-processor, "
                        "workers) in the namespace")
-    return from_findings([f for f in (_inspect(ctx, p) for p in pods) if f is not None])
+    findings: list[Finding] = []
+    blocked: dict[tuple, list[tuple[Pod, ContainerStatus, str]]] = {}
+    for p in pods:
+        bad = [(cs, pr) for cs in p.init_statuses + p.container_statuses if (pr := _problem(ctx, p, cs))]
+        crash = [(cs, pr) for cs, pr in bad if pr not in CANNOT_START]
+        if crash:   # a pod that ran and crashes: its own finding
+            findings.append(_inspect(ctx, p, crash))
+        elif bad:   # never started: grouped by what keeps them from starting (one cause, one fix)
+            cs, pr = bad[0]
+            cause, detail = _cause(ctx, p, cs, pr, {}, [], [])
+            blocked.setdefault((cause or pr, detail or (p.name if cause is None else "")), []).append((p, cs, pr))
+    findings[:0] = [_cannot_start(ctx, key, group) for key, group in blocked.items()]
+    return from_findings(findings)
+
+
+def _cannot_start(ctx: Context, key: tuple, group: list[tuple[Pod, ContainerStatus, str]]) -> Finding:
+    """Pods whose containers never ran (restartCount 0) for one reason: a missing Secret or key, a
+    config error. Not a crash loop: nothing crashed, and the fix is the missing object, once."""
+    cause, detail = key
+    pod, cs, problem = group[0]
+    comps = sorted({p.component or "pod" for p, _c, _pr in group})
+    n = len(group)
+    evidence = [_status_line(ctx, p, c, pr) for p, c, pr in group[:6]]
+    if n > 6:
+        evidence.append(f"and {n - 6} more pod(s) waiting the same way")
+    state, fields = cs.state
+    if fields.get("message"):
+        evidence.append(f"{cs.name} state.waiting.message: {clip(str(fields['message']))}")
+    events = [e for e in ctx.events_for("Pod", pod.name) if e.get("type") == "Warning"]
+    for e in events[-2:]:
+        evidence.append(quote_event(e))
+    secret = cause == "secret"
+    if secret:
+        evidence.append(f"likely cause: {CAUSE_TEXT['secret']} ({detail})")
+    caused_by = _links(ctx, pod, cs, "secret" if secret else None, detail if secret else None)
+    summary, commands = _fix(ctx, pod, cs, "secret" if secret else None, detail if secret else None)
+    what = f"Secret {detail} not found" if secret else f"{problem}"
+    who = f"{n} {'pods' if n > 1 else 'pod'} ({', '.join(comps)})"
+    return Finding(
+        title=f"{who} cannot start: {what}",
+        message=(f"The containers of {who} never started ({problem}, restartCount 0): "
+                 + (f"{CAUSE_TEXT['secret']} ({detail})" if secret else f"{clip(str(fields.get('message') or problem), 200)}")
+                 + ". Nothing crashed; they start by themselves once the cause is fixed. "
+                 + " ".join(dict.fromkeys(_impact(c) for c in comps if _impact(c)))),
+        resource=k8s_resource(ctx, "Secret", detail) if secret and detail else k8s_resource(ctx, "Pod", pod.name),
+        evidence=evidence,
+        remediation=Remediation(summary, commands),
+        caused_by=caused_by,
+    )
 
 
 def _problem(ctx: Context, pod: Pod, cs: ContainerStatus) -> str | None:
@@ -82,10 +130,7 @@ def _problem(ctx: Context, pod: Pod, cs: ContainerStatus) -> str | None:
     return None
 
 
-def _inspect(ctx: Context, pod: Pod) -> Finding | None:
-    bad = [(cs, p) for cs in pod.init_statuses + pod.container_statuses if (p := _problem(ctx, pod, cs))]
-    if not bad:
-        return None
+def _inspect(ctx: Context, pod: Pod, bad: list[tuple[ContainerStatus, str]]) -> Finding:
     cs, problem = bad[0]
     comp = pod.component or "pod"
     state, fields = cs.state

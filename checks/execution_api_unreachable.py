@@ -48,6 +48,17 @@ def run(ctx: Context) -> Result:
         problems.append("path")
         evidence.append(path_problem)
     svc = None
+    home = _api_service(ctx)
+    other_ns = bool(svc_name) and svc_ns != ctx.target.namespace
+    missing_here = bool(svc_name) and not other_ns and svc_name != home and not _service_exists(ctx, svc_name)
+    if home and (other_ns or missing_here):
+        problems.append("host")
+        dns = any(_DNS.search(ln) for ln in _log_hits(ctx, comp))
+        evidence.append(f"the configured host {host} " + ("does not resolve (the task logs say so): it names "
+                                                           if dns else "names ")
+                        + f"Service {svc_name} in namespace {svc_ns}, but this release's api-server Service is {home} "
+                          f"in namespace {ctx.target.namespace}")
+        svc_name, svc_ns = home, ctx.target.namespace
     if svc_name and svc_ns == ctx.target.namespace:
         svc, svc_problem = _check_service(ctx, svc_name, parsed, evidence)
         if svc_problem:
@@ -68,7 +79,28 @@ def run(ctx: Context) -> Result:
     if not problems and not logs:
         return passed()
     name = svc_name if svc_name and svc_ns == ctx.target.namespace else f"{release(ctx)}-api-server"
-    return from_findings([_finding(ctx, name, svc, problems, evidence, caused_by, bool(logs))])
+    return from_findings([_finding(ctx, name, svc, problems, evidence, caused_by, bool(logs), url, where)])
+
+
+_DNS = re.compile(r"(?i)name or service not known|temporary failure in name resolution|nodename nor servname|"
+                  r"\[Errno -[23]\]|no such host")
+
+
+def _api_service(ctx: Context) -> str | None:
+    """The api-server Service of this release (component=api-server), None when Services were not read."""
+    if not ctx.has("k8s_services"):
+        return None
+    rel = release(ctx)
+    for i in ctx.items("k8s_services"):
+        o = Obj(i)
+        sel = as_dict(o.spec.get("selector"))
+        if sel.get("component") == "api-server" and sel.get("release") in (None, rel):
+            return o.name
+    return None
+
+
+def _service_exists(ctx: Context, name: str) -> bool:
+    return ctx.has("k8s_services") and any(Obj(i).name == name for i in ctx.items("k8s_services"))
 
 
 def _tasks_attempted(ctx: Context, comp: str) -> bool:
@@ -315,7 +347,7 @@ def _log_hits(ctx: Context, comp: str) -> list[str]:
 
 
 def _finding(ctx: Context, name: str, svc: Obj | None, problems: list[str], evidence: list[str],
-             caused_by: list[str], logs: bool) -> Finding:
+             caused_by: list[str], logs: bool, url: str | None = None, where: str = "") -> Finding:
     n = ctx.target.namespace
     rel = release(ctx)
     good_url = f"http://{rel}-api-server.{n}.svc.cluster.local:8080/execution/"
@@ -326,10 +358,21 @@ def _finding(ctx: Context, name: str, svc: Obj | None, problems: list[str], evid
         "port": f"the URL's port is not a port of Service {name}",
         "no-endpoints": f"Service {name} has no ready endpoint (the api-server pods are not Ready)",
         "netpol": "a NetworkPolicy on the api-server pods does not admit traffic from the task pods",
+        "host": (f"the configured host {urlparse(url or '').hostname} is not this release's api-server Service "
+                 f"({name} in namespace {n})"),
     }
     what = "; ".join(texts[p] for p in problems) or "task pods fail to connect to the Execution API (log lines below)"
     cmds = []
-    if {"url", "path", "no-service", "port"} & set(problems):
+    override = where.startswith("env ") or where.endswith("[core] execution_api_server_url")
+    if "host" in problems and override:
+        # the chart writes the right URL itself (<release>-api-server) unless a value overrides it:
+        # drop the override rather than set another one
+        if where.startswith("env "):
+            cmds.append(f"# remove {where[4:]} from the chart's env: (or extraEnv) values, then upgrade")
+            cmds.append(f"helm get values {q(rel)} --namespace {q(n)} --output yaml")
+        else:
+            cmds.append(helm_upgrade(ctx, "--set config.core.execution_api_server_url=null"))
+    elif {"url", "path", "no-service", "port", "host"} & set(problems):
         cmds.append(helm_upgrade(ctx, f"--set-string config.core.execution_api_server_url={good_url}"))
     if "no-endpoints" in problems:
         cmds += [f"kubectl get endpointslices --namespace {q(n)} -l kubernetes.io/service-name={name}",
@@ -339,6 +382,11 @@ def _finding(ctx: Context, name: str, svc: Obj | None, problems: list[str], evid
     if not cmds:
         cmds += [f"kubectl run exec-api-check --rm -i --restart=Never --namespace {q(n)} --image=curlimages/curl:8.11.0 "
                  f"-- curl -sS -m 5 {good_url.replace('/execution/', '/execution/health')}"]
+    summary = (f"Point [core] execution_api_server_url at the api-server Service ({good_url}), keep at least one "
+               "api-server replica Ready, and let the task pods through any NetworkPolicy on the api-server.")
+    if "host" in problems and override:
+        summary = (f"Drop the execution_api_server_url override ({where}): the chart then writes "
+                   f"http://{name}:8080/execution/ itself, the Service of this release in namespace {n}.")
     return Finding(
         title=f"Airflow 3 task pods cannot reach the Execution API ({what.split(';')[0]})",
         message=("An Airflow 3 task pod starts by calling the api-server's Execution API (task-instances/…/run) and "
@@ -346,9 +394,7 @@ def _finding(ctx: Context, name: str, svc: Obj | None, problems: list[str], evid
                  f"(httpx.ConnectError, retries, then failure). Here: {what}."),
         resource=k8s_resource(ctx, "Service", name),
         evidence=evidence,
-        remediation=Remediation(
-            f"Point [core] execution_api_server_url at the api-server Service ({good_url}), keep at least one "
-            "api-server replica Ready, and let the task pods through any NetworkPolicy on the api-server.", cmds),
+        remediation=Remediation(summary, cmds),
         caused_by=caused_by,
     )
 

@@ -11,7 +11,7 @@ from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, q, release
 
-from ._db import postgres_image_ids, unreachable_ids
+from ._db import postgres_image_ids, postgres_pods, unreachable_ids
 
 WAIT = "wait-for-airflow-migrations"
 TIMEOUT_ARG = re.compile(r"--migration-wait-timeout[= ](\d+)|(?:^|\s)-t\s+(\d+)")
@@ -113,7 +113,32 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
     argo = any(k.startswith("argocd.argoproj.io/") for o in [p for p, _s, _t in stuck] + list(ctx.deployments.values())
                for k in list(o.annotations) + list(o.labels))
     n = q(ns(ctx))
-    caused_by = unreachable_ids(ctx) + postgres_image_ids(ctx, rel)
+    pg_down = [i for i, p in zip(postgres_image_ids(ctx, rel), postgres_pods(ctx, rel))
+               if any(not cs.ready for cs in p.container_statuses) or not p.container_statuses]
+    caused_by = unreachable_ids(ctx) + pg_down
+    comps = ", ".join(sorted({p.component or p.name for p, _s, _t in stuck}))
+    if caused_by:
+        # The wait is a symptom: the containers cannot read the schema version while the database
+        # does not answer. An absent Job is then no evidence that migrations never ran (Helm's hook
+        # delete policy and ttlSecondsAfterFinished remove a completed one).
+        first = stuck[0][0]
+        return Finding(
+            title=f"Components wait in {WAIT} because the metadata database is unreachable",
+            message=(f"{len(stuck)} pod(s) ({comps}) are stuck in init container {WAIT}: it cannot connect to the "
+                     "metadata database (see the linked finding), so it cannot read the schema version. "
+                     + (f"The migration Job {jname} is absent, which does not show that migrations never ran (Helm "
+                        "deletes a completed hook Job, ttlSecondsAfterFinished removes it): " if job is None else f"The migration Job {jname} is {status}: ")
+                     + "whether migrations are due can be told only once the database answers. Fix the connection "
+                       "first; if the schema is current the pods pass the wait by themselves."),
+            resource=k8s_resource(ctx, "Job", jname),
+            evidence=evidence,
+            remediation=Remediation(
+                "Fix the database connection (the linked finding's fix), then watch the pods pass the wait; only if "
+                f"they then report unapplied migrations does {jname} need to run.",
+                [f"kubectl logs {q(first.name)} --namespace {n} --container {WAIT}",
+                 f"kubectl get pods --namespace {n} --watch"]),
+            caused_by=caused_by,
+        )
     if hooky:
         summary = ("The migration Job never ran: by default it is a Helm post-install/post-upgrade hook, which Argo CD, "
                    "Flux, Terraform or a `helm install --wait` that times out do not run. Render it as a normal "
@@ -133,12 +158,10 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
                     f"kubectl describe job {q(jname)} --namespace {n}",
                     f"kubectl delete job {q(jname)} --namespace {n}",
                     helm_upgrade(ctx, "--set migrateDatabaseJob.useHelmHooks=false")]
-    comps = ", ".join(sorted({p.component or p.name for p, _s, _t in stuck}))
     return Finding(
         title=f"Components wait for database migrations; Job {jname} is {status.split(' (')[0]}",
         message=(f"{len(stuck)} pod(s) ({comps}) are stuck in init container {WAIT} longer than its timeout: "
-                 + ("they cannot reach the metadata database, " if caused_by else
-                    "the metadata database is not at the schema of this Airflow version, ")
+                 + "the metadata database is not at the schema of this Airflow version, "
                  + f"and the migration Job {jname} is {status}. Nothing starts until `airflow db migrate` has run."
                  + (" The chart objects carry Argo CD annotations: hooks need useHelmHooks=false there." if argo else "")),
         resource=k8s_resource(ctx, "Job", jname),

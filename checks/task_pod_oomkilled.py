@@ -44,6 +44,31 @@ def run(ctx: Context) -> Result:
     return from_findings(findings)
 
 
+def _running_retry(ctx: Context, pod: Pod, container: str, limit) -> tuple[Pod, str | None] | None:
+    """A later try of the same task (same dag, task and run) that is running or starting now with the
+    memory limit that was exceeded."""
+    key = (pod.labels.get("dag_id"), pod.labels.get("task_id"), pod.labels.get("run_id"))
+    try:
+        mine = int(pod.labels.get("try_number") or 0)
+    except ValueError:
+        mine = 0
+    for other in ctx.task_pods:
+        if other is pod or (other.labels.get("dag_id"), other.labels.get("task_id"), other.labels.get("run_id")) != key:
+            continue
+        if other.phase not in ("Running", "Pending"):
+            continue
+        try:
+            t = int(other.labels.get("try_number") or 0)
+        except ValueError:
+            t = 0
+        if t <= mine:
+            continue
+        other_limit = as_dict(as_dict(container_spec(other, container).get("resources")).get("limits")).get("memory")
+        if other_limit == limit:
+            return other, other_limit
+    return None
+
+
 def _may_be_oom(pod: Pod) -> bool:
     """Whether a container status names OOMKilled in ``state.terminated`` or ``lastState.terminated``
     (read from the dicts: a cheap filter, a superset of what ``_oom`` accepts)."""
@@ -90,6 +115,11 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict, earlier: l
     if earlier:
         evidence.append(f"{len(earlier)} earlier pod(s) of the same task were OOMKilled too: "
                         + ", ".join(p.name for p in earlier[-5:]) + (", ..." if len(earlier) > 5 else ""))
+    retry = _running_retry(ctx, pod, cs.name, limit) if is_task and dag else None
+    if retry is not None:
+        r, r_limit = retry
+        evidence.append(f"Pod {r.name} (try {r.labels.get('try_number')}) is {r.phase} now with the same memory limit "
+                        f"{r_limit or 'none'}")
     if not limit:
         evidence.append(f"{cs.name} has no memory limit: the node ran out of memory and the kernel killed the "
                         "largest process")
@@ -112,7 +142,10 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict, earlier: l
                    f"limits={{'memory': '{new}'}}))]))}}); or make the task stream its data instead of loading it.")
         message = (f"The base container of {what} used more memory than its limit ({limit or 'none, node memory'}) and "
                    "the kernel killed it (exit 137). Airflow sees only that the pod failed: the task shows as failed "
-                   "with an empty or cut log, or 'killed externally'.")
+                   "with an empty or cut log, or 'killed externally'."
+                   + (f" A retry (pod {retry[0].name}, try {retry[0].labels.get('try_number')}) is running now with "
+                      f"the same limit {retry[1] or '(none)'}: expect it to be killed the same way unless the input "
+                      "shrank." if retry is not None else ""))
     else:
         summary = ("Give the Celery workers more memory, or run fewer tasks at once per worker "
                    "([celery] worker_concurrency), so the tasks a worker runs together fit its limit.")
