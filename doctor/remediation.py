@@ -198,11 +198,24 @@ TELLING = re.compile(
     r"invalid|cannot|could not|unable to|not found|timed? ?out|must be set)")
 
 
+# Traceback scaffolding says nothing on its own: the exception lines and what led to them do.
+_SCAFFOLD = re.compile(r'^\s*(Traceback \(most recent call last\):|During handling of the above exception|'
+                       r'The above exception was the direct cause|File "|\^[\^~ ]*$)')
+
+
 def telling_lines(lines: list[tuple[str, str]], n: int = 5) -> list[tuple[str, str]]:
-    """The telling lines near the end of a log (an exception and what led to it), else its last lines."""
-    nonblank = [(w, ln) for w, ln in lines if ln.strip()]
+    """The telling lines near the end of a log (an exception and what led to it), else its last lines;
+    never the frames and headers of a traceback, and each line once."""
+    nonblank = [(w, ln) for w, ln in lines if ln.strip() and not _SCAFFOLD.search(ln)]
     telling = [(w, ln) for w, ln in nonblank if TELLING.search(ln)]
-    return telling[-n:] if telling else nonblank[-min(n, 3):]
+    picked = telling if telling else nonblank[-min(n, 3):]
+    seen: set[str] = set()
+    out = []
+    for w, ln in picked:
+        if ln.strip() not in seen:
+            seen.add(ln.strip())
+            out.append((w, ln))
+    return out[-n:]
 
 
 def source_text(src: tuple[str, str | None, str | None] | None, name: str) -> str:

@@ -184,3 +184,19 @@ def test_the_walkers_detect_what_they_guard(run_cli):
     policy = snap.policy_of(shlex.split("gcloud storage buckets add-iam-policy-binding gs://acme-airflow-logs "
                                         "--member serviceAccount:x --role roles/storage.objectAdmin"))
     assert policy is not None and any(b["role"] == "roles/storage.objectAdmin" for b in policy["bindings"])
+
+
+def test_log_evidence_quotes_telling_lines_not_tracebacks(run_cli):
+    """Log lines in evidence are the telling ones: no traceback headers or frames, at most eight per
+    finding, none longer than a screen line or two."""
+    bad = []
+    scaffold = re.compile(r'Traceback \(most recent call last\)|^\s*(previous )?log [^:]+: \s*File "|'
+                          r"The above exception was the direct cause|During handling of the above exception")
+    for name, _snap, f, _lines in _walk(run_cli):
+        logs = [e for e in f["evidence"] if re.match(r"(previous )?log ", e)]
+        if len(logs) > 8:
+            bad.append(f"{name}: {f['id']}: {len(logs)} log lines")
+        for e in logs:
+            if scaffold.search(e) or len(e) > 600:
+                bad.append(f"{name}: {f['id']}: {e[:120]}")
+    assert not bad, "\n".join(bad)
