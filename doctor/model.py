@@ -54,6 +54,12 @@ class Finding:
     severity: Severity | None = None
     check: str = ""
     runbook: str = ""
+    # The objects the finding is about beyond ``resource`` (``Kind/namespace/name`` refs, e.g. the
+    # not-ready pods a floor finding judges): what the runner matches when it folds a floor
+    # finding under a specific finding that explains the same pods (doctor/fold.py).
+    subjects: list[str] = field(default_factory=list)
+    # Floor findings folded under this one by the runner: the same failure seen generically.
+    symptoms: list["Finding"] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -71,7 +77,13 @@ class Finding:
             "remediation": self.remediation.to_dict(),
             "runbook": self.runbook,
             "caused_by": list(self.caused_by),
+            **({"symptoms": [s.symptom_dict() for s in self.symptoms]} if self.symptoms else {}),
         }
+
+    def symptom_dict(self) -> dict:
+        """The finding as a symptom of another (JSON ``symptoms``): what it saw, not a second fix."""
+        return {"id": self.id, "check": self.check, "severity": self.severity, "title": self.title,
+                "message": self.message, "resource": self.resource.to_dict(), "evidence": list(self.evidence)}
 
 
 def finding_id(check: str, resource: Resource) -> str:
@@ -119,6 +131,9 @@ class CheckRun:
     reason: str | None
     duration_s: float
     findings: list[Finding]
+    # Findings of a floor check that the runner folded under the specific finding explaining the
+    # same pods (listed there as ``symptoms``): part of the check's verdict, not printed twice.
+    folded: list[Finding] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {

@@ -46,6 +46,9 @@ class Check:
     module: str = ""
     evidence: str = "runtime"        # "config": runs on a plan (--manifests); "runtime": needs a deploy
     after_run: Callable | None = field(default=None, repr=False, compare=False)   # see after_run()
+    # A floor check judges health generically (is each component running?) whatever the cause:
+    # its findings are folded under a specific finding that explains the same pods (doctor/fold.py).
+    floor: bool = False
 
     @property
     def on_plan(self) -> bool:
@@ -69,7 +72,8 @@ class RegistryError(Exception):
 
 
 def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str, ...] = (),
-          uses: tuple[str, ...] = (), extended: bool = False, evidence: str = "runtime") -> Callable:
+          uses: tuple[str, ...] = (), extended: bool = False, evidence: str = "runtime",
+          floor: bool = False) -> Callable:
     """Register a check function under ``id``."""
     if not SLUG.match(id):
         raise RegistryError(f"check id {id!r} is not a slug (lowercase words joined by '-')")
@@ -86,7 +90,7 @@ def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str
         if existing is not None and existing.module != func.__module__:
             raise RegistryError(f"check id {id!r} registered twice ({existing.module} and {func.__module__})")
         REGISTRY[id] = Check(id, title, severity, category, func, tuple(needs), tuple(uses), extended,
-                             func.__module__, evidence)
+                             func.__module__, evidence, floor=floor)
         return func
 
     return deco

@@ -14,6 +14,7 @@ from typing import Iterable
 
 from .views import Context, DataUnavailable, FailedReads
 from .data import KEYS
+from .fold import fold
 from .model import CheckRun, Result
 from .registry import Check
 
@@ -174,4 +175,6 @@ def run_checks(ctx: Context, checks: Iterable[Check], runbook_base: str | None =
     for r in runs:
         for f in r.findings:
             f.caused_by = [c for c in dict.fromkeys(f.caused_by) if c in ids and c != f.id]
+    # Specific beats generic: a floor finding explained by a specific one becomes its symptom.
+    fold(runs, {c.id for c in checks if c.floor})
     return runs

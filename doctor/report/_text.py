@@ -32,6 +32,8 @@ def finding_text(f: Finding, titles: dict[str, str] | None = None) -> str:
         lines += ["", "Evidence:"] + [f"  - {e}" for e in f.evidence]
     if f.caused_by:
         lines += ["", "Caused by:"] + [f"  - {(titles or {}).get(c, c)} ({c})" for c in f.caused_by]
+    if f.symptoms:
+        lines += ["", "Also seen as:"] + [f"  - {s.title} ({s.check})" for s in f.symptoms]
     lines += ["", f"Fix: {f.remediation.summary}"]
     for cmd in f.remediation.commands:
         for i, line in enumerate(cmd.splitlines() or [""]):

@@ -142,6 +142,10 @@ def _finding(f: Finding, titles: dict, fail_on: str) -> list[str]:
         out += ["**Caused by**", ""]
         out += [f"- {cell(titles.get(c, c))} ({code(c)})" for c in f.caused_by]
         out.append("")
+    if f.symptoms:
+        out += ["**Also seen as**", ""]
+        out += [f"- {cell(s.title)} ({code(s.check)})" for s in f.symptoms]
+        out.append("")
     out += [f"**Fix**: {cell(f.remediation.summary)}", ""]
     if f.remediation.commands:
         lines: list[str] = []

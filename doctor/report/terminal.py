@@ -151,6 +151,10 @@ def _finding(con, f: Finding, by_id: dict, escape) -> None:
         for cid in f.caused_by:
             cause = by_id.get(cid)
             con.print(f"         - {escape(cause.title if cause else cid)} [dim]({escape(cid)})[/dim]", soft_wrap=True)
+    if f.symptoms:   # floor findings folded under this one (doctor/fold.py): the same failure, generically
+        con.print("       [bold]Also seen as[/bold]")
+        for s in f.symptoms:
+            con.print(f"         - {escape(s.title)} [dim]({escape(s.check)})[/dim]", soft_wrap=True)
     con.print(_indented(con, f.remediation.summary, bold_prefix="Fix: "), soft_wrap=True)
     for cmd in f.remediation.commands:
         for i, line in enumerate(cmd.splitlines()):
