@@ -8,10 +8,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, as_list, human_age
-from airflow_gke.snapshot import parse_time
-
-from ._common import ns, q, quote_event
+from airflow_gke.remediation import ns, q, quote_event
+from airflow_gke.views import Context, ContainerStatus, Pod, as_dict, as_list, human_age, parse_time
 
 # A pod may take this long after it started to become ready before the floor calls it down
 # (image pulls, init containers, slow first readiness probes).

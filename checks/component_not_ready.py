@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.views import Context, Obj, Pod, as_dict, as_list, human_age
+from airflow_gke.views import Context, Obj, Pod, as_dict, as_list, human_age, parse_time
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
 from airflow_gke.registry import check
-
-from ._common import k8s_resource, ns, q, quote_event, release
-from ._floor import GRACE, ROLLOUT_GRACE, Why, clip, clip_middle, next_steps, why
+from airflow_gke.remediation import k8s_resource, ns, q, quote_event, release
+from ._floor import GRACE, ROLLOUT_GRACE, Why, clip, clip_middle, log_tail, next_steps, readable, why
 
 # The chart's components by their ``component`` label (tier=airflow), in the order a reader thinks
 # of them; the bundled PostgreSQL (Bitnami subchart) is found by its app.kubernetes.io labels.
@@ -269,7 +268,6 @@ def _job_failed(ctx: Context, comp: str, ctrl: Obj, pods: list[Pod], failed: dic
                 if cs.state[0] == "terminated" and cs.state[1].get("exitCode") not in (0, None):
                     evidence.append(f"Pod {p.name}: container {cs.name} terminated, exit code "
                                     f"{cs.state[1].get('exitCode')} ({cs.state[1].get('reason')})")
-                    from ._floor import log_tail, readable
                     evidence += [f"{w} {cs.name}: {readable(ln)}" for w, ln in log_tail(ctx, p, cs.name)[0]]
                     break
     for w in ws:
@@ -302,8 +300,6 @@ def _no_pods(ctx: Context, comp: str, kind: str, ctrl: Obj, desired: int, grace:
     for c in conds.values():
         t = c.get("lastUpdateTime") or c.get("lastTransitionTime")
         since = t if isinstance(t, str) and (since is None or t > since) else since
-    from airflow_gke.snapshot import parse_time
-
     age = ctx.age(parse_time(since) if since else ctrl.created)
     if age is None or age < grace:
         return None

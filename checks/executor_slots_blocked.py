@@ -14,12 +14,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from airflow_gke.views import Context, DataUnavailable, Pod, human_age
+from airflow_gke.views import Context, DataUnavailable, Pod, human_age, parse_time
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import check
-from airflow_gke.snapshot import parse_time
-
-from ._common import k8s_resource, ns, q, release
+from airflow_gke.remediation import k8s_resource, ns, q, release
 from ._floor import clip, readable
 
 SIDECAR_GRACE = timedelta(minutes=10)    # base ended, the pod still Running: a sidecar holds it
