@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_gke.views import Context, DataUnavailable, as_dict, dig, error_info, google_repo
+from airflow_gke.views import Context, DataUnavailable, as_dict, dig, error_info, google_repo, unreadable
 from airflow_gke.views.identity import COMPONENTS, LOG_READERS, LOG_WRITERS, annotated_ksas, label, remote_log_folder
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import check
@@ -83,8 +83,8 @@ def _preflight(ctx: Context) -> Result:
     failed = None
     for service in _PREFLIGHT_USE:
         e = ctx.entry("services", service=service)
-        if e is None:
-            continue
+        if e is None or (e.not_found and not unreadable(e)):
+            continue   # not collected, or no such service in this project: nothing to judge
         if not e.ok:
             failed = failed or ctx.unavailable("services", e, service=service)
             continue
