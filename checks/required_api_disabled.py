@@ -86,7 +86,8 @@ def _preflight(ctx: Context) -> Result:
         if e is None or (e.not_found and not unreadable(e)):
             continue   # not collected, or no such service in this project: nothing to judge
         if not e.ok:
-            failed = failed or ctx.unavailable("services", e, service=service)
+            if not e.not_found:   # a 404 answers that no state is recorded: like not collected
+                failed = failed or ctx.unavailable("services", e, service=service)
             continue
         state = e.data.get("state") if isinstance(e.data, dict) else None
         if state in ("ENABLED", "DISABLED"):
