@@ -160,6 +160,8 @@ def _inspect(ctx: Context, pod: Pod, bad: list[tuple[ContainerStatus, str]]) -> 
     what = {"CrashLoopBackOff": "is crash-looping", "restarting": f"restarted {cs.restarts} times",
             "terminated": "crashed and is restarting"}.get(problem, f"cannot start ({problem})")
     short = _short_reason(term, cause, detail, fields)
+    plural = {"CrashLoopBackOff": "are crash-looping", "restarting": "keep restarting",
+              "terminated": "crashed and are restarting"}.get(problem, f"cannot start ({problem})")
     return Finding(
         title=f"{comp} pod {pod.name} {what}" + (f": {short}" if short else ""),
         message=(f"Container {cs.name} of the {comp} pod {pod.name} {what}"
@@ -169,6 +171,9 @@ def _inspect(ctx: Context, pod: Pod, bad: list[tuple[ContainerStatus, str]]) -> 
         evidence=evidence,
         remediation=Remediation(summary, commands),
         caused_by=caused_by,
+        group_title="{n} Airflow pods " + plural + (f": {short}" if short else ""),
+        group_message=("{n} Airflow pods " + plural + (f"; {CAUSE_TEXT[cause]}" if cause else "")
+                       + ". Each component is down while its pod is (see the resources)."),
     )
 
 

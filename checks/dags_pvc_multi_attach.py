@@ -101,4 +101,5 @@ def _finding(ctx: Context, pvc: PVC, pods, events, sc) -> Finding:
         resource=k8s_resource(ctx, "PersistentVolumeClaim", pvc.name),
         evidence=evidence,
         remediation=Remediation(summary, commands),
+        blocks=[k8s_resource(ctx, "Pod", name).ref for name in waiting],
     )

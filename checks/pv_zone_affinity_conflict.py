@@ -100,6 +100,7 @@ def _finding(ctx: Context, pod: Pod, pvc, pv, zones: list[str], evs: list[dict])
         resource=k8s_resource(ctx, "PersistentVolumeClaim", pvc.name),
         evidence=evidence,
         remediation=Remediation(summary, commands),
+        blocks=[k8s_resource(ctx, "Pod", pod.name).ref],
     )
 
 

@@ -116,6 +116,7 @@ def _finding(ctx: Context, pvc: PVC, sc: StorageClass, bad: list[str], modes: fr
         resource=k8s_resource(ctx, "PersistentVolumeClaim", pvc.name),
         evidence=evidence,
         remediation=Remediation(summary, commands),
+        blocks=[k8s_resource(ctx, "Pod", p.name).ref for p in blocked],
     )
 
 

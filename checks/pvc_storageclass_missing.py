@@ -128,4 +128,5 @@ def _finding(ctx: Context, pvc: PVC, named: str | None) -> Finding:
         resource=k8s_resource(ctx, "PersistentVolumeClaim", pvc.name),
         evidence=evidence,
         remediation=Remediation(summary, commands),
+        blocks=[k8s_resource(ctx, "Pod", p.name).ref for p in blocked],
     )

@@ -160,4 +160,12 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict, earlier: l
         resource=k8s_resource(ctx, "Pod", pod.name),
         evidence=evidence,
         remediation=Remediation(summary, commands),
+        group_title=(f"{{n}} task pods were OOMKilled (memory limit {limit or 'none'})" if is_task
+                     else f"{{n}} Celery worker pods were OOMKilled (memory limit {limit or 'none'})"),
+        group_message=(f"The base containers of {{n}} task pods used more memory than their limit "
+                       f"({limit or 'none, node memory'}) and the kernel killed them (exit 137). Airflow sees only that "
+                       "the pods failed: the tasks show as failed with an empty or cut log, or 'killed externally'."
+                       if is_task else
+                       f"{{n}} Celery worker pods were killed for exceeding their memory limit "
+                       f"({limit or 'none, node memory'}); every task they were running died with them."),
     )

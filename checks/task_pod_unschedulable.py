@@ -229,6 +229,10 @@ def _finding(ctx: Context, pods: list[Pod], timeout: int, where: str) -> Finding
         evidence=evidence,
         remediation=Remediation(summary, commands),
         caused_by=caused_by,
+        group_title=f"{{n}} task pods Pending without a node: {why}",
+        group_message=(f"{{n}} KubernetesExecutor task pods have waited for a node past the {timeout}s "
+                       "worker_pods_pending_timeout, after which the scheduler deletes a pod and fails its task. "
+                       + ("Why: " + "; ".join(t for _k, t in causes) + "." if causes else "")),
     )
 
 

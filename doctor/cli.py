@@ -144,12 +144,14 @@ def with_config(func):
 @click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
               help="Leave out the checks matching: slug glob, category:NAME or severity:LEVEL (repeatable).")
 @click.option("--min-severity", type=click.Choice(["error", "warning", "info"]), default=None,
-              help="Run only checks of at least this severity and report only findings of at least it.")
+              help="Report only findings of at least this severity (each finding's own; every selected check runs).")
 @click.option("--extended", is_flag=True, help="Also run heuristic checks (off by default).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error", show_default=True,
               help="Lowest finding severity that makes the exit code 1.")
 @click.option("--output", "-o", "output", type=click.Choice(FORMAT_NAMES), default="table",
               show_default=True, help="Report format on stdout.")
+@click.option("--compact", is_flag=True,
+              help="Terminal report: one line per finding (severity, check, title, resource).")
 @click.option("--output-file", "output_file", multiple=True, metavar="[FORMAT:]PATH", help=formats_help())
 @click.option("--config", "config_path", metavar="FILE",
               help="Configuration file (default: .airflow-gke.yaml in the working directory, if present).")
@@ -169,7 +171,7 @@ def with_config(func):
 def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, save_snapshot,
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
            now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
-           probe=False, probe_folder=None, config=None, manifests=None) -> None:
+           probe=False, probe_folder=None, config=None, manifests=None, compact=False) -> None:
     """Find what stops Airflow on GKE, with evidence and the commands that fix it.
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
@@ -185,20 +187,22 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
                           page_size, now))
     report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose))
     output_given = click.get_current_context().get_parameter_source("output") is not ParameterSource.DEFAULT
-    _emit(report, output, tuple(output_file), fail_on, output_given)
+    _emit(report, output, tuple(output_file), fail_on, output_given, compact=compact)
     sys.exit(report.exit_code(fail_on))
 
 
-def _emit(report, output: str, files: tuple[str, ...], fail_on: str, output_given: bool) -> None:
+def _emit(report, output: str, files: tuple[str, ...], fail_on: str, output_given: bool, compact: bool = False) -> None:
     """Write the report files, then the report on stdout: the chosen format, or the terminal report
-    when a file took the chosen format."""
+    when a file took the chosen format. A Markdown report cut to fit one comment names the JSON
+    report the same run writes."""
     from .report import formats
 
     targets = formats.output_targets(output, files, output_given)
+    json_path = next((str(p) for f, p in targets if f == "json"), None)
     for fmt, path in targets:
-        formats.write(report, fmt, path, fail_on)
+        formats.write(report, fmt, path, fail_on, json_path=json_path)
         _err(f"wrote {fmt} report: {path}")
-    FORMATS["table" if targets else output].print(report, fail_on)
+    FORMATS["table" if targets else output].print(report, fail_on, compact=compact, json_path=json_path)
 
 
 @cli.command()
@@ -284,9 +288,10 @@ def explain(slug) -> None:
         raise UserError(f"no runbook shipped for {slug}")
     if sys.stdout.isatty():
         from rich.console import Console
-        from rich.markdown import Markdown
 
-        Console().print(Markdown(text))
+        from .runbooks import print_runbook
+
+        print_runbook(text, Console())
     else:
         sys.stdout.write(text)
 

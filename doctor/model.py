@@ -5,6 +5,7 @@ them, reports print them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,19 +32,47 @@ class Resource:
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name, "uri": self.uri}
 
 
+_ALTERNATIVE = re.compile(r"^#\s*(option\b|or\b|alternatively\b)", re.I)
+
+
 @dataclass
 class Remediation:
+    """What fixes a finding: a summary and shell commands. Each item of ``commands`` is one step
+    (several lines when it holds comments or a sequence); an item whose first line is a comment
+    naming an alternative (``# Option B: ...``, ``# or ...``) starts a new pasteable block, so that
+    pasting one block never runs two alternatives."""
+
     summary: str
     commands: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"summary": self.summary, "commands": list(self.commands)}
 
+    @property
+    def blocks(self) -> list[list[str]]:
+        """The commands as pasteable blocks of lines: steps to run together, one block per option."""
+        return command_blocks(self.commands)
+
+
+def command_blocks(commands: list[str]) -> list[list[str]]:
+    out: list[list[str]] = []
+    for cmd in commands:
+        lines = cmd.splitlines() or [""]
+        if not out or _ALTERNATIVE.match(lines[0].strip()):
+            out.append(list(lines))
+        else:
+            out[-1] += lines
+    return out
+
 
 @dataclass
 class Finding:
-    """One problem on one resource. ``check``, ``severity`` and ``runbook`` are filled by the
-    runner from the check's declaration when the check leaves them empty."""
+    """One problem: one cause with one fix, on one resource or on many (``resources``).
+
+    ``check``, ``severity`` and ``runbook`` are filled by the runner from the check's declaration
+    when the check leaves them empty. A check reports one finding per resource; the report merges
+    the findings of one check that share their cause and their fix into one finding over all their
+    resources (doctor/report/arrange.py), titled by ``group_title`` when the check gives one."""
 
     title: str
     message: str
@@ -60,25 +89,51 @@ class Finding:
     subjects: list[str] = field(default_factory=list)
     # Floor findings folded under this one by the runner: the same failure seen generically.
     symptoms: list["Finding"] = field(default_factory=list)
+    # What else this problem keeps from working (e.g. the pods that mount a Pending PVC): refs
+    # ``Kind/namespace/name``. The report orders findings that block more first.
+    blocks: list[str] = field(default_factory=list)
+    # The title (and message) of the finding this one becomes when merged with others of the same
+    # check, cause and fix; ``{n}`` is the number of resources. Empty: a generic title.
+    group_title: str = ""
+    group_message: str = ""
+    # Set by the merge: every resource (``resource`` first) and the merged findings (id, title,
+    # evidence) when there are several.
+    resources: list[Resource] = field(default_factory=list)
+    members: list[dict] = field(default_factory=list)
 
     @property
     def id(self) -> str:
         return finding_id(self.check, self.resource)
 
+    @property
+    def all_resources(self) -> list[Resource]:
+        return self.resources or [self.resource]
+
+    @property
+    def count(self) -> int:
+        return len(self.all_resources)
+
     def to_dict(self) -> dict:
-        return {
+        out = {
             "id": self.id,
             "check": self.check,
             "severity": self.severity,
             "title": self.title,
             "message": self.message,
             "resource": self.resource.to_dict(),
+            "count": self.count,
+            "resources": [r.to_dict() for r in self.all_resources],
             "evidence": list(self.evidence),
             "remediation": self.remediation.to_dict(),
             "runbook": self.runbook,
             "caused_by": list(self.caused_by),
             **({"symptoms": [s.symptom_dict() for s in self.symptoms]} if self.symptoms else {}),
         }
+        if self.blocks:
+            out["blocks"] = list(self.blocks)
+        if self.members:
+            out["members"] = [dict(m) for m in self.members]
+        return out
 
     def symptom_dict(self) -> dict:
         """The finding as a symptom of another (JSON ``symptoms``): what it saw, not a second fix."""

@@ -9,8 +9,9 @@ A pattern is one of
 With no include pattern the run selects every check of the default tier (extended checks only with
 ``--extended``); with include patterns it selects the checks that match any of them. A heuristic
 (extended) check is selected by a pattern only with ``--extended``, or when its slug is named
-exactly. Exclude patterns then remove checks, and ``--min-severity`` removes checks that declare a
-lower severity.
+exactly. Exclude patterns then remove checks. ``--min-severity`` selects no check: it filters the
+findings by their own severity after the run (a check declared ``warning`` can report an error), see
+``suppress.apply_min_severity``.
 
 An include pattern that matches no check is a usage error (exit 2): a typo must not silently run
 nothing. An exclude pattern that names an unknown slug exactly is one too; an exclude glob,
@@ -23,7 +24,7 @@ import fnmatch
 from typing import Iterable
 
 from .errors import UserError
-from .model import SEVERITY_RANK
+
 
 SEVERITIES = ("error", "warning", "info")
 _GLOB_CHARS = set("*?[")
@@ -76,7 +77,6 @@ def select(registry: dict, include: Iterable[str] = (), exclude: Iterable[str] =
     unknown = [p for p in exclude if ":" not in p and not _is_glob(p) and p not in registry]
     if unknown:
         raise UserError(f"unknown check {', '.join(unknown)}; see `airflow-gke checks`", usage=True)
-    floor = SEVERITY_RANK[min_severity] if min_severity else -1
     chosen = []
     for cid, chk in registry.items():
         if include:
@@ -88,8 +88,6 @@ def select(registry: dict, include: Iterable[str] = (), exclude: Iterable[str] =
         elif chk.extended and not extended:
             continue
         if any(matches(chk, p) for p in exclude):
-            continue
-        if SEVERITY_RANK.get(chk.severity, 0) < floor:
             continue
         chosen.append(chk)
     return chosen

@@ -33,11 +33,13 @@ def _expected(name: str) -> set[tuple[str, str, str, str]]:
 
 
 def _actual(doc: dict) -> set[tuple[str, str, str, str]]:
+    """(check, severity, kind, where) of every resource reported: a finding of one cause and one fix
+    over several resources counts for each of them."""
     out = set()
     for f in doc["findings"]:
-        r = f["resource"]
-        where = f"{r['namespace']}/{r['name']}" if r["namespace"] else r["name"]
-        out.add((f["check"], f["severity"], r["kind"], where))
+        for r in f.get("resources") or [f["resource"]]:
+            where = f"{r['namespace']}/{r['name']}" if r["namespace"] else r["name"]
+            out.add((f["check"], f["severity"], r["kind"], where))
     return out
 
 

@@ -44,8 +44,8 @@ def fake_registry():
     (("category:stor*", "severity:info"), (), False, None, ["pvc-a", "db-a"]),
     ((), ("category:database",), False, None, ["gcs-a", "gcs-b", "pvc-a"]),
     ((), ("severity:error",), False, None, ["gcs-b", "db-a"]),
-    ((), (), False, "warning", ["gcs-a", "gcs-b", "pvc-a"]),
-    ((), (), False, "error", ["gcs-a", "pvc-a"]),
+    # --min-severity filters findings by their own severity, never checks by their declared one
+    ((), (), False, "error", ["gcs-a", "gcs-b", "pvc-a", "db-a"]),
     ((), ("category:nothing-here", "zzz-*"), False, None, ["gcs-a", "gcs-b", "pvc-a", "db-a"]),
 ])
 def test_select(include, exclude, extended, min_sev, want):
@@ -107,8 +107,19 @@ def test_min_severity_drops_lower_findings_and_says_so(run_cli):
     c = r.json["checks"][0]
     assert c["status"] == "fail" and c["reason"] == "1 finding below --min-severity error not shown"
     r = run_cli("doctor", "--snapshot", SEED, "--output", "json", "--min-severity", "error")
-    assert all(c["severity"] == "error" for c in r.json["checks"])
-    assert all(f["severity"] == "error" for f in r.json["findings"])
+    assert {f["severity"] for f in r.json["findings"]} == {"error"}
+    warned = {c["id"]: c for c in r.json["checks"] if c["severity"] == "warning"}
+    assert warned["default-compute-sa-nodes"]["reason"] == "1 finding below --min-severity error not shown"
+
+
+def test_min_severity_keeps_an_error_of_a_check_declared_warning(run_cli):
+    """liveness-probe-restarts declares warning but reports an error when the probe keeps the
+    triggerer down: --min-severity error filters by the finding's own severity, so it stays."""
+    snap = str(scenario("component-crashloop-af3"))
+    r = run_cli("doctor", "--snapshot", snap, "--output", "json", "--min-severity", "error")
+    live = [f for f in r.json["findings"] if f["check"] == "liveness-probe-restarts"]
+    assert [(f["severity"], f["resource"]["name"]) for f in live] == [("error", "airflow-triggerer-0")]
+    assert {c["id"]: c["severity"] for c in r.json["checks"]}["liveness-probe-restarts"] == "warning"
 
 
 # --- configuration file ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import SEVERITY_RANK, CheckRun, Finding
+from .arrange import merge, order
 
 SCHEMA_VERSION = "1"
 
@@ -48,12 +49,23 @@ class RunReport:
     # the plan introduces/fixes compared with the release the namespace runs now (doctor/planned.py).
     plan: dict | None = None
 
+    def __post_init__(self) -> None:
+        # One finding per cause and fix (doctor/report/arrange.py): merged once, here, so that every
+        # format renders, counts and gates on the same findings.
+        renamed: dict[str, str] = {}
+        for c in self.checks:
+            if len(c.findings) > 1:
+                c.findings, more = merge(c.findings)
+                renamed.update(more)
+        if renamed:
+            for c in self.checks:
+                for f in c.findings:
+                    f.caused_by = [x for x in dict.fromkeys(renamed.get(x, x) for x in f.caused_by) if x != f.id]
+
     @property
     def findings(self) -> list[Finding]:
-        out = [f for c in self.checks for f in c.findings]
-        # Most severe first; within a severity, causes before the symptoms they explain.
-        return sorted(out, key=lambda f: (-SEVERITY_RANK.get(f.severity or "info", 0), bool(f.caused_by),
-                                          f.check, f.resource.ref))
+        """Causes before what they explain, then the most severe, then what blocks the most."""
+        return order([f for c in self.checks for f in c.findings])
 
     def plan_lines(self) -> list[str]:
         """Planned mode: what the plan changes compared with the running release, as plain lines

@@ -22,36 +22,41 @@ class ReportFormat:
     extensions: tuple[str, ...]          # a --output-file PATH with one of these gets this format
     renderer: str                        # "module:function" under airflow_gke.report, imported when used
     takes_fail_on: bool = True           # the renderer's second argument is --fail-on
+    options: tuple[str, ...] = ()        # keyword options the renderer takes (others are not passed)
 
     def _func(self) -> Callable:
         mod, _, fn = self.renderer.partition(":")
         return getattr(importlib.import_module(f"airflow_gke.report.{mod}"), fn)
 
-    def render(self, report, fail_on: str) -> str:
-        """The report as text, as written to a file (no colour)."""
-        return self._func()(report, fail_on) if self.takes_fail_on else self._func()(report)
+    def _opts(self, opts: dict) -> dict:
+        return {k: v for k, v in opts.items() if k in self.options}
 
-    def print(self, report, fail_on: str) -> None:
+    def render(self, report, fail_on: str, **opts) -> str:
+        """The report as text, as written to a file (no colour)."""
+        args = (report, fail_on) if self.takes_fail_on else (report,)
+        return self._func()(*args, **self._opts(opts))
+
+    def print(self, report, fail_on: str, **opts) -> None:
         """The report on stdout (the terminal report with colour when stdout is a TTY)."""
-        sys.stdout.write(self.render(report, fail_on))
+        sys.stdout.write(self.render(report, fail_on, **opts))
 
 
 @dataclass(frozen=True)
 class _Terminal(ReportFormat):
-    def render(self, report, fail_on: str) -> str:
-        buf = io.StringIO()          # not a TTY: no colour, 120 columns
-        self._func()(report, file=buf)
+    def render(self, report, fail_on: str, **opts) -> str:
+        buf = io.StringIO()          # not a TTY: no colour, COLUMNS or 120 columns
+        self._func()(report, file=buf, **self._opts(opts))
         return buf.getvalue()
 
-    def print(self, report, fail_on: str) -> None:
-        self._func()(report)
+    def print(self, report, fail_on: str, **opts) -> None:
+        self._func()(report, **self._opts(opts))
 
 
 FORMATS: dict[str, ReportFormat] = {f.name: f for f in (
-    _Terminal("table", (".txt",), "terminal:render"),
+    _Terminal("table", (".txt",), "terminal:render", options=("compact",)),
     ReportFormat("json", (".json",), "json_report:render", takes_fail_on=False),
     ReportFormat("junit", (".xml",), "junit:render"),
-    ReportFormat("markdown", (".md", ".markdown"), "markdown:render"),
+    ReportFormat("markdown", (".md", ".markdown"), "markdown:render", options=("json_path",)),
 )}
 NAMES: tuple[str, ...] = tuple(FORMATS)
 DEFAULT = "table"
@@ -79,10 +84,10 @@ def output_targets(output: str, files: tuple[str, ...], output_given: bool) -> l
     return out
 
 
-def write(report, fmt: str, path: Path, fail_on: str) -> None:
+def write(report, fmt: str, path: Path, fail_on: str, **opts) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(FORMATS[fmt].render(report, fail_on), encoding="utf-8")
+        path.write_text(FORMATS[fmt].render(report, fail_on, **opts), encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot write the {fmt} report to {path}: {e.strerror or e}") from None
 

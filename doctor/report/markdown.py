@@ -1,12 +1,18 @@
 """``--output markdown``: the report for a pull-request comment or a ticket.
 
 A heading with the verdict, the target, a summary table (one row per check), then each finding
-(errors first) with its evidence and commands in fenced blocks, the suppressed findings, what
-could not be checked, and the notices. GitHub-flavoured Markdown; nothing that needs HTML.
+(causes first) with its evidence and each pasteable block of commands in its own fence, the
+suppressed findings, what could not be checked, and the notices. GitHub-flavoured Markdown; nothing
+that needs HTML.
+
+It fits one GitHub comment (``COMMENT_LIMIT`` characters): when the full report would not, evidence
+is cut first (fewer items, shorter ones, then none), then messages; every finding keeps its title,
+its fix and its commands, and a note under the heading says what was cut and where the full JSON is.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from . import RunReport
 from ._text import at_or_above, where
@@ -42,7 +48,46 @@ def fenced(lines: list[str], lang: str = "") -> list[str]:
     return [f"{fence}{lang}", *lines, fence]
 
 
-def render(report: RunReport, fail_on: str = "error") -> str:
+COMMENT_LIMIT = 65_536     # characters of one GitHub issue or pull-request comment
+
+
+@dataclass(frozen=True)
+class Detail:
+    evidence: int | None     # evidence items per finding (None: all)
+    evidence_chars: int      # characters per evidence item
+    message: bool
+    names: int               # resources named for a finding over many
+
+
+LEVELS = (Detail(None, 4000, True, 20), Detail(8, 600, True, 10), Detail(4, 300, True, 10),
+          Detail(2, 200, True, 5), Detail(0, 0, True, 5), Detail(0, 0, False, 3))
+
+
+def render(report: RunReport, fail_on: str = "error", json_path: str | None = None,
+           limit: int = COMMENT_LIMIT) -> str:
+    """The report, within ``limit`` characters when it can be (see the module's docstring);
+    ``json_path`` is where this run wrote its JSON report, named in the note on what was cut."""
+    text = ""
+    for level, d in enumerate(LEVELS):
+        text = _render(report, fail_on, d, "")
+        if len(text) <= limit:
+            break
+    if level == 0:
+        return text
+    where = (f"the full report with all evidence is in {code(json_path)}" if json_path else
+             "the full report with all evidence: run with `--output-file json:airflow-gke.json`")
+    cut = ("evidence shortened" if LEVELS[level].evidence else "evidence left out") + \
+          ("" if LEVELS[level].message else " and messages left out")
+    note = (f"> **Shortened to fit one comment ({limit:,} characters)**: {cut}; every finding keeps its title, "
+            f"fix and commands; {where}.")
+    text = _render(report, fail_on, LEVELS[level], note)
+    if len(text) > limit:          # still too long (thousands of findings): cut the tail, say so
+        tail = f"\n\n> **Cut at {limit:,} characters**; {where}.\n"
+        text = text[: limit - len(tail)].rsplit("\n", 1)[0] + tail
+    return text
+
+
+def _render(report: RunReport, fail_on: str, d: Detail, note: str) -> str:
     r = report.run
     s = report.summary()
     fi, ch = s["findings"], s["checks"]
@@ -66,6 +111,8 @@ def render(report: RunReport, fail_on: str = "error") -> str:
     plan = report.plan_lines()
     if plan:
         out += [f"**{cell(plan[0])}**", ""] + [f"- {cell(ln)}" for ln in plan[1:]] + ([""] if plan[1:] else [])
+    if note:
+        out += [note, ""]
     out += [f"Checks: {ch['pass']} passed, {ch['fail']} failed, {ch['skip']} skipped, {ch['error']} errors · "
             f"exit code {gate} with `--fail-on {fail_on}` · {r.duration_s:.2f} s · airflow-gke {report.tool_version}",
             ""]
@@ -95,7 +142,7 @@ def render(report: RunReport, fail_on: str = "error") -> str:
     if report.findings:
         out += ["### Findings", ""]
         for f in report.findings:
-            out += _finding(f, titles, fail_on)
+            out += _finding(f, titles, fail_on, d)
     if report.suppressed:
         out += ["### Suppressed findings", "",
                 "Accepted by a suppression or an annotation: listed, not counted by `--fail-on`.", "",
@@ -131,13 +178,29 @@ def render(report: RunReport, fail_on: str = "error") -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _finding(f: Finding, titles: dict, fail_on: str) -> list[str]:
+def _clip(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: max(0, n - 1)].rstrip() + "…"
+
+
+def _finding(f: Finding, titles: dict, fail_on: str, d: Detail = LEVELS[0]) -> list[str]:
     sev = f.severity or "info"
     gate = "" if at_or_above(sev, fail_on) else f" _(below `--fail-on {fail_on}`)_"
+    more = f" and {f.count - 1} more" if f.count > 1 else ""
     out = [f"#### {_ICON.get(sev, '')} {sev.upper()}: {cell(f.title)}{gate}", "",
-           f"{code(f.check)} · {code(where(f))}", "", text(f.message), ""]
-    if f.evidence:
-        out += ["**Evidence**", ""] + fenced(list(f.evidence), "text") + [""]
+           f"{code(f.check)} · {code(where(f))}{more}", ""]
+    if d.message:
+        out += [text(f.message), ""]
+    if f.count > 1:
+        names = [r.name for r in f.all_resources]
+        shown = ", ".join(code(n) for n in names[: d.names])
+        out += [f"**{f.count} resources**: {shown}" + (f" and {len(names) - d.names} more" if len(names) > d.names
+                                                        else ""), ""]
+    ev = list(f.evidence) if d.evidence is None else list(f.evidence)[: d.evidence]
+    if ev:
+        out += ["**Evidence**", ""] + fenced([_clip(e, d.evidence_chars) for e in ev], "text")
+        if len(ev) < len(f.evidence):
+            out += ["", f"_{len(f.evidence) - len(ev)} more evidence line(s) in the JSON report_"]
+        out.append("")
     if f.caused_by:
         out += ["**Caused by**", ""]
         out += [f"- {cell(titles.get(c, c))} ({code(c)})" for c in f.caused_by]
@@ -147,10 +210,7 @@ def _finding(f: Finding, titles: dict, fail_on: str) -> list[str]:
         out += [f"- {cell(s.title)} ({code(s.check)})" for s in f.symptoms]
         out.append("")
     out += [f"**Fix**: {cell(f.remediation.summary)}", ""]
-    if f.remediation.commands:
-        lines: list[str] = []
-        for cmd in f.remediation.commands:
-            lines += cmd.splitlines() or [""]
-        out += fenced(lines, "sh") + [""]
+    for block in f.remediation.blocks:          # each option its own pasteable block
+        out += fenced(block, "sh") + [""]
     out += [f"Runbook: [{f.check}]({f.runbook})", ""]
     return out
