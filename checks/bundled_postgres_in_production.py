@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from airflow_gke.views import as_list, Context, image_repo
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, location, ns, project, q, release
 
 from ._db import bundled_postgres, metadata_secret
 
 
 @check(id="bundled-postgres-in-production", title="The metadata database is not the chart's bundled PostgreSQL",
-       severity="warning", category="database", needs=("statefulsets", "pods"), uses=("pvcs",))
+       severity="warning", category=Category.DATABASE, needs=("statefulsets", "pods"), uses=("pvcs",))
 def run(ctx: Context) -> Result:
     """The chart's own PostgreSQL StatefulSet (<release>-postgresql, Bitnami) holds the metadata DB."""
     rel = release(ctx)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from airflow_gke.views import container_spec, ContainerStatus, Context, env_source, human_age, owner_of, Pod
 from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (CHART_KEY, clip, doubled_memory, grep, helm_upgrade, k8s_resource, ns, q,
                                      quote_event, release, resources_text, telling_lines)
 
@@ -50,7 +50,7 @@ CAUSE_TEXT = {
 
 
 @check(id="component-crashloop", title="Airflow components run without crash-looping", severity="error",
-       category="runtime", needs=("pods", "events"),
+       category=Category.RUNTIME, needs=("pods", "events"),
        uses=("logs", "externalsecrets", "externalsecrets_v1beta1", "configmaps"))
 def run(ctx: Context) -> Result:
     """Scheduler, api-server/webserver, triggerer, dag-processor or workers crash-loop, keep restarting, or cannot start."""

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from airflow_gke.views import Context, Obj, Pod, as_dict, as_list, human_age, parse_time
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import k8s_resource, ns, q, quote_event, release
 from ._floor import GRACE, ROLLOUT_GRACE, Why, clip, clip_middle, log_tail, next_steps, readable, why
 
@@ -40,8 +40,9 @@ IMPACT = {
 
 
 @check(id="component-not-ready", title="Every chart component has its desired number of ready pods",
-       severity="error", category="runtime", needs=("pods", "deployments", "statefulsets"),
-       uses=("jobs", "events", "logs"), floor=True)
+       severity="error", category=Category.RUNTIME, needs=("pods", "deployments", "statefulsets"),
+       uses=("jobs", "events", "logs"), floor=True,
+       severity_note="warning when a stuck rollout leaves the previous version serving")
 def run(ctx: Context) -> Result:
     """A chart component (Deployment, StatefulSet or Job of the release) has pods not ready beyond a grace period."""
     comps = components(ctx)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from airflow_gke.views import Context, error_info
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import project, project_resource, q
 
 
@@ -11,7 +11,7 @@ SERVICE = "container.googleapis.com"
 
 
 @check(id="container-api-disabled", title="Kubernetes Engine API is enabled", severity="error",
-       category="project", uses=("services", "cluster", "project"))
+       category=Category.PROJECT, uses=("services", "cluster", "project"))
 def run(ctx: Context) -> Result:
     """container.googleapis.com is disabled (Service Usage, or a 403 SERVICE_DISABLED from GKE)."""
     if ctx.target.project is None:

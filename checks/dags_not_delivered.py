@@ -7,7 +7,7 @@ import re
 
 from airflow_gke.views import as_dict, as_list, Context, image_repo, image_tag, owner_of, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, release
 
 from ._gitsync import gitsync_containers
@@ -19,7 +19,8 @@ DAG_NOT_FOUND = re.compile(r"(?i)dag not found during start up|dag '?[\w.-]+'? c
 
 
 @check(id="dags-not-delivered", title="The pods that run tasks receive the DAG files",
-       severity="error", category="dags", needs=("pods", "configmaps"), uses=("logs", "deployments", "statefulsets"))
+       severity="error", category=Category.DAGS, needs=("pods", "configmaps"),
+       uses=("logs", "deployments", "statefulsets"))
 def run(ctx: Context) -> Result:
     """Task pods (or workers) with no DAG source while the image is a stock apache/airflow image."""
     if ctx.airflow_cfg is None:

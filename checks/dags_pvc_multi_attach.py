@@ -6,7 +6,7 @@ import re
 
 from airflow_gke.views import Context, PVC
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, kubectl, project, q,
                                      quote_event)
 
@@ -17,7 +17,7 @@ SINGLE_NODE = {"ReadWriteOnce", "ReadWriteOncePod"}
 
 
 @check(id="dags-pvc-multi-attach", title="Single-node (ReadWriteOnce) volumes are mounted on one node only",
-       severity="error", category="storage", needs=("pvcs", "pods", "events", "storageclasses"))
+       severity="error", category=Category.STORAGE, needs=("pvcs", "pods", "events", "storageclasses"))
 def run(ctx: Context) -> Result:
     """An RWO PVC mounted by Airflow pods on several nodes, with Multi-Attach errors."""
     findings = []

@@ -4,14 +4,14 @@ from __future__ import annotations
 from airflow_gke.views import as_dict, Context, google_repo, NodePool
 from airflow_gke.views.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import cluster_name, gke_flags, node_pool_resource, project, q
 
 from ._identity import airflow_pods_by_pool, airflow_pools, is_compute_default
 
 
 @check(id="default-compute-sa-nodes", title="Node pools running Airflow use a dedicated service account",
-       severity="warning", category="identity", needs=("cluster",),
+       severity="warning", category=Category.IDENTITY, needs=("cluster",),
        uses=("pods", "nodes", "project", "project_iam"),
        evidence="config")
 def run(ctx: Context) -> Result:

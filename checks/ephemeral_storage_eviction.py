@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from airflow_gke.views import Context, event_time, human_age, owner_of, parse_time, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, kubectl, q
 
 
@@ -24,7 +24,8 @@ VALUES = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "
 
 
 @check(id="ephemeral-storage-eviction", title="No Airflow pod is evicted for ephemeral storage",
-       severity="error", category="resources", needs=("pods",), uses=("events", "cluster"))
+       severity="error", category=Category.RESOURCES, needs=("pods",), uses=("events", "cluster"),
+       severity_note="an eviction in the last 24 hours; warning for older evictions")
 def run(ctx: Context) -> Result:
     """Pods evicted (status.reason Evicted) because they used too much ephemeral storage."""
     groups: dict[tuple[str, str], list[Pod]] = {}

@@ -11,7 +11,7 @@ import re
 
 from airflow_gke.views import Context, DataUnavailable, NodePool, Pod, owner_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (clip, cluster_name, gke_flags, grep, helm_upgrade, k8s_resource,
                                      node_pool_resource, ns, q, quote_event)
 
@@ -24,7 +24,7 @@ _EVICT_EVENT = re.compile(r"(?i)(scale.?down|preempt|node shutdown|imminent node
 
 
 @check(id="evictable-workers", title="Pods that run tasks are not on Spot nodes or marked safe to evict",
-       severity="warning", category="runtime", needs=("pods", "configmaps"),
+       severity="warning", category=Category.RUNTIME, needs=("pods", "configmaps"),
        uses=("nodes", "cluster", "events", "logs"), extended=True)
 def run(ctx: Context) -> Result:
     """Task pods / Celery workers on Spot or preemptible pools, or annotated safe-to-evict: "true"."""

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from airflow_gke.views import Context, Obj, Pod, as_dict, as_list, selector_matches
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
 
@@ -23,7 +23,7 @@ _CONNECT = re.compile(r"(?i)(httpx\.(ConnectError|ConnectTimeout|ReadTimeout)|co
 
 
 @check(id="execution-api-unreachable", title="Airflow 3 task pods can reach the api-server's Execution API",
-       severity="error", category="networking", needs=("pods", "configmaps"),
+       severity="error", category=Category.NETWORKING, needs=("pods", "configmaps"),
        uses=("k8s_services", "endpointslices", "networkpolicies", "logs", "deployments"))
 def run(ctx: Context) -> Result:
     """Airflow 3 task pods cannot reach the Execution API (URL, Service endpoints, NetworkPolicy, connect errors)."""

@@ -10,7 +10,7 @@ import orjson
 
 from airflow_gke.views import Context, ContainerStatus, Pod, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event
 
 
@@ -48,7 +48,7 @@ CAUSES = [
 
 
 @check(id="executor-pod-stuck-init", title="KubernetesExecutor task pods get through their init containers",
-       severity="error", category="executor", needs=("pods", "events"), uses=("configmaps", "logs"))
+       severity="error", category=Category.EXECUTOR, needs=("pods", "events"), uses=("configmaps", "logs"))
 def run(ctx: Context) -> Result:
     """Task pods whose init containers wait, run or crash well beyond normal start-up."""
     pods = ctx.task_pods

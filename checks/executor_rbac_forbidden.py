@@ -8,7 +8,7 @@ import re
 
 from airflow_gke.views import Context, DataUnavailable, Pod, as_dict, as_list
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, grep, helm_upgrade, k8s_resource, q, release
 
 
@@ -23,7 +23,7 @@ WELL_KNOWN = {"cluster-admin": set(NEEDED), "admin": set(NEEDED), "edit": set(NE
 
 
 @check(id="executor-rbac-forbidden", title="The scheduler may create, watch and delete task pods",
-       severity="error", category="executor", needs=("pods", "configmaps"),
+       severity="error", category=Category.EXECUTOR, needs=("pods", "configmaps"),
        uses=("roles", "rolebindings", "clusterroles", "clusterrolebindings", "logs", "deployments"),
        evidence="config")
 def run(ctx: Context) -> Result:

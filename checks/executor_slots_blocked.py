@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from airflow_gke.views import Context, DataUnavailable, Pod, human_age, parse_time
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import k8s_resource, ns, q, release
 from ._floor import clip, readable
 
@@ -28,7 +28,7 @@ SCHEDULER_TELLING = re.compile(r"(?i)open slots|parallelism limit|too old resour
 
 
 @check(id="executor-slots-blocked", title="KubernetesExecutor task pods give their slot back when their task ends",
-       severity="error", category="executor", needs=("pods", "configmaps"), uses=("logs", "deployments"),
+       severity="error", category=Category.EXECUTOR, needs=("pods", "configmaps"), uses=("logs", "deployments"),
        floor=True)
 def run(ctx: Context) -> Result:
     """Task pods keep executor slots after their task ended: a sidecar keeps them Running, or finished pods are never deleted."""

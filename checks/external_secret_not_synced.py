@@ -11,7 +11,7 @@ import re
 
 from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
 from airflow_gke.model import Finding, Remediation, Resource, Result, finding_id, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, k8s_resource, ns, project, q, quote_event
 
 from ._runtime import CANNOT_START
@@ -26,7 +26,7 @@ _STORE_NOT_READY = re.compile(r"(?i)SecretStore \S+ is not ready")
 
 
 @check(id="external-secret-not-synced", title="External Secrets that Airflow needs are synced",
-       severity="error", category="secrets",
+       severity="error", category=Category.SECRETS,
        needs=("externalsecrets", "secretstores", "externalsecrets_v1beta1", "secretstores_v1beta1"),
        uses=("pods", "events", "serviceaccounts", "cluster"))
 def run(ctx: Context) -> Result:

@@ -10,7 +10,7 @@ import re
 
 from airflow_gke.views import Context, env_source, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (clip, grep, helm_upgrade, k8s_resource, ns, q, release, release_resource,
                                      source_text)
 
@@ -23,7 +23,7 @@ COMPONENTS = ("scheduler", "api-server", "webserver", "triggerer", "dag-processo
 
 
 @check(id="fernet-key-changed", title="Airflow decrypts connections and variables with the key that encrypted them",
-       severity="warning", category="secrets", needs=("pods", "configmaps"),
+       severity="warning", category=Category.SECRETS, needs=("pods", "configmaps"),
        uses=("logs", "deployments", "statefulsets"))
 def run(ctx: Context) -> Result:
     """InvalidToken in the logs, or components reading the fernet key from different Secrets."""

@@ -7,7 +7,7 @@ from airflow_gke.views import Context, DataUnavailable, no_answer_reason
 from airflow_gke.views.iam import evaluate, member_roles
 from airflow_gke.views.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
-from airflow_gke.registry import after_run, check
+from airflow_gke.registry import Category, after_run, check
 from airflow_gke.remediation import (bucket_resource, cluster_resource as _cluster_resource, gsa_resource as
                                      _gsa_resource, node_pool_resource, project, project_resource, q)
 
@@ -22,9 +22,10 @@ _GCS = re.compile(r"(?i)(storage\.googleapis\.com|gs://|\bgcs\b|google\.cloud\.s
 
 
 @check(id="gcs-log-write-denied", title="Airflow can write task logs to its Cloud Storage bucket",
-       severity="error", category="logging", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
+       severity="error", category=Category.LOGGING, needs=("configmaps", "pods", "serviceaccounts", "cluster"),
        uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"),
-       evidence="config")
+       evidence="config",
+       severity_note="warning when IAM could not be read")
 def run(ctx: Context) -> Result:
     """The log-writing identity cannot create objects in the gs:// log bucket (IAM, scopes, missing bucket, 403 in logs)."""
     targets: dict[str, list[tuple[Identity, str, str]]] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from airflow_gke.views import as_dict, Context, describe_state, human_age, Pod, status_of, unhealthy
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, quote_event, release
 
 from ._gitsync import (CAUSE_TEXT, FAILING, SECRET_MOUNT, Settings, cause_of, gitsync_containers, readable,
@@ -14,7 +14,7 @@ from ._gitsync import (CAUSE_TEXT, FAILING, SECRET_MOUNT, Settings, cause_of, gi
 
 
 @check(id="gitsync-auth-failed", title="The git-sync containers of the Airflow components can clone the DAG repository",
-       severity="error", category="dags", needs=("pods", "events"), uses=("logs", "configmaps"))
+       severity="error", category=Category.DAGS, needs=("pods", "events"), uses=("logs", "configmaps"))
 def run(ctx: Context) -> Result:
     """git-sync init/sidecar containers of long-running components fail to clone (auth, host key, not found)."""
     groups: dict[tuple[str, str], list[tuple[Pod, dict, str, list[str], list[str]]]] = {}

@@ -7,7 +7,7 @@ import re
 
 from airflow_gke.views import Context, describe_state, image_tag, Pod, status_of, unhealthy
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q
 
 from ._gitsync import CAUSES, gitsync_containers, major, settings, workload_key
@@ -23,7 +23,7 @@ V4 = ("GITSYNC_USERNAME", "GITSYNC_PASSWORD")
 
 @check(id="gitsync-credentials-mismatch",
        title="The git-sync credentials use the key and env names of the git-sync version in use",
-       severity="error", category="dags", needs=("pods",), uses=("logs", "events"))
+       severity="error", category=Category.DAGS, needs=("pods",), uses=("logs", "events"))
 def run(ctx: Context) -> Result:
     """Credentials Secret keys / env names that the running git-sync major version does not read."""
     groups: dict[tuple[str, str], list[tuple[Pod, str, str]]] = {}

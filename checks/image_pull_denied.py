@@ -8,7 +8,7 @@ import re
 from airflow_gke.views import ContainerStatus, Context, DataUnavailable, google_repo, NodePool, Pod, Repo
 from airflow_gke.views.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import cluster_name, gke_flags, project, q, quote_event
 
 
@@ -22,7 +22,7 @@ READ_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",
 
 
 @check(id="image-pull-denied", title="Nodes may pull the images from Artifact Registry", severity="error",
-       category="identity", needs=("pods", "events"), uses=("cluster", "nodes", "project", "project_iam"))
+       category=Category.IDENTITY, needs=("pods", "events"), uses=("cluster", "nodes", "project", "project_iam"))
 def run(ctx: Context) -> Result:
     """Pods in ErrImagePull/ImagePullBackOff on *.pkg.dev or gcr.io with 403/unauthorized (node SA lacks roles/artifactregistry.reader)."""
     by_repo: dict[Repo, list[tuple[Pod, ContainerStatus, str, list[str]]]] = {}

@@ -10,7 +10,7 @@ from collections import Counter
 
 from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
 from airflow_gke.model import Finding, Remediation, Result, passed
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, ns, q, release_resource
 
 
@@ -34,7 +34,7 @@ def _label_version(v: str | None) -> str | None:
 
 
 @check(id="image-version-skew", title="All Airflow components run the same Airflow version", severity="warning",
-       category="runtime", needs=("pods", "configmaps"), uses=("deployments", "statefulsets"))
+       category=Category.RUNTIME, needs=("pods", "configmaps"), uses=("deployments", "statefulsets"))
 def run(ctx: Context) -> Result:
     """Components, task pods and the pod template run different Airflow versions, or not the chart's major version."""
     sources = _sources(ctx)

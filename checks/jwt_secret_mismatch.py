@@ -9,7 +9,7 @@ import re
 
 from airflow_gke.views import Context, env_source, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource, source_text
 
 
@@ -24,7 +24,8 @@ _UNSET = re.compile(r"(?i)api_auth/jwt_secret must be set")
 
 
 @check(id="jwt-secret-mismatch", title="Airflow 3 components sign and verify task tokens with the same JWT secret",
-       severity="error", category="secrets", needs=("pods", "configmaps"), uses=("logs", "deployments", "statefulsets"))
+       severity="error", category=Category.SECRETS, needs=("pods", "configmaps"),
+       uses=("logs", "deployments", "statefulsets"))
 def run(ctx: Context) -> Result:
     """Airflow 3 scheduler and api-server read different [api_auth] jwt_secret values, or logs show signature failures."""
     if ctx.airflow_major != 3:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow_gke.views import Context, DataUnavailable, Pod, as_dict
 from airflow_gke.views.identity import resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, project, q, release
 
 
@@ -14,7 +14,7 @@ RWX_PROVISIONERS = ("filestore.csi.storage.gke.io",)
 
 
 @check(id="k8s-executor-logs-lost", title="KubernetesExecutor task logs outlive their pods", severity="warning",
-       category="logging", needs=("configmaps", "pods"),
+       category=Category.LOGGING, needs=("configmaps", "pods"),
        uses=("cluster", "serviceaccounts", "deployments", "statefulsets", "nodes", "storageclasses", "project"),
        evidence="config")
 def run(ctx: Context) -> Result:

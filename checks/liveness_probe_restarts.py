@@ -13,7 +13,7 @@ import re
 
 from airflow_gke.views import as_dict, container_spec, ContainerStatus, Context, human_age, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (CHART_KEY, clip, helm_upgrade, k8s_resource, ns, q, quote_event, resources_text,
                                      telling_lines)
 
@@ -28,7 +28,8 @@ ERROR_KILLS = 3
 
 
 @check(id="liveness-probe-restarts", title="Airflow containers are not restarted by their liveness probes",
-       severity="warning", category="runtime", needs=("pods", "events"), uses=("logs",))
+       severity="warning", category=Category.RUNTIME, needs=("pods", "events"), uses=("logs",),
+       severity_note="error when the kills repeat")
 def run(ctx: Context) -> Result:
     """Containers restarted because their liveness probe failed (Unhealthy/Killing events), not because they crashed."""
     pods = component_pods(ctx)

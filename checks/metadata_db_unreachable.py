@@ -8,14 +8,14 @@ from collections import Counter
 
 from airflow_gke.views import Context, owner_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, project, q, release
 
 from ._db import KIND_TEXT, DbError, db_errors, metadata_secret, pgbouncer_id, postgres_image_ids
 
 
 @check(id="metadata-db-unreachable", title="Airflow components reach and log in to the metadata database",
-       severity="error", category="database", needs=("pods",), uses=("logs", "deployments", "statefulsets"))
+       severity="error", category=Category.DATABASE, needs=("pods",), uses=("logs", "deployments", "statefulsets"))
 def run(ctx: Context) -> Result:
     """Component logs show the metadata DB cannot be reached or authenticated."""
     groups: dict[str, list[DbError]] = {}

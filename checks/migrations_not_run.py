@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from airflow_gke.views import as_list, Context, describe_state, human_age, Obj, Pod, spec_of, status_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, q, release
 
 from ._db import postgres_image_ids, postgres_pods, unreachable_ids
@@ -20,7 +20,7 @@ TELLING = re.compile(r"(?i)TimeoutError|unapplied migrations|Waiting for migrati
 
 
 @check(id="migrations-not-run", title="Database migrations ran, so components get past wait-for-airflow-migrations",
-       severity="error", category="database", needs=("pods", "jobs"), uses=("logs", "events"))
+       severity="error", category=Category.DATABASE, needs=("pods", "jobs"), uses=("logs", "events"))
 def run(ctx: Context) -> Result:
     """Components wait in wait-for-airflow-migrations beyond the timeout; the migration Job is absent, failed or running."""
     stuck: list[tuple[Pod, str, int]] = []

@@ -5,15 +5,16 @@ from __future__ import annotations
 from airflow_gke.views import Context
 from airflow_gke.views.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (CHART_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade,
                                      node_pool_resource, ns, planned, project, q)
 
 
 @check(id="node-storage-scope-read-only", title="Nodes running Airflow can write to Cloud Storage",
-       severity="error", category="identity", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
+       severity="error", category=Category.IDENTITY, needs=("configmaps", "pods", "serviceaccounts", "cluster"),
        uses=("deployments", "statefulsets", "nodes", "project"),
-       evidence="config")
+       evidence="config",
+       severity_note="when remote logging writes to `gs://`; skipped otherwise")
 def run(ctx: Context) -> Result:
     """Remote logging writes to gs:// with node credentials whose scopes are read-only."""
     by_pool: dict[str, dict] = {}

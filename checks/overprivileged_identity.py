@@ -9,7 +9,7 @@ from airflow_gke.views.iam import bindings
 from airflow_gke.views.identity import (COMPONENTS, LOG_READERS, LOG_WRITERS, annotated_ksas, bucket_of, ksas_in_use,
                                         remote_log_folder)
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import gsa_resource, k8s_resource, project, q
 
 from ._identity import airflow_pools, is_compute_default, wi_members
@@ -19,7 +19,7 @@ _DEFAULT_SA = re.compile(r"^serviceAccount:\d+-compute@developer\.gserviceaccoun
 
 
 @check(id="overprivileged-identity", title="Node and Airflow Google identities hold no basic Editor/Owner role",
-       severity="warning", category="security", needs=("project_iam", "cluster", "pods", "serviceaccounts"),
+       severity="warning", category=Category.SECURITY, needs=("project_iam", "cluster", "pods", "serviceaccounts"),
        uses=("project", "nodes", "configmaps", "deployments", "statefulsets"),
        evidence="config")
 def run(ctx: Context) -> Result:

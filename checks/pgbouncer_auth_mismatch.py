@@ -7,7 +7,7 @@ import re
 
 from airflow_gke.views import Context
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, project, q, release
 
 from ._db import db_errors, pgbouncer_deployment
@@ -17,7 +17,7 @@ WRONG_TYPE = re.compile(r"(?i)wrong password type|cannot do SCRAM authentication
 
 
 @check(id="pgbouncer-auth-mismatch", title="PgBouncer's auth type matches the database's password encryption",
-       severity="error", category="database", needs=("pods", "deployments"), uses=("logs",))
+       severity="error", category=Category.DATABASE, needs=("pods", "deployments"), uses=("logs",))
 def run(ctx: Context) -> Result:
     """PgBouncer (md5) against a SCRAM-only server: `wrong password type` in PgBouncer or client logs."""
     rel = release(ctx)

@@ -7,7 +7,7 @@ import re
 
 from airflow_gke.views import all_statuses, Context, human_age, image_repo, image_tag, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event, release
 
 from ._db import postgres_pods
@@ -19,7 +19,7 @@ DENIED = re.compile(r"(?i)\b403\b|unauthorized|denied|forbidden")
 
 
 @check(id="postgres-image-unavailable", title="The bundled PostgreSQL image can be pulled",
-       severity="error", category="database", needs=("pods", "events"))
+       severity="error", category=Category.DATABASE, needs=("pods", "events"))
 def run(ctx: Context) -> Result:
     """The postgresql subchart's pod is stuck in ErrImagePull / ImagePullBackOff."""
     rel = release(ctx)

@@ -6,7 +6,7 @@ import re
 
 from airflow_gke.views import as_list, Context, DataUnavailable, human_age, node_matches, node_schedulable, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import cluster_name, gke_flags, k8s_resource, kubectl, project, q, quote_event
 
 from ._storage import iter_claims, node_zone, pv_zones, pvc_role
@@ -15,7 +15,7 @@ CONFLICT = re.compile(r"(?i)volume node affinity conflict")
 
 
 @check(id="pv-zone-affinity-conflict", title="Every zonal volume has a schedulable node in its zone",
-       severity="error", category="storage", needs=("pods", "events", "pvcs", "persistentvolumes", "nodes"),
+       severity="error", category=Category.STORAGE, needs=("pods", "events", "pvcs", "persistentvolumes", "nodes"),
        uses=("cluster",))
 def run(ctx: Context) -> Result:
     """Pending pods whose Bound volume's zone has no schedulable node for them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow_gke.views import Context, PVC, StorageClass, as_dict, dig, human_age
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, planned, project, q,
                                      quote_event)
 
@@ -33,7 +33,8 @@ def supported_modes(provisioner: str) -> frozenset[str] | None:
 
 
 @check(id="pvc-access-mode-unsupported", title="PVCs ask only for access modes their StorageClass supports",
-       severity="error", category="storage", needs=("pvcs", "storageclasses", "events", "pods"), uses=("cluster",),
+       severity="error", category=Category.STORAGE, needs=("pvcs", "storageclasses", "events", "pods"),
+       uses=("cluster",),
        evidence="config")
 def run(ctx: Context) -> Result:
     """A Pending PVC asks an access mode (ReadWriteMany) that its provisioner cannot provide."""

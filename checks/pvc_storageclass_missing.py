@@ -7,7 +7,7 @@ import re
 
 from airflow_gke.views import Context, PVC, human_age
 from airflow_gke.model import Finding, Remediation, Result, from_findings
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, kubectl, project, q,
                                      quote_event)
 
@@ -17,7 +17,7 @@ NO_CLASS_EVENT = re.compile(r"(?i)no persistent volumes available for this claim
 
 
 @check(id="pvc-storageclass-missing", title="Pending PVCs name a StorageClass that exists, or the cluster has a default",
-       severity="error", category="storage", needs=("pvcs", "storageclasses", "events", "pods"),
+       severity="error", category=Category.STORAGE, needs=("pvcs", "storageclasses", "events", "pods"),
        evidence="config")
 def run(ctx: Context) -> Result:
     """A Pending PVC names a StorageClass that does not exist, or names none and there is no default."""

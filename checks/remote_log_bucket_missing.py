@@ -5,15 +5,16 @@ from __future__ import annotations
 from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.views.identity import LOG_READERS, LOG_WRITERS, bucket_of, label, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import bucket_resource, helm_upgrade, project, q
 
 
 
-@check(id="remote-log-bucket-missing", title="The remote log bucket exists", severity="error", category="logging",
+@check(id="remote-log-bucket-missing", title="The remote log bucket exists", severity="error", category=Category.LOGGING,
        needs=("configmaps", "pods"),
        uses=("bucket", "cluster", "serviceaccounts", "deployments", "statefulsets", "nodes", "project"),
-       evidence="config")
+       evidence="config",
+       severity_note="warning when the bucket could not be read")
 def run(ctx: Context) -> Result:
     """remote_base_log_folder names a bucket that does not exist (404), or one the doctor cannot see (403: unproven)."""
     buckets: dict[str, list[tuple[str, str, str]]] = {}

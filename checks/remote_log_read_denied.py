@@ -9,7 +9,7 @@ from airflow_gke.views import Context, DataUnavailable, no_answer_reason
 from airflow_gke.views.iam import evaluate, member_roles
 from airflow_gke.views.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, label, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (bucket_resource, CHART_KEY, cluster_resource, excerpt, gsa_resource, helm_upgrade,
                                      node_pool_resource, project, q)
 
@@ -24,9 +24,10 @@ _READ_ERR = re.compile(r"(?i)unable to read remote log|could not read logs from 
 
 
 @check(id="remote-log-read-denied", title="The api-server/webserver can read the remote task logs", severity="error",
-       category="logging", needs=("configmaps", "pods", "serviceaccounts", "cluster"),
+       category=Category.LOGGING, needs=("configmaps", "pods", "serviceaccounts", "cluster"),
        uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"),
-       evidence="config")
+       evidence="config",
+       severity_note="warning when IAM could not be read")
 def run(ctx: Context) -> Result:
     """The UI's identity lacks storage.objects.get/list on the gs:// log bucket (or does not read remote logs at all)."""
     written: dict[str, tuple[str, str, str]] = {}

@@ -9,7 +9,7 @@ import re
 from airflow_gke.views import Context, DataUnavailable, as_dict, dig, error_info, google_repo, unreadable
 from airflow_gke.views.identity import COMPONENTS, LOG_READERS, LOG_WRITERS, annotated_ksas, label, remote_log_folder
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import excerpt, project, project_resource, q
 
 
@@ -25,7 +25,7 @@ _ESO_KEYS = ("secretstores", "secretstores_v1beta1")
 
 
 @check(id="required-api-disabled", title="Google APIs the deployment uses are enabled", severity="error",
-       category="project",
+       category=Category.PROJECT,
        uses=("configmaps", "pods", "serviceaccounts", "services", "project", "deployments", "statefulsets", "bucket",
              "gsa", "logs") + _ESO_KEYS)
 def run(ctx: Context) -> Result:

@@ -13,7 +13,7 @@ import re
 from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.views.identity import component_exists, component_pods
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import excerpt, helm_upgrade, k8s_resource, ns, q, release
 
 
@@ -25,7 +25,7 @@ _SECRET_REF = re.compile(r"^env (\S+) \(from Secret ([^/]+)/(.+)\)$")
 
 
 @check(id="served-logs-secret-key-mismatch", title="Components share one secret key for served logs",
-       severity="error", category="logging", needs=("configmaps", "pods"),
+       severity="error", category=Category.LOGGING, needs=("configmaps", "pods"),
        uses=("deployments", "statefulsets", "logs"))
 def run(ctx: Context) -> Result:
     """The UI and the log servers (workers, triggerer) take the served-logs secret key from different sources, or 403s show it."""

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from airflow_gke.views import as_dict, container_spec, ContainerStatus, Context, dig, human_age, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (clip, doubled_memory, helm_upgrade, k8s_resource, ns, q, quote_event,
                                      resources_text, telling_lines)
 
@@ -17,7 +17,7 @@ WORKER_WINDOW = timedelta(days=7)   # a Celery worker's lastState stays until it
 
 
 @check(id="task-pod-oomkilled", title="Task containers stay within their memory limit", severity="error",
-       category="executor", needs=("pods", "configmaps"), uses=("events", "logs", "cluster"))
+       category=Category.EXECUTOR, needs=("pods", "configmaps"), uses=("events", "logs", "cluster"))
 def run(ctx: Context) -> Result:
     """Task containers OOMKilled (exit 137), which Airflow reports only as failed / killed externally."""
     pods = task_like_pods(ctx)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from airflow_gke.views import as_dict, as_list, Context, DataUnavailable, human_age, Pod, quantity
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, memory_text, ns, project, q,
                                      quote_event)
 
@@ -29,7 +29,7 @@ _TOO_MANY = re.compile(r"Too many pods")
 
 
 @check(id="task-pod-unschedulable", title="KubernetesExecutor task pods get a node within the pending timeout",
-       severity="error", category="executor", needs=("pods", "events", "configmaps"), uses=("nodes", "cluster"))
+       severity="error", category=Category.EXECUTOR, needs=("pods", "events", "configmaps"), uses=("nodes", "cluster"))
 def run(ctx: Context) -> Result:
     """Task pods Pending past worker_pods_pending_timeout with FailedScheduling/NotTriggerScaleUp events."""
     pending = [p for p in ctx.task_pods if p.phase == "Pending" and not p.node]

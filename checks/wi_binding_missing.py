@@ -8,7 +8,7 @@ import re
 from airflow_gke.views import Context, DataUnavailable
 from airflow_gke.views.iam import binding_members, bindings
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 from airflow_gke.remediation import CHART_KEY, excerpt, gsa_project, gsa_resource, helm_sa_annotation, helm_upgrade, q
 from airflow_gke.views.identity import KsaUse, annotated_ksas
 
@@ -22,7 +22,7 @@ _TOKEN_403 = re.compile(r"(?i)iam\.serviceAccounts\.getAccessToken|unable to gen
 
 
 @check(id="wi-binding-missing", title="Annotated Airflow service accounts may impersonate their Google service account",
-       severity="error", category="identity", needs=("serviceaccounts", "pods"),
+       severity="error", category=Category.IDENTITY, needs=("serviceaccounts", "pods"),
        uses=("configmaps", "deployments", "statefulsets", "gsa", "gsa_iam", "project_iam", "project", "cluster", "logs"),
        evidence="config")
 def run(ctx: Context) -> Result:

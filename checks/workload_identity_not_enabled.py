@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airflow_gke.views import Context, NodePool, as_dict
 from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
-from airflow_gke.registry import check
+from airflow_gke.registry import Category, check
 
 from airflow_gke.views.identity import KsaUse, annotated_ksas, template_spec
 from airflow_gke.remediation import cluster_name, cluster_resource, gke_flags, node_pool_resource, project, q
@@ -13,7 +13,7 @@ from airflow_gke.remediation import cluster_name, cluster_resource, gke_flags, n
 
 
 @check(id="workload-identity-not-enabled", title="Workload Identity is enabled where annotated Airflow pods run",
-       severity="error", category="identity", needs=("serviceaccounts", "pods", "cluster"),
+       severity="error", category=Category.IDENTITY, needs=("serviceaccounts", "pods", "cluster"),
        uses=("configmaps", "deployments", "statefulsets", "nodes", "project"),
        evidence="config")
 def run(ctx: Context) -> Result:

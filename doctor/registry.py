@@ -22,12 +22,32 @@ import pkgutil
 import re
 import sys
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Callable
 
 from .data import KEYS
 from .model import Result
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+BUILTIN = "airflow_gke.checks."
+
+
+class Category(StrEnum):
+    """What part of the deployment a check is about (``--include category:NAME``)."""
+
+    DAGS = "dags"
+    DATABASE = "database"
+    EXECUTOR = "executor"
+    IDENTITY = "identity"
+    LOGGING = "logging"
+    NETWORKING = "networking"
+    PROJECT = "project"
+    RESOURCES = "resources"
+    RUNTIME = "runtime"
+    SECRETS = "secrets"
+    SECURITY = "security"
+    STORAGE = "storage"
+
 SEVERITIES = ("error", "warning", "info")
 EVIDENCE = ("config", "runtime")
 ENTRY_POINT_GROUP = "airflow_gke.checks"
@@ -38,7 +58,7 @@ class Check:
     id: str
     title: str
     severity: str
-    category: str
+    category: Category
     func: Callable = field(repr=False, compare=False)
     needs: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()       # data read when present (optional)
@@ -49,6 +69,7 @@ class Check:
     # A floor check judges health generically (is each component running?) whatever the cause:
     # its findings are folded under a specific finding that explains the same pods (doctor/fold.py).
     floor: bool = False
+    severity_note: str = ""          # when findings take another severity (the runbook header says so)
 
     @property
     def on_plan(self) -> bool:
@@ -71,12 +92,20 @@ class RegistryError(Exception):
     pass
 
 
-def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str, ...] = (),
+def check(*, id: str, title: str, severity: str, category: Category | str, needs: tuple[str, ...] = (),
           uses: tuple[str, ...] = (), extended: bool = False, evidence: str = "runtime",
-          floor: bool = False) -> Callable:
-    """Register a check function under ``id``."""
+          floor: bool = False, severity_note: str = "") -> Callable:
+    """Register a check function under ``id``: the one declaration of a check. ``title`` states the
+    good state; the function's docstring says in one line what goes wrong (``Check.summary``); the
+    runbook's header (docs/runbooks/<id>.md) is generated from these (``python -m airflow_gke.gendocs``).
+    A built-in check lives in ``checks/<id with - as _>.py``."""
     if not SLUG.match(id):
         raise RegistryError(f"check id {id!r} is not a slug (lowercase words joined by '-')")
+    try:
+        category = Category(category)
+    except ValueError:
+        raise RegistryError(f"check {id}: category must be one of {', '.join(c.value for c in Category)}, "
+                            f"not {category!r}") from None
     if severity not in SEVERITIES:
         raise RegistryError(f"check {id}: severity must be one of {SEVERITIES}")
     if evidence not in EVIDENCE:
@@ -86,11 +115,17 @@ def check(*, id: str, title: str, severity: str, category: str, needs: tuple[str
             raise RegistryError(f"check {id}: unknown data key {k!r}")
 
     def deco(func: Callable[..., Result]) -> Callable[..., Result]:
+        mod = func.__module__
+        if mod.startswith(BUILTIN) and mod != BUILTIN + id.replace("-", "_"):
+            raise RegistryError(f"check {id} is declared in {mod}: a built-in check lives in the module named "
+                                f"after its id ({BUILTIN}{id.replace('-', '_')})")
+        if not (func.__doc__ or "").strip():
+            raise RegistryError(f"check {id}: the function needs a docstring (one line: what goes wrong)")
         existing = REGISTRY.get(id)
         if existing is not None and existing.module != func.__module__:
             raise RegistryError(f"check id {id!r} registered twice ({existing.module} and {func.__module__})")
         REGISTRY[id] = Check(id, title, severity, category, func, tuple(needs), tuple(uses), extended,
-                             func.__module__, evidence, floor=floor)
+                             func.__module__, evidence, floor=floor, severity_note=severity_note)
         return func
 
     return deco

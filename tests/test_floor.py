@@ -3,8 +3,9 @@
 * Across every scenario: no component pod not ready beyond the grace period goes without a
   top-level finding naming it, and each is named by exactly one top-level finding (the floor's
   finding is folded under the specific one when both see it).
-* The floor's scenarios: the ERROR names the component, the Kubernetes reason, the duration and the
-  evidence; young pods and rollouts in progress produce no floor finding.
+* The floor checks' own scenarios (the ERROR names the component, the Kubernetes reason, the
+  duration and the evidence; young pods and rollouts in progress produce no floor finding) are in
+  tests/checks/test_component_not_ready.py and test_executor_slots_blocked.py.
 * The fold is presentation only: the floor check's verdict is the same alone and with the others.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from conftest import doctor_json, findings_of, scenario, scenario_names, status_of
+from conftest import doctor_json, findings_of, scenario, scenario_names
 
 from airflow_gke.data import Target
 from airflow_gke.model import Finding, Remediation, Resource
@@ -180,60 +181,7 @@ def test_the_floor_verdict_is_the_same_alone_and_with_every_check():
         assert together["component-not-ready"].folded, name
 
 
-# --- the floor's scenarios ----------------------------------------------------------------------------
-
-def _floor_findings(run_cli, name: str, check: str = "component-not-ready") -> dict[str, dict]:
-    doc = _doc(run_cli, name)
-    return {f["resource"]["name"]: f for f in findings_of(doc, check)}
-
-
-def test_private_nodes_without_nat_unknown_cause_scheduler_triggerer_statsd(run_cli):
-    """No specific check knows a missing Cloud NAT: the floor names each component, the Kubernetes
-    reason, the duration and the evidence; its fix is the next step with the real names."""
-    doc = _doc(run_cli, "private-nodes-no-nat")
-    assert [f["check"] for f in doc["findings"]] == ["component-not-ready"] * 3
-    fs = _floor_findings(run_cli, "private-nodes-no-nat")
-    s, t, st = fs["airflow-scheduler"], fs["airflow-triggerer"], fs["airflow-statsd"]
-    for f in (s, t):
-        assert f["severity"] == "error"
-        assert re.match(r"^(scheduler|triggerer) is not running: init container git-sync-init CrashLoopBackOff for "
-                        r"50m \(last log: too many failures, aborting: ssh: connect to host github.com port 22: "
-                        r"Connection timed out", f["title"]), f["title"]
-        assert any("restartCount 11" in e and "not ready for 50m" in e for e in f["evidence"])
-        assert any(e.startswith("event Warning BackOff (x142, kubelet): Back-off restarting failed container "
-                                "git-sync-init") for e in f["evidence"])
-        pod = next(p for p in f["message"].split() if p.startswith(f["resource"]["name"] + "-"))
-        pod = pod.rstrip(".")
-        assert f["remediation"]["commands"][0] == (f"kubectl logs {pod} --namespace airflow --container git-sync-init "
-                                                   "--previous")
-    assert s["resource"]["kind"] == "Deployment" and t["resource"]["kind"] == "StatefulSet"
-    assert st["title"].startswith("statsd is not running: container statsd ImagePullBackOff for 50m (Failed to pull "
-                                  'image "quay.io/prometheus/statsd-exporter:v0.28.0"')
-    assert st["title"].endswith("dial tcp 44.219.83.121:443: i/o timeout)")
-    assert any("i/o timeout" in e and e.startswith("event Warning Failed (x11, kubelet)") for e in st["evidence"])
-    assert status_of(doc, "gitsync-auth-failed") == "pass" and status_of(doc, "image-pull-denied") == "pass"
-
-
-def test_gcsfuse_permission_denied_unknown_cause_names_the_mount_event(run_cli):
-    fs = _floor_findings(run_cli, "gcsfuse-dags-permission-denied")
-    assert sorted(fs) == ["airflow-dag-processor", "airflow-scheduler", "airflow-triggerer"]
-    for comp, f in fs.items():
-        assert f["severity"] == "error"
-        assert f["title"].startswith(f"{comp.removeprefix('airflow-')} is not running: PodInitializing: FailedMount "
-                                     "for 47m (MountVolume.SetUp failed for volume \"dags-fuse\"")
-        assert any("code = PermissionDenied" in e and e.startswith("event Warning FailedMount (x27, kubelet)")
-                   for e in f["evidence"])
-        assert any("timed out waiting for the condition" in e for e in f["evidence"])
-        assert f["remediation"]["commands"][0].startswith(f"kubectl describe pod {comp}-")
-
-
-@pytest.mark.parametrize("name", ["healthy-young-scheduler-pod", "healthy-rollout-in-progress"])
-def test_young_pods_and_rollouts_in_progress_get_no_floor_finding(name, run_cli):
-    down, young = _component_pods_down(name)
-    assert young and not down, "the scenario holds not-ready pods, all within the grace"
-    doc = _doc(run_cli, name)
-    assert doc["findings"] == [] and status_of(doc, "component-not-ready") == "pass"
-
+# --- the fold in the report -----------------------------------------------------------------------
 
 def test_known_causes_keep_the_floor_as_a_symptom_in_json(run_cli):
     doc = _doc(run_cli, "migrations-hook-never-ran")
@@ -246,39 +194,3 @@ def test_known_causes_keep_the_floor_as_a_symptom_in_json(run_cli):
     assert doc["summary"]["findings"]["error"] == len([f for f in doc["findings"] if f["severity"] == "error"])
     text = run_cli("doctor", "--snapshot", str(scenario("migrations-hook-never-ran"))).out
     assert "Also seen as" in text and text.count("ERROR scheduler is not running") == 0
-
-
-def test_sidecar_keeps_32_task_pods_running_all_slots_held(run_cli):
-    doc = _doc(run_cli, "task-pods-sidecar-never-exits")
-    assert [f["check"] for f in doc["findings"]] == ["executor-slots-blocked"]
-    f = doc["findings"][0]
-    assert f["severity"] == "error" and f["resource"] == {"kind": "ConfigMap", "namespace": "airflow",
-                                                          "name": "airflow-config", "uri": None}
-    assert f["title"] == ("32 task pods hold their executor slots after their task ended: base terminated "
-                          "8h59m–12h00m ago, cloud-sql-proxy still running (32 of 32 slots in use: nothing new runs)")
-    assert f["evidence"][0].startswith("32 task pods Running, not Ready, container base terminated 8h59m–12h00m ago "
-                                       "(exit codes: 0 x32); still running: cloud-sql-proxy x32")
-    assert f["evidence"][1] == "32 of [core] parallelism 32 slots in use by running task pods: no open slot"
-    examples = [e for e in f["evidence"] if e.startswith("Pod ")]
-    assert len(examples) == 3 and all("base terminated 12h00m ago" in e or "base terminated 11h" in e
-                                      for e in examples), examples
-
-
-def test_finished_task_pods_never_deleted_with_counts_and_oldest_examples(run_cli):
-    doc = _doc(run_cli, "task-pods-not-deleted")
-    assert [f["check"] for f in doc["findings"]] == ["executor-slots-blocked"]
-    f = doc["findings"][0]
-    assert f["resource"]["kind"] == "Deployment" and f["resource"]["name"] == "airflow-scheduler"
-    assert f["title"].startswith("18 finished task pods were never deleted although delete_worker_pods=True (oldest "
-                                 "finished 6h03m ago; 14 running + 18 never processed = 32 of 32 slots")
-    assert "14 running task pods + 18 finished but never processed = 32 of [core] parallelism 32 executor slots: no " \
-           "open slot" in f["evidence"]
-    assert [e.split(": ")[1] for e in f["evidence"] if e.startswith("Pod ")] == [
-        "Succeeded, finished 6h03m ago", "Succeeded, finished 5h49m ago", "Succeeded, finished 5h35m ago"]
-    assert "kubectl rollout restart deployment/airflow-scheduler --namespace airflow" in f["remediation"]["commands"]
-
-
-def test_the_executor_floor_stays_quiet_on_busy_and_healthy_executors(run_cli):
-    for name in ("healthy-af3-k8s-wi", "task-pod-init-stuck", "seed-incident", "k8s-logs-lost"):
-        assert status_of(_doc(run_cli, name), "executor-slots-blocked") == "pass", name
-    assert status_of(_doc(run_cli, "healthy-af2-celery"), "executor-slots-blocked") == "skip"

@@ -22,3 +22,22 @@ def test_the_two_setup_commands_are_there():
     assert (ROOT / "fixtures/scenarios/seed-incident/meta.json").is_file()
     ci = (ROOT / ".ci/run").read_text()
     assert "pip install --quiet -e '.[test]'" in ci and "pytest" in ci
+
+
+def test_runbook_headers_are_generated_from_the_registry():
+    books = gendocs.runbooks()
+    assert len(books) == len(load_checks())
+    for path, text in books.items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name}: run python -m airflow_gke.gendocs"
+    on_disk = {p.stem for p in gendocs.RUNBOOKS.glob("*.md")}
+    assert on_disk == set(load_checks()), f"runbooks without a check: {sorted(on_disk - set(load_checks()))}"
+
+
+def test_runbook_header_says_severity_notes_category_and_tier():
+    chk = load_checks()["evictable-workers"]
+    assert gendocs.runbook_header(chk) == (
+        "# evictable-workers: Pods that run tasks are not on Spot nodes or marked safe to evict\n\n"
+        "**Severity:** warning · **Category:** runtime · **Tier:** extended (`--extended`)\n")
+    chk = load_checks()["gcs-log-write-denied"]
+    assert "**Severity:** error (warning when IAM could not be read) · **Category:** logging" \
+        in gendocs.runbook_header(chk)

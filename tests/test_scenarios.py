@@ -90,3 +90,18 @@ def test_every_check_has_a_runbook_and_positive_and_negative_scenarios(results):
         assert runbook_path(cid) is not None, f"{cid}: no docs/runbooks/{cid}.md"
         assert fired[cid], f"{cid}: no fixture scenario where it reports a finding"
         assert silent[cid], f"{cid}: no fixture scenario where it passes"
+
+
+def test_every_caused_by_link_names_a_registered_check(results):
+    """A ``caused_by`` id is ``<check slug>:<resource>``: the slug must be a registered check's, in
+    every scenario's report (a renamed check or a typo would leave a dangling link)."""
+    registry = load_checks()
+    links = 0
+    for name in scenario_names():
+        for f in results(name)["findings"]:
+            for link in f["caused_by"]:
+                slug, sep, resource = link.partition(":")
+                assert sep and resource, f"{name}: {f['id']} links {link!r}, not '<check>:<resource>'"
+                assert slug in registry, f"{name}: {f['id']} links {link!r}: no check {slug!r} is registered"
+                links += 1
+    assert links >= 10, f"only {links} caused_by links in all scenarios: the test would prove nothing"

@@ -1,0 +1,48 @@
+"""The executor-slots-blocked check (the executor's health floor: task pods do not hold every
+executor slot): its findings on the fixture scenarios and where it stays quiet."""
+from __future__ import annotations
+
+from conftest import status_of
+from checktools import report
+
+
+def _doc(run_cli, name: str) -> dict:
+    return report(run_cli, name, "--extended")
+
+
+def test_sidecar_keeps_32_task_pods_running_all_slots_held(run_cli):
+    doc = _doc(run_cli, "task-pods-sidecar-never-exits")
+    assert [f["check"] for f in doc["findings"]] == ["executor-slots-blocked"]
+    f = doc["findings"][0]
+    assert f["severity"] == "error" and f["resource"] == {"kind": "ConfigMap", "namespace": "airflow",
+                                                          "name": "airflow-config", "uri": None}
+    assert f["title"] == ("32 task pods hold their executor slots after their task ended: base terminated "
+                          "8h59m–12h00m ago, cloud-sql-proxy still running (32 of 32 slots in use: nothing new runs)")
+    assert f["evidence"][0].startswith("32 task pods Running, not Ready, container base terminated 8h59m–12h00m ago "
+                                       "(exit codes: 0 x32); still running: cloud-sql-proxy x32")
+    assert f["evidence"][1] == "32 of [core] parallelism 32 slots in use by running task pods: no open slot"
+    examples = [e for e in f["evidence"] if e.startswith("Pod ")]
+    assert len(examples) == 3 and all("base terminated 12h00m ago" in e or "base terminated 11h" in e
+                                      for e in examples), examples
+
+
+
+def test_finished_task_pods_never_deleted_with_counts_and_oldest_examples(run_cli):
+    doc = _doc(run_cli, "task-pods-not-deleted")
+    assert [f["check"] for f in doc["findings"]] == ["executor-slots-blocked"]
+    f = doc["findings"][0]
+    assert f["resource"]["kind"] == "Deployment" and f["resource"]["name"] == "airflow-scheduler"
+    assert f["title"].startswith("18 finished task pods were never deleted although delete_worker_pods=True (oldest "
+                                 "finished 6h03m ago; 14 running + 18 never processed = 32 of 32 slots")
+    assert "14 running task pods + 18 finished but never processed = 32 of [core] parallelism 32 executor slots: no " \
+           "open slot" in f["evidence"]
+    assert [e.split(": ")[1] for e in f["evidence"] if e.startswith("Pod ")] == [
+        "Succeeded, finished 6h03m ago", "Succeeded, finished 5h49m ago", "Succeeded, finished 5h35m ago"]
+    assert "kubectl rollout restart deployment/airflow-scheduler --namespace airflow" in f["remediation"]["commands"]
+
+
+
+def test_the_executor_floor_stays_quiet_on_busy_and_healthy_executors(run_cli):
+    for name in ("healthy-af3-k8s-wi", "task-pod-init-stuck", "seed-incident", "k8s-logs-lost"):
+        assert status_of(_doc(run_cli, name), "executor-slots-blocked") == "pass", name
+    assert status_of(_doc(run_cli, "healthy-af2-celery"), "executor-slots-blocked") == "skip"

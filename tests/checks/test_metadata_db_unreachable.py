@@ -1,0 +1,56 @@
+"""The metadata-db-unreachable check (Airflow components reach and log in to the metadata database):
+its findings on the fixture scenarios (resource, evidence, commands, links) and where it stays
+silent."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import scenario, status_of
+from checktools import HEALTHY, cmds, only, reports, text
+
+
+@pytest.fixture
+def doc(run_cli):
+    return reports(run_cli)
+
+
+def test_metadata_db_unreachable_password(doc, run_cli):
+    d = doc("metadata-db-password-rotated")
+    f = only(d, "metadata-db-unreachable")
+    assert f["resource"] == {"kind": "Secret", "namespace": "data-pipelines", "name": "af2-cloudsql-connection",
+                             "uri": None}
+    t = text(f)
+    assert "10.61.0.3:5432" in f["title"]
+    assert 'password authentication failed for user "airflow"' in t
+    assert "af2-scheduler-" in t and "af2-webserver-" in t
+    c = cmds(f)
+    assert "gcloud sql users set-password airflow --instance <cloud-sql-instance> --prompt-for-password --project acme-data-prod" in c
+    assert "kubectl create secret generic af2-cloudsql-connection --namespace data-pipelines" in c
+    assert "kubectl rollout restart deployment af2-scheduler --namespace data-pipelines" in c
+
+
+def test_metadata_db_unreachable_never_prints_the_password(run_cli):
+    import fixtures.build  # noqa: F401  (loads the scenario modules in order)
+    from fixtures.scenarios_storage import PLANTED_PASSWORD
+
+    snap = scenario("metadata-db-password-rotated")
+    logs = list(snap.glob("k8s/api/v1/namespaces/data-pipelines/pods/af2-scheduler-*/log/scheduler.log"))
+    assert logs and PLANTED_PASSWORD in logs[0].read_text()   # the planted secret is in the snapshot
+    for fmt in ("json", "table"):
+        r = run_cli("doctor", "--snapshot", str(snap), "--output", fmt)
+        assert r.code == 1
+        assert PLANTED_PASSWORD not in r.out and PLANTED_PASSWORD not in r.err
+
+
+def test_metadata_db_unreachable_connection_refused_links_to_postgres(doc):
+    d = doc("bundled-postgres-image-gone")
+    f = only(d, "metadata-db-unreachable")
+    assert f["resource"]["name"] == "airflow-metadata"
+    assert "airflow-postgresql.airflow:5432" in f["title"]
+    assert "Connection refused" in text(f)
+    assert f["caused_by"] == [only(d, "postgres-image-unavailable")["id"]]
+
+
+@pytest.mark.parametrize("name", HEALTHY + ("migrations-hook-never-ran",))
+def test_metadata_db_unreachable_silent(doc, name):
+    assert status_of(doc(name), "metadata-db-unreachable") == "pass"
