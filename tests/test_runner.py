@@ -81,7 +81,7 @@ def test_builtin_registry_slugs_titles_and_data_keys():
 
 
 def test_a_value_shared_between_checks_reports_its_failed_reads_to_every_check_that_uses_it():
-    # ctx.shared computes once per run; a read that failed while computing it must still turn
+    # ctx.derive computes once per run; a read that failed while computing it must still turn
     # every later check that relies on it into an error, as if that check had read it itself.
     calls = []
 
@@ -89,7 +89,7 @@ def test_a_value_shared_between_checks_reports_its_failed_reads_to_every_check_t
         def compute():
             calls.append(1)
             return c.has("deployments")
-        return c.shared("helper", compute)
+        return c.derive("helper", compute)
 
     def uses_helper(c):
         helper(c)

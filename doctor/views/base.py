@@ -231,10 +231,6 @@ class BaseContext:
             raise hit[1]
         return hit[1]
 
-    def shared(self, key: Any, compute: Callable[[], Any]) -> Any:
-        """A helper value computed once per run (see ``derive``); kept for check helpers."""
-        return self.derive(("shared", key), compute)
-
     def has(self, key_name: str, **params: str) -> bool:
         e = self.entry(key_name, **params)
         return e is not None and e.ok
