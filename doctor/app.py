@@ -142,6 +142,8 @@ def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progres
         stop = getattr(progress, "stop", None)
         if stop is not None:
             stop()
+    for w in result.warnings:
+        echo(f"airflow-gke: warning: {w}")
     if verbose:
         for n in result.notes:
             echo(f"  note: {n}")

@@ -177,6 +177,9 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
     (Application Default Credentials); see `airflow-gke permissions` for the access it needs."""
     from .app import RunRequest, diagnose
+    from .report.formats import output_targets
+
+    targets = output_targets(output, tuple(output_file))     # bad FORMAT: prefixes end the run before it reads
 
     req = RunRequest(
         snapshot=snapshot, namespace=namespace, release=release, include=tuple(only) + tuple(include),
@@ -186,18 +189,16 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         live=_live_target(project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs,
                           page_size, now))
     report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose))
-    output_given = click.get_current_context().get_parameter_source("output") is not ParameterSource.DEFAULT
-    _emit(report, output, tuple(output_file), fail_on, output_given, compact=compact)
+    _emit(report, output, targets, fail_on, compact=compact)
     sys.exit(report.exit_code(fail_on))
 
 
-def _emit(report, output: str, files: tuple[str, ...], fail_on: str, output_given: bool, compact: bool = False) -> None:
+def _emit(report, output: str, targets, fail_on: str, compact: bool = False) -> None:
     """Write the report files, then the report on stdout: the chosen format, or the terminal report
     when a file took the chosen format. A Markdown report cut to fit one comment names the JSON
     report the same run writes."""
     from .report import formats
 
-    targets = formats.output_targets(output, files, output_given)
     json_path = next((str(p) for f, p in targets if f == "json"), None)
     for fmt, path in targets:
         formats.write(report, fmt, path, fail_on, json_path=json_path)
@@ -206,8 +207,10 @@ def _emit(report, output: str, files: tuple[str, ...], fail_on: str, output_give
 
 
 @cli.command()
-@click.option("--output", "-o", "out_path", metavar="DIR|FILE.tar.gz",
+@click.option("--dest", "out_path", metavar="DIR|FILE.tar.gz",
               help="Where to write the snapshot (default: ./airflow-gke-<project>-<cluster>-<time>.tar.gz).")
+@click.option("--output", "-o", "old_out_path", metavar="DIR|FILE.tar.gz", hidden=True,
+              help="Deprecated spelling of --dest (elsewhere -o names a report format).")
 @click.option("--namespace", "-n", metavar="NS", help="Airflow namespace (default: the context's, else discovered).")
 @click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
 @click.option("--check", "only", multiple=True, metavar="SLUG",
@@ -215,8 +218,8 @@ def _emit(report, output: str, files: tuple[str, ...], fail_on: str, output_give
 @click.option("--skip", "skip", multiple=True, metavar="SLUG", hidden=True)
 @live_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings per API call on stderr.")
-def collect(out_path, namespace, release, only, skip, project, location, cluster, kube_context, kubeconfig, timeout,
-            request_timeout, max_logs, page_size, now, verbose) -> None:
+def collect(out_path, old_out_path, namespace, release, only, skip, project, location, cluster, kube_context, kubeconfig,
+            timeout, request_timeout, max_logs, page_size, now, verbose) -> None:
     """Read the live cluster and project into a redacted snapshot (for support tickets, CI replays).
 
     Secrets are never read; sensitive values are masked before anything is written, and
@@ -224,6 +227,12 @@ def collect(out_path, namespace, release, only, skip, project, location, cluster
     on the result to see the same findings offline."""
     from .app import CollectRequest, collect as collect_snapshot
 
+    if old_out_path is not None:
+        if out_path is not None:
+            raise click.UsageError("give the path once: --dest (-o/--output is its deprecated spelling)")
+        _err("airflow-gke: note: `collect -o/--output PATH` is deprecated (in the other commands -o names a "
+             "report format); use `collect --dest PATH`")
+        out_path = old_out_path
     req = CollectRequest(dest=out_path, namespace=namespace, release=release, only=tuple(only), skip=tuple(skip),
                          verbose=verbose, live=_live_target(project, location, cluster, kube_context, kubeconfig,
                                                             timeout, request_timeout, max_logs, page_size, now))

@@ -145,7 +145,7 @@ def load(path: str | os.PathLike) -> Config:
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"config {shown}: cannot read: {e}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -159,7 +159,7 @@ def load(path: str | os.PathLike) -> Config:
     doc = _plain(doc)
     errors = _validate(doc)
     if errors:
-        lines = _lines(text)
+        lines = yaml_lines(text)
         msgs = [_message(e, lines) for e in errors[:5]]
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise UserError(f"config {shown}: " + "; ".join(msgs) + more)
@@ -169,6 +169,21 @@ def load(path: str | os.PathLike) -> Config:
         sups.append(Suppression(check=s["check"], reason=s["reason"].strip(), resource=s.get("resource", "*"),
                                 expires=exp, index=i, source=shown))
     return Config(path=shown, doctor=dict(doc.get("doctor") or {}), suppressions=sups)
+
+
+@lru_cache(maxsize=1)
+def _loader():
+    """PyYAML's safe loader without the implicit timestamp type: ``expires: 2026-31-12`` stays the
+    string it is, so the schema names it (file, key, line) instead of the date constructor raising."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in rs if tag != "tag:yaml.org,2002:timestamp"]
+        for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return Loader
 
 
 def _validate(doc: dict) -> list:
@@ -216,7 +231,7 @@ def _message(err, lines: dict) -> str:
     return f"{where}{loc}: {err.message}"
 
 
-def _lines(text: str) -> dict:
+def yaml_lines(text: str) -> dict:
     """Path (tuple of keys and indexes) -> 1-based line of that node in the YAML text."""
     import yaml
 

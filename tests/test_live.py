@@ -149,7 +149,7 @@ def test_live_equals_snapshot_and_collect_roundtrip(name, live, run_cli, tmp_pat
 
     srv.log.clear()
     out = tmp_path / "collected"
-    c = live(srv, "collect", "-o", str(out))
+    c = live(srv, "collect", "--dest", str(out))
     assert c.code == 0, c.err
     assert c.out.strip() == str(out)
     assert_read_only_once(srv)
@@ -238,7 +238,7 @@ def test_planted_secrets_appear_in_no_output_and_no_collected_file(live, run_cli
         assert logs, "the planted log line was never read"
         d, tgz = tmp_path / "out-dir", tmp_path / "out.tar.gz"
         for dest in (d, tgz):
-            c = live(srv, "collect", "-o", str(dest), "--verbose")
+            c = live(srv, "collect", "--dest", str(dest), "--verbose")
             assert c.code == 0, c.err
             outputs += [c.out, c.err]
         s = run_cli("doctor", "--snapshot", str(tgz), "--output", "json")
@@ -453,7 +453,10 @@ def test_nothing_to_diagnose_is_one_line_exit_2(run_cli, tmp_path, monkeypatch):
     r = run_cli("doctor", env={"KUBECONFIG": str(tmp_path / "nope")})
     assert r.code == 2
     lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and "nothing to diagnose" in lines[0] and "KUBECONFIG" in lines[0]
+    assert "nothing to diagnose" in lines[0] and "KUBECONFIG" in lines[0]
+    # the unusable credentials, and the exact command that sets them up, on their own line
+    assert lines[1:] and "GOOGLE_APPLICATION_CREDENTIALS" in lines[1] and \
+        lines[1].endswith("run: gcloud auth application-default login") and len(lines) == 2
     assert r.out == ""
 
 

@@ -108,9 +108,9 @@ def everything_emitted(run_cli, snap: Path, tmp: Path, live_env) -> tuple[list[t
         outs += [("live doctor --save-snapshot stdout", r.out), ("live doctor --save-snapshot stderr", r.err)]
         archive = tmp / "collected.tar.gz"
         for dest in (collected, archive):
-            c = run_cli("collect", *args, "-o", str(dest), "--verbose", env=env)
+            c = run_cli("collect", *args, "--dest", str(dest), "--verbose", env=env)
             assert c.code == 0, c.err
-            outs += [(f"collect -o {dest.name} stdout", c.out), (f"collect -o {dest.name} stderr", c.err)]
+            outs += [(f"collect --dest {dest.name} stdout", c.out), (f"collect --dest {dest.name} stderr", c.err)]
         written += [saved, collected, archive]
         assert not srv.log.mutating()
     for fmt in _formats():
@@ -149,7 +149,7 @@ def test_the_audit_is_not_vacuous(run_cli, planted_snapshot, tmp_path, live_env,
     with ReplayServer(snap) as srv:
         args, env = live_env(srv)
         out = tmp_path / "unredacted"
-        c = run_cli("collect", *args, "-o", str(out), env=env)
+        c = run_cli("collect", *args, "--dest", str(out), env=env)
         assert c.code == 0, c.err
         r = run_cli("doctor", *args, "--output", "json", "--extended", env=env)
     blob = "\n".join(text for _n, text in _files_text([out]))

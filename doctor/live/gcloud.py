@@ -48,7 +48,20 @@ def adc(env: dict) -> tuple[Any, str | None]:
     try:
         return google.auth.default(scopes=SCOPES)
     except DefaultCredentialsError as e:
-        raise CredentialsProblem(f"no Google credentials (Application Default Credentials): {e}") from None
+        raise CredentialsProblem(adc_missing(e, env)) from None
+
+
+ADC_LOGIN = "gcloud auth application-default login"
+
+
+def adc_missing(e: Exception, env: dict) -> str:
+    """Why there are no Application Default Credentials, and the exact command that sets them up."""
+    gac = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if gac:
+        return (f"no Google credentials: GOOGLE_APPLICATION_CREDENTIALS={gac} is not usable ({e}); point it at a "
+                f"service account key or credentials file, or unset it and run: {ADC_LOGIN}")
+    return ("no Google credentials (Application Default Credentials are not set up); on a workstation run: "
+            f"{ADC_LOGIN} (in a pod: Workload Identity or the node's service account)")
 
 
 def _to_dict(msg: Any) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ class KubeTarget:
     namespace: str | None     # the context's namespace
     source: str               # "kubeconfig <files>" or "in-cluster config"
     pod_namespace: str | None = None   # in a pod: its own namespace (a fallback, after discovery)
+    auth_problem: str | None = None    # the credential plugin failed: its message and installHint, lines
 
 
 def kubeconfig_files(flag: str | None, env: dict) -> tuple[list[str], str]:
@@ -40,6 +42,80 @@ def kubeconfig_files(flag: str | None, env: dict) -> tuple[list[str], str]:
         return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p], f"KUBECONFIG={raw}"
     home = os.path.expanduser("~/.kube/config")
     return [home], home
+
+
+@dataclass
+class Kubeconfig:
+    """Kubeconfig files merged by kubectl's rules (``KUBECONFIG=a:b``): the first file that sets
+    ``current-context`` wins; the first definition of a context, cluster or user wins; empty files
+    are ignored. (The Python client takes the *last* file's current-context: the context is
+    therefore always chosen here and passed to it explicitly.)"""
+    files: list[str]                       # the non-empty files, in order
+    current: str | None
+    contexts: dict[str, dict]
+    users: dict[str, dict]
+
+
+_LISTS = {"clusters": "cluster", "contexts": "context", "users": "user"}
+
+
+def read_kubeconfigs(files: list[str]) -> Kubeconfig:
+    """Parse and merge the files; UserError with file and line for anything kubectl would refuse."""
+    import yaml
+
+    from ..config import yaml_lines
+
+    merged = Kubeconfig([], None, {}, {})
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"kubeconfig {path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise UserError(f"not valid YAML: {problem}", path=f"kubeconfig {path}",
+                            line=mark.line + 1 if mark is not None else None) from None
+        except ValueError as e:      # a timestamp-looking value that is no date, and the like
+            raise UserError(f"kubeconfig {path}: not a valid kubeconfig: {e}") from None
+        if doc is None or doc == {}:
+            continue                 # kubectl ignores an empty file
+        lines = yaml_lines(text)
+
+        def bad(where: tuple, what: str):
+            return UserError(what, path=f"kubeconfig {path}", line=lines.get(where))
+
+        if not isinstance(doc, dict):
+            raise bad((), f"the top level must be a mapping (apiVersion, clusters, contexts, users), "
+                          f"not a {type(doc).__name__}")
+        cur = doc.get("current-context")
+        if cur is not None and not isinstance(cur, str):
+            raise bad(("current-context",), "current-context must be a string")
+        for key, inner in _LISTS.items():
+            items = doc.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                raise bad((key,), f"{key} must be a list, not a {type(items).__name__}")
+            for i, item in enumerate(items):
+                if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+                    raise bad((key, i), f"{key}[{i + 1}] must be a mapping with a name")
+                body = item.get(inner)
+                if body is not None and not isinstance(body, dict):
+                    raise bad((key, i, inner), f"{key}[{i + 1}] ({item['name']}): {inner} must be a mapping")
+                if key == "contexts" and body is not None and not isinstance(body.get("namespace", ""), str):
+                    raise bad((key, i, inner, "namespace"), f"context {item['name']}: namespace must be a string")
+                if key == "contexts":
+                    merged.contexts.setdefault(item["name"], body or {})
+                elif key == "users":
+                    merged.users.setdefault(item["name"], body or {})
+        if merged.current is None and cur:
+            merged.current = cur
+        merged.files.append(path)
+    return merged
 
 
 class _Captured(logging.Handler):
@@ -60,53 +136,75 @@ def load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeTa
     cap = _Captured()
     root.addHandler(cap)
     try:
-        kt, tried = _load(kubeconfig, context, env)
+        kt, tried, user = _load(kubeconfig, context, env)
     finally:
         root.removeHandler(cap)
-    if kt is not None and cap.messages:
-        kt.source += f"; while loading it: {'; '.join(m for m in cap.messages if m)[:300]}"
+    msgs = [m for m in cap.messages if m]
+    if kt is not None and msgs:
+        kt.auth_problem = auth_problem(msgs, user)
     return kt, tried
 
 
-def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeTarget | None, str]:
-    """Load the Kubernetes configuration; (None, what was tried) when there is none."""
+def auth_problem(messages: list[str], user: dict | None) -> str:
+    """What the credential plugin said, then the kubeconfig's installHint, each on its own lines."""
+    exe = (user or {}).get("exec") if isinstance((user or {}).get("exec"), dict) else None
+    out = []
+    if exe is not None:
+        out.append(f"the kubeconfig's credential plugin {exe.get('command') or '(no command)'} failed:")
+    else:
+        out.append("loading the kubeconfig's credentials failed:")
+    for m in messages:
+        m = re.sub(r"^exec: process returned (\d+)\. ", r"exit status \1:\n", m)
+        out += [f"  {line}" for line in m.strip().splitlines() if line.strip()]
+    hint = exe.get("installHint") if exe is not None else None
+    if isinstance(hint, str) and hint.strip():
+        out.append("installHint (from the kubeconfig):")
+        out += [f"  {line}" for line in hint.strip().splitlines() if line.strip()]
+    return "\n".join(out)
+
+
+def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeTarget | None, str, dict | None]:
+    """Load the Kubernetes configuration; (None, what was tried, None) when there is none."""
     from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
 
     files, how = kubeconfig_files(kubeconfig, env)
     existing = [f for f in files if os.path.isfile(f)]
     if kubeconfig and not existing:
         raise UserError(f"kubeconfig {kubeconfig} not found")
     cfg = client.Configuration()
+    user = None
     if existing:
-        joined = os.pathsep.join(existing)
+        kc = read_kubeconfigs(existing)       # malformed: exit 2 with file and line, flag or not
         explicit = bool(kubeconfig or context)   # asked for by flag: failing to load it is an error
-        try:
-            contexts, current = config.list_kube_config_contexts(config_file=joined)
-        except ConfigException as e:
-            if explicit:
-                raise UserError(f"cannot read kubeconfig ({how}): {e}") from None
-            return None, f"kubeconfig {how} is unusable ({e})"
-        names = [c.get("name") for c in contexts or []]
-        if context is not None and context not in names:
+        if context is not None and context not in kc.contexts:
             raise UserError(f"context {context!r} is not in the kubeconfig ({how}); it has: "
-                               f"{', '.join(n for n in names if n) or 'none'}")
-        chosen = context or (current or {}).get("name")
+                            f"{', '.join(kc.contexts) or 'none'}")
+        chosen = context or kc.current
         if not chosen:
-            return None, f"kubeconfig ({how}) has no current context (pass --context)"
-        ctx = next((c for c in contexts if c.get("name") == chosen), {}) or {}
-        ns = (ctx.get("context") or {}).get("namespace")
+            return None, f"kubeconfig ({how}) has no current context (pass --context)", None
+        if chosen not in kc.contexts:
+            return None, (f"kubeconfig ({how}): the current context {chosen} is not defined "
+                          f"(it has: {', '.join(kc.contexts) or 'none'}; pass --context)"), None
+        ctx = kc.contexts[chosen]
+        ns = ctx.get("namespace") or None
+        user = kc.users.get(ctx.get("user")) if isinstance(ctx.get("user"), str) else None
+        joined = os.pathsep.join(kc.files)
         try:
             config.load_kube_config(config_file=joined, context=chosen, client_configuration=cfg,
                                     persist_config=False)
-        except (ConfigException, OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - whatever the client trips on in a user's file is input, not a bug
+            from kubernetes.config.config_exception import ConfigException
+
+            why = str(e) if isinstance(e, ConfigException) else f"{type(e).__name__}: {e}"
             if explicit:
-                raise UserError(f"cannot load context {chosen} from the kubeconfig ({how}): {e}") from None
-            return None, f"context {chosen} of kubeconfig {how} could not be loaded ({e})"
+                raise UserError(f"cannot load context {chosen} from the kubeconfig ({how}): {why}") from None
+            return None, f"context {chosen} of kubeconfig {how} could not be loaded ({why})", None
         source = f"kubeconfig {joined} (context {chosen})"
         target_ctx = chosen
         pod_ns = None
     elif env.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(IN_CLUSTER_TOKEN):
+        from kubernetes.config.config_exception import ConfigException
+
         try:
             config.load_incluster_config(client_configuration=cfg)
         except ConfigException as e:
@@ -119,13 +217,13 @@ def _load(kubeconfig: str | None, context: str | None, env: dict) -> tuple[KubeT
             pod_ns = None
         source, target_ctx = "in-cluster configuration", None
     else:
-        return None, f"no kubeconfig ({how} does not exist) and not running in a pod"
+        return None, f"no kubeconfig ({how} does not exist) and not running in a pod", None
     cfg.retries = False              # this tool retries by itself, with a deadline
     workers = 8
     if cfg.connection_pool_maxsize is None or cfg.connection_pool_maxsize < workers:
         cfg.connection_pool_maxsize = workers
     api = client.ApiClient(cfg)
-    return KubeTarget(api, cfg.host, target_ctx, ns, source, pod_ns), source
+    return KubeTarget(api, cfg.host, target_ctx, ns, source, pod_ns), source, user
 
 
 def _error_body(raw: bytes, status: int | None) -> Any:

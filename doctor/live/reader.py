@@ -42,6 +42,7 @@ class LiveResult:
     preflight: bool = False            # no Kubernetes cluster: project checks only
     kube_tried: str = ""               # why there is no cluster, in a preflight
     namespace_from: str = "--namespace"  # where the namespace came from (flag, context, discovery ...)
+    warnings: list[str] = field(default_factory=list)   # for stderr, always (multi-line texts)
 
     @property
     def requests(self) -> int:
@@ -63,6 +64,8 @@ class LiveReader:
         self.recorder = Recorder()
         self.breaker = Breaker()
         self.notes: list[str] = []
+        self.adc_problem: str | None = None
+        self.warnings: list[str] = []   # shown on stderr whatever --verbose says (a failed credential plugin)
         self._lock = threading.Lock()
         self._closed = False
         self._done: set[str] = set()
@@ -77,6 +80,8 @@ class LiveReader:
         kt, tried = kubemod.load(o.kubeconfig, o.context, o.env)
         self.kube_tried = tried
         self.notes.append(f"Kubernetes: {kt.source} -> {kt.server}" if kt else f"Kubernetes: none ({tried})")
+        if kt is not None and kt.auth_problem:
+            self.warnings.append(kt.auth_problem)
         project, location, cluster = o.project, o.location, o.cluster
         ctx_name = kt.context if kt else None
         m = GKE_CONTEXT.match(ctx_name or "")
@@ -109,6 +114,7 @@ class LiveReader:
                     self.notes.append(f"project {project} from Application Default Credentials")
             except CredentialsProblem as e:
                 self.notes.append(str(e))
+                self.adc_problem = str(e)
         self.kube = kt
         namespace = o.namespace
         self.namespace_from = "default"
@@ -257,7 +263,8 @@ class LiveReader:
 
         if kt is None and not self.target.project:
             raise UserError(f"nothing to diagnose: {self.kube_tried}, and no Google Cloud project "
-                                   "(pass --project, or --kubeconfig/--context for a cluster)")
+                            "(pass --project, or --kubeconfig/--context for a cluster)"
+                            + (f"\n{self.adc_problem}" if self.adc_problem else ""))
         # The target guard's reads (doctor/target_guard.py) go with every run that reads the cluster.
         usable_keys = {k for k in set(keys) | set(GUARD_KEYS) if usable(k)}
         workers = max(1, o.workers)
@@ -286,7 +293,8 @@ class LiveReader:
             self.source.unread["k8s"] = f"project preflight, no Kubernetes cluster was read ({self.kube_tried})"
         return LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
                           kt.source if kt else None, self.notes, preflight=kt is None,
-                          kube_tried=self.kube_tried if kt is None else "", namespace_from=self.namespace_from)
+                          kube_tried=self.kube_tried if kt is None else "", namespace_from=self.namespace_from,
+                          warnings=self.warnings)
 
     def _check_reachable(self, kt) -> None:
         tried = []
@@ -302,7 +310,8 @@ class LiveReader:
             tried.append(f"Google Cloud APIs for project {self.target.project}: "
                          + (self.failed["gcp"][0] if gcp_down else "answered"))
         if (kt is None or k8s_down) and (not gcp_tried or gcp_down):
-            raise UserError("nothing reachable: " + "; ".join(tried))
+            extra = "".join(f"\n{w}" for w in self.warnings)
+            raise UserError("nothing reachable: " + "; ".join(tried) + extra)
 
 
 def _service(key_name: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ class _Terminal(ReportFormat):
 
 
 FORMATS: dict[str, ReportFormat] = {f.name: f for f in (
-    _Terminal("table", (".txt",), "terminal:render", options=("compact",)),
+    _Terminal("table", (), "terminal:render", options=("compact",)),
     ReportFormat("json", (".json",), "json_report:render", takes_fail_on=False),
     ReportFormat("junit", (".xml",), "junit:render"),
     ReportFormat("markdown", (".md", ".markdown"), "markdown:render", options=("json_path",)),
@@ -67,20 +68,27 @@ def by_extension(path: Path) -> str | None:
     return next((f.name for f in FORMATS.values() if suffix in f.extensions), None)
 
 
-def output_targets(output: str, files: tuple[str, ...], output_given: bool) -> list[tuple[str, Path]]:
-    """``--output-file`` values as (format, path): ``FORMAT:PATH``, else ``--output`` when it names a
-    file format, else the extension (.json .xml .md), else table (plain text)."""
+_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]+$")   # FORMAT in FORMAT:PATH (not a drive letter, not a path)
+
+
+def output_targets(output: str, files: tuple[str, ...], output_given: bool = False) -> list[tuple[str, Path]]:
+    """``--output-file`` values as (format, path): ``FORMAT:PATH`` (FORMAT in any case), else the
+    extension (.json .xml .md .markdown), else ``--output``'s format (table by default). A prefix
+    that looks like a format but is none (``yaml:x.yaml``) is a UserError naming the valid ones."""
     out = []
     for spec in files:
         fmt, sep, rest = spec.partition(":")
-        if sep and fmt in FORMATS and rest:
-            out.append((fmt, Path(rest)))
+        if sep and _PREFIX.match(fmt):
+            if fmt.lower() not in FORMATS:
+                raise UserError(f"--output-file {spec}: unknown report format {fmt!r}; valid: "
+                                f"{', '.join(NAMES)} (FORMAT:PATH), or a PATH ending in "
+                                f"{' '.join(e for f in FORMATS.values() for e in f.extensions)}", usage=True)
+            if not rest:
+                raise UserError(f"--output-file {spec}: no path after {fmt}:", usage=True)
+            out.append((fmt.lower(), Path(rest)))
             continue
         p = Path(spec)
-        if output != DEFAULT or output_given:
-            out.append((output, p))
-        else:
-            out.append((by_extension(p) or DEFAULT, p))
+        out.append((by_extension(p) or output, p))
     return out
 
 
@@ -94,6 +102,7 @@ def write(report, fmt: str, path: Path, fail_on: str, **opts) -> None:
 
 def files_help() -> str:
     names = sorted(NAMES)
-    exts = " ".join(e for f in FORMATS.values() if f.name != DEFAULT for e in f.extensions[:1])
+    exts = " ".join(e for f in FORMATS.values() for e in f.extensions)
     return (f"Also write the report to PATH (repeatable) while the terminal report prints: FORMAT is "
-            f"{', '.join(names[:-1])} or {names[-1]}; default --output's format, else from the extension ({exts}).")
+            f"{', '.join(names[:-1])} or {names[-1]} (any case); without it the extension ({exts}) decides, "
+            "else --output's format.")
