@@ -189,9 +189,12 @@ class CheckRun:
     # Findings of a floor check that the runner folded under the specific finding explaining the
     # same pods (listed there as ``symptoms``): part of the check's verdict, not printed twice.
     folded: list[Finding] = field(default_factory=list)
+    # For a skip/error: (blockers.Cause, the read as text) of each read that kept it from running;
+    # the reports group checks by cause. Serialised as ``blocked_by`` (the causes' ids).
+    causes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "id": self.id,
             "title": self.title,
             "severity": self.severity,
@@ -199,3 +202,7 @@ class CheckRun:
             "reason": self.reason,
             "duration_s": round(self.duration_s, 6),
         }
+        ids = list(dict.fromkeys(c.id for c, _read in self.causes))
+        if ids:
+            d["blocked_by"] = ids
+        return d

@@ -48,7 +48,8 @@ def missing_data(ctx: Context, chk: Check) -> DataUnavailable | None:
     first = failed or missing   # what failed comes first: it is what the user can act on
     rest = [m for m in missing if m not in first]
     return DataUnavailable("error" if failed else "skip", "; ".join(m.reason for m in first + rest),
-                           tuple(k for m in first + rest for k in m.keys))
+                           tuple(k for m in first + rest for k in m.keys),
+                           tuple(r for m in first + rest for r in m.reads))
 
 
 RUNTIME_ONLY = "runtime only: run after deploy"
@@ -58,12 +59,14 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
     t0 = time.perf_counter()
     findings = []
     reason = None
+    causes: list = []
     blocked = None if ctx.mode == "planned" and not chk.on_plan else missing_data(ctx, chk)
     if ctx.mode == "planned" and not chk.on_plan:
         status, reason = "skip", RUNTIME_ONLY   # a plan has no status, events or logs: never a pass
     elif blocked is not None:
         status, reason = blocked.status, blocked.reason
         reason = _not_read(ctx, blocked, reason)
+        causes = _causes(ctx, blocked.reads)
     else:
         ctx.failed_reads = FailedReads()
         try:
@@ -77,15 +80,41 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
                 unsure = _unsure(ctx, chk)
                 if unsure is not None:
                     status, reason = "error", unsure
+                    causes = _causes(ctx, [(k, tuple(sorted(p.items()))) for k, p, _e in ctx.failed_reads or []
+                                           if k in chk.data_keys])
         except DataUnavailable as e:
             status, reason, findings = e.status, _not_read(ctx, e, e.reason), []
+            causes = _causes(ctx, e.reads)
         except Exception as e:  # noqa: BLE001 - any bug in one check must not stop the others
             status, reason, findings = "error", f"check crashed: {type(e).__name__}: {e}", []
         finally:
             ctx.failed_reads = None
     _complete(chk, findings, runbook_base)
-    return CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
-                    time.perf_counter() - t0, findings)
+    run = CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
+                   time.perf_counter() - t0, findings)
+    run.causes = causes if status in ("skip", "error") else []
+    return run
+
+
+def _causes(ctx: Context, reads) -> list:
+    """(cause, read) of each read a check could not use, one per cause and read (doctor/blockers.py):
+    the reports name each cause once with the checks it blocked."""
+    from .blockers import classify
+
+    out: list = []
+    unread = getattr(ctx.source, "unread", None)
+    saved, ctx.failed_reads = ctx.failed_reads, None
+    try:
+        for key_name, params in dict.fromkeys(reads):
+            if key_name not in KEYS:
+                continue
+            p = dict(params)
+            found = classify(key_name, ctx.entry(key_name, **p), ctx.target, p, unread)
+            if found is not None and found not in out:
+                out.append(found)
+    finally:
+        ctx.failed_reads = saved
+    return out
 
 
 def _complete(chk: Check, findings, runbook_base: str | None) -> None:

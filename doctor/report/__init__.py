@@ -97,7 +97,15 @@ class RunReport:
         out += [{"check": c.id, "message": c.reason or "error"} for c in self.checks if c.status == "error"]
         return out
 
+    def blockers(self) -> tuple[list, list[CheckRun]]:
+        """(the causes that kept checks from running, each with the checks it blocked; the
+        skipped/errored checks no read explains): one cause, one line (doctor/blockers.py)."""
+        from ..blockers import group
+
+        return group(self.checks)
+
     def to_dict(self) -> dict[str, Any]:
+        blockers = self.blockers()[0]
         return {
             "schema_version": SCHEMA_VERSION,
             "tool_version": self.tool_version,
@@ -110,6 +118,7 @@ class RunReport:
             **({"notices": list(self.notices)} if self.notices else {}),
             **({"probe": self.probe} if self.probe is not None else {}),
             **({"plan": self.plan} if self.plan is not None else {}),
+            **({"blockers": [b.to_dict() for b in blockers]} if blockers else {}),
         }
 
     def exit_code(self, fail_on: str) -> int:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from . import RunReport
+from ._blocked import entries as blocked_entries, note as blocked_note
 from ._text import at_or_above, where
 from ..model import Finding
 
@@ -131,7 +132,7 @@ def _render(report: RunReport, fail_on: str, d: Detail, note: str) -> str:
             n = len(by_check.get(c.id, []))
             extra = f" (+{supp_by_check[c.id]} suppressed)" if c.id in supp_by_check else ""
             out.append(f"| {code(c.id)} {cell(c.title)} | {c.severity} | {_STATUS.get(c.status, c.status)} | "
-                       f"{n}{extra} | {cell(c.reason)} |")
+                       f"{n}{extra} | {cell(blocked_note(c) or c.reason)} |")
         out.append("")
     quiet = sorted(c.id for c in report.checks if c.status == "pass" and not c.reason)
     if quiet:
@@ -158,8 +159,17 @@ def _render(report: RunReport, fail_on: str, d: Detail, note: str) -> str:
     problems = [c for c in report.checks if c.status in ("skip", "error")]
     if problems or report.errors:
         out += ["### Not checked", ""]
-        for c in problems:
-            out.append(f"- {code(c.id)} **{c.status}**: {cell(c.reason)}")
+        for e in blocked_entries(report):
+            if e.checks:
+                out.append(f"- **{e.status}**: {cell(e.head)}")
+                out += [f"  - {label}: {cell(txt)}" for label, txt in e.details]
+                if e.command:
+                    out.append(f"  - Command: {code(e.command)}")
+                out.append(f"  - Blocks {len(e.checks)} check{'s' if len(e.checks) != 1 else ''}: "
+                           + ", ".join(code(x) for x in e.checks))
+            else:
+                cid, _, reason = e.head.partition(": ")
+                out.append(f"- {code(cid)} **{e.status}**: {cell(reason)}")
         for e in report.errors:
             out.append(f"- **error**: {cell(e.get('message'))}")
         out.append("")

@@ -219,15 +219,7 @@ def _kinds(f: Finding) -> str:
 def _tail(report: RunReport, width: int, escape, verbose: bool) -> list[str]:
     out: list[str] = []
     out += _accepted(report, width, escape)
-    problems = [c for c in report.checks if c.status in ("error", "skip")]
-    if problems:
-        out.append("[bold]Not checked[/bold]")
-        for c in problems:
-            style = "red" if c.status == "error" else "dim"
-            text = wrap(f"{c.id}: {c.reason or ''}", width, "  " + " " * 6, "  " + " " * 8)
-            out.append(f"  [{style}]{c.status:5}[/{style}] {escape(text[0].lstrip())}")
-            out += [escape(x) for x in text[1:]]
-        out.append("")
+    out += _not_checked(report, width, escape)
     for e in report.errors:
         text = wrap(str(e.get("message", "")), width, "error ", "      ")
         out += ["[red]error[/red]" + escape(text[0][5:])] + [escape(x) for x in text[1:]]
@@ -243,6 +235,40 @@ def _tail(report: RunReport, width: int, escape, verbose: bool) -> list[str]:
         for c in report.checks:
             out.append(f"  {c.status:5} {c.id:38} {c.duration_s * 1000:8.1f} ms  {escape(c.title)}")
         out.append("")
+    return out
+
+
+def _not_checked(report: RunReport, width: int, escape) -> list[str]:
+    """One entry per cause (a disabled API, a missing permission ...) with its fix, its command on
+    a line of its own, the API's answer once and the checks it blocked; then the checks no read
+    explains, one entry each (doctor/report/_blocked.py)."""
+    from ._blocked import entries
+
+    problems = [c for c in report.checks if c.status in ("error", "skip")]
+    if not problems:
+        return []
+    items = entries(report)
+    causes = sum(1 for e in items if e.checks)
+    out = [f"[bold]Not checked[/bold] [dim]({len(problems)} check{'s' if len(problems) != 1 else ''}"
+           + (f", {causes} cause{'s' if causes != 1 else ''}" if causes else "") + ")[/dim]"]
+    pad = " " * 8
+    for e in items:
+        style = "red" if e.status == "error" else "dim"
+        text = wrap(e.head, width, "  " + " " * 6, pad)
+        out.append(f"  [{style}]{e.status:5}[/{style}] {escape(text[0].lstrip())}")
+        out += [escape(x) for x in text[1:]]
+        for label, value in e.details:
+            text = wrap(f"{label}: {value}", width, pad, pad + "  ")
+            out.append(f"{pad}[bold]{escape(label)}[/bold]{escape(text[0][len(pad) + len(label):])}")
+            out += [escape(x) for x in text[1:]]
+        if e.command:
+            out.append(f"{pad}  $ {escape(e.command)}")   # a command is never broken
+        if e.checks:
+            label = f"Blocks {len(e.checks)} check{'s' if len(e.checks) != 1 else ''}"
+            text = wrap(f"{label}: {', '.join(e.checks)}", width, pad, pad + "  ")
+            out.append(f"{pad}[bold]{escape(label)}[/bold]{escape(text[0][len(pad) + len(label):])}")
+            out += [escape(x) for x in text[1:]]
+    out.append("")
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
+from ..blockers import classify
 from ..data import Target, key as data_key
 from ..snapshot import parse_time
 from ..source import Entry, Source
@@ -37,11 +38,15 @@ class DataUnavailable(Exception):
     """A view needed data that is absent (``status='skip'``) or unreadable (``status='error'``).
     ``keys``: the data keys it is about, when known (the runner says why a whole side was not read)."""
 
-    def __init__(self, status: str, reason: str, keys: tuple[str, ...] = ()) -> None:
+    def __init__(self, status: str, reason: str, keys: tuple[str, ...] = (),
+                 reads: tuple[tuple[str, tuple], ...] = ()) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.keys = keys
+        # (data key, sorted params) of each read it is about: the runner names their causes once
+        # per run (doctor/blockers.py) instead of once per check.
+        self.reads = reads
 
 
 def dig(obj: Any, *path: str, default: Any = None) -> Any:
@@ -176,22 +181,28 @@ class BaseContext:
     def unavailable(self, key_name: str, entry: Entry | None, **params: str) -> DataUnavailable:
         k = data_key(key_name)
         keys = (key_name,)
+        reads = ((key_name, tuple(sorted(params.items()))),)
         missing = [f for f in k.requires if getattr(self.target, f) is None]
         if missing:
             return DataUnavailable("skip", f"needs the GKE {', '.join(missing)} (none given), so {k.name} was not read",
-                                   keys)
+                                   keys, reads)
         path = k.path(self.target, **params)
         if entry is None:
-            return DataUnavailable("skip", f"not collected: {path}", keys)
+            return DataUnavailable("skip", f"not collected: {path}", keys, reads)
         what = k.resource_text(self.target, **params)
         if entry.status in (401, 403):
+            found = classify(key_name, entry, self.target, params)
+            cause = found[0] if found else None
+            if cause is not None and cause.kind != "permission":
+                # a disabled API, billing, OAuth scopes, rejected credentials: no grant fixes it
+                return DataUnavailable("error", f"could not {what}: {cause.summary}; {cause.fix_text}", keys, reads)
             perm = (f"RBAC {k.rbac[2]} on {k.rbac[1]}" + (f" (apiGroup {k.rbac[0]})" if k.rbac[0] else "")
                     if k.rbac else f"IAM permission {k.iam}")
             return DataUnavailable("error", f"permission denied to {what} (HTTP {entry.status}: "
-                                            f"{entry.message}); grant {perm} (see `airflow-gke permissions`)", keys)
+                                            f"{entry.message}); grant {perm} (see `airflow-gke permissions`)", keys, reads)
         if entry.status:
-            return DataUnavailable("error", f"could not {what}: HTTP {entry.status}: {entry.message}", keys)
-        return DataUnavailable("error", f"could not {what}: {entry.message}", keys)
+            return DataUnavailable("error", f"could not {what}: HTTP {entry.status}: {entry.message}", keys, reads)
+        return DataUnavailable("error", f"could not {what}: {entry.message}", keys, reads)
 
     def body(self, key_name: str, **params: str) -> Any:
         """The body of a successful read, else DataUnavailable (404 passes through as None when
