@@ -116,7 +116,7 @@ def test_evidence_says_where_it_came_from(run_cli):
         "found_elsewhere": []}
     table = run_cli("doctor", "--snapshot", str(scenario(SEED)))
     assert ("Target: namespace airflow (the snapshot's meta.json), release airflow (the snapshot's meta.json): "
-            "5 Deployments (airflow-api-server") in table.out
+            "5 Deployments (airflow-api-server") in " ".join(x.strip() for x in table.out.splitlines())
     md = run_cli("doctor", "--snapshot", str(scenario(SEED)), "--output", "markdown")
     assert "Target: namespace `airflow` (the snapshot's meta.json), release `airflow`" in md.out
 
