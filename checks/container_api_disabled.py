@@ -11,7 +11,7 @@ SERVICE = "container.googleapis.com"
 
 
 @check(id="container-api-disabled", title="Kubernetes Engine API is enabled", severity="error",
-       category=Category.PROJECT, uses=("services", "cluster", "project"))
+       category=Category.PROJECT, uses=("services", "cluster", "project"), evidence="config")
 def run(ctx: Context) -> Result:
     """container.googleapis.com is disabled (Service Usage, or a 403 SERVICE_DISABLED from GKE)."""
     if ctx.target.project is None:

@@ -27,7 +27,7 @@ _ESO_KEYS = ("secretstores", "secretstores_v1beta1")
 @check(id="required-api-disabled", title="Google APIs the deployment uses are enabled", severity="error",
        category=Category.PROJECT,
        uses=("configmaps", "pods", "serviceaccounts", "services", "project", "deployments", "statefulsets", "bucket",
-             "gsa", "logs") + _ESO_KEYS)
+             "gsa", "logs") + _ESO_KEYS, evidence="config")
 def run(ctx: Context) -> Result:
     """An API the deployment needs (storage, iam, iamcredentials, secretmanager, artifactregistry) is disabled."""
     if ctx.target.project is None:

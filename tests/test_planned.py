@@ -199,16 +199,22 @@ def planned_runs(tmp_path_factory):
     out = {}
     clusters = {}
     for name, (make_cluster, values, _want, _not) in fm.PLANNED.items():
-        sc = make_cluster()
-        if sc.name not in clusters:
-            clusters[sc.name] = fm.write(sc, tmp_path_factory.mktemp(sc.name))
+        if isinstance(make_cluster, str):   # a committed scenario snapshot
+            from conftest import scenario
+
+            where = scenario(make_cluster)
+        else:
+            sc = make_cluster()
+            if sc.name not in clusters:
+                clusters[sc.name] = fm.write(sc, tmp_path_factory.mktemp(sc.name))
+            where = clusters[sc.name]
         f = tmp_path_factory.mktemp("plan") / f"{name}.yaml"
         f.write_text(fm.render(values()))
         buf = io.StringIO()
         code = 0
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
             try:
-                main(["doctor", "--snapshot", str(clusters[sc.name]), "--manifests", str(f), "--output", "json"])
+                main(["doctor", "--snapshot", str(where), "--manifests", str(f), "--output", "json"])
             except SystemExit as e:
                 code = e.code
         doc = json.loads(buf.getvalue())
