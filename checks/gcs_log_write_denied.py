@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, no_answer_reason
-from airflow_gke.views.iam import evaluate, member_roles
+from airflow_gke.views.iam import evaluate, member_roles, unless_in_groups
 from airflow_gke.views.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import Category, after_run, check
@@ -70,6 +70,9 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
 
     problems: list[str] = []   # identities that cannot write
     doubts: list[str] = []
+    caveats: list[str] = []    # "unless X is in group G": the only thing that could change the answer
+    confirm: list[str] = []    # the commands that settle those caveats
+    unread = False
     evidence = list(head)
     caused_by: list[str] = []
     fix_members: list[str] = []
@@ -98,13 +101,23 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
         writable = [m for m in sorted(members) if not m.startswith("principal://")][:1]
         if ev.verdict == "granted":
             evidence.append(f"{who}: IAM grants {PERM} via {'; '.join(ev.grants)}")
-        elif ev.verdict == "denied":
+        elif ev.verdict == "denied" or ev.only_groups:
             if who not in problems:
                 problems.append(who)
             evidence.append(f"{who}: no role with {PERM} on bucket gs://{bucket} or project {p} "
                             f"(members checked: {', '.join(sorted(members))})")
+            evidence += [f"{who}: {x}" for x in ev.lacking]
+            if ev.no_groups:
+                evidence.append(f"{who}: {ev.no_groups}")
+            if ev.only_groups:
+                text, cmds_ = unless_in_groups(ev, (writable or sorted(members))[0])
+                caveats.append(text)
+                confirm += cmds_
+                evidence.append(f"{who}: every IAM policy was read; only group membership is unknown: "
+                                + "; ".join(f"{r} on {w} to {g}" for g, r, w in ev.groups))
             fix_members += writable
         else:
+            unread = unread or bool(ev.unread)
             doubts.append(who)
             evidence.append(f"{who}: unproven: " + "; ".join(ev.doubts))
             fix_members += writable
@@ -125,8 +138,9 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
         return None
     severity = "error" if problems else "warning"
     idents_text = ", ".join(problems or doubts)
-    cmds = [f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} --role roles/storage.objectUser"
-            for m in dict.fromkeys(fix_members)]
+    cmds = list(dict.fromkeys(confirm)) + [
+        f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} --role roles/storage.objectUser"
+        for m in dict.fromkeys(fix_members)]
     if caused_by:
         gsa = f"airflow@{p}.iam.gserviceaccount.com"
         cmds = [f"# the node token cannot write: move the writers to Workload Identity (see node-storage-scope-read-only),\n"
@@ -135,18 +149,24 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
                 "--role roles/storage.objectUser"] + [c for c in cmds if gsa not in c]
     if severity == "warning":
         title = f"Cannot prove that Airflow may write logs to gs://{bucket}"
-        message = (f"The doctor could not read every IAM policy that decides whether {idents_text} may create "
-                   f"objects in gs://{bucket}; the result is unproven, not denied. Grant the reader permissions "
-                   "below to the identity running the doctor, or confirm by hand.")
+        message = ((f"The doctor could not read every IAM policy that decides whether {idents_text} may create "
+                    f"objects in gs://{bucket}; the result is unproven, not denied. Grant the reader permissions "
+                    "below to the identity running the doctor, or confirm by hand.") if unread else
+                   (f"Every IAM policy was read, but {idents_text} holds a custom role whose permissions the doctor "
+                    f"does not read, so whether it may create objects in gs://{bucket} is unproven, not denied. "
+                    "Confirm the role's permissions by hand."))
         cmds = [f"gcloud storage buckets get-iam-policy gs://{bucket} --format=json",
                 f"gcloud projects get-iam-policy {q(p)} --format=json"] + cmds
     else:
         will = ctx.mode == "planned"
-        title = f"{idents_text[0].upper() + idents_text[1:]} {'will not be able to' if will else 'cannot'} write logs to gs://{bucket}"
+        title = (f"{idents_text[0].upper() + idents_text[1:]} {'will not be able to' if will else 'cannot'} write logs to "
+                 f"gs://{bucket}" + (f" ({'; '.join(caveats)})" if caveats else ""))
         message = (f"Airflow {'will write' if will else 'writes'} task and component logs under {folder}, but {idents_text} "
                    f"{'will not be able to' if will else 'cannot'} create objects there ({PERM}); uploads "
                    f"{'will fail' if will else 'fail'} with 403 and the logs are lost when the pod goes. "
-                   "Grant a storage object role on the bucket to the identity that writes (never roles/editor).")
+                   "Grant a storage object role on the bucket to the identity that writes (never roles/editor)."
+                   + (f" This holds {' and '.join(caveats)}: every IAM policy was read and no other grant "
+                      "exists; the first command settles it." if caveats else ""))
     return Finding(
         title=title, message=message, resource=bucket_resource(bucket), evidence=evidence,
         remediation=Remediation(

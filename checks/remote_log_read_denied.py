@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, no_answer_reason
-from airflow_gke.views.iam import evaluate, member_roles
+from airflow_gke.views.iam import evaluate, member_roles, unless_in_groups
 from airflow_gke.views.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, label, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
@@ -123,6 +123,9 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
                                                       "resourcemanager.projects.getIamPolicy"))]
     evidence = [f"[logging] remote_base_log_folder = {folder} ({where})"]
     problems, doubts, fix, caused_by = [], [], [], []
+    caveats: list[str] = []
+    confirm: list[str] = []
+    unread = False
     seen = set()
     for ident, _f, _w in idents:
         members = ident.members(ctx)
@@ -151,16 +154,29 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
         roles = member_roles(project_policy, members)
         verdicts = {perm: evaluate(perm, members, policies, project_roles_of_member=roles,
                                    project_id=ctx.target.project) for perm in PERMS}
-        missing = [perm for perm, ev in verdicts.items() if ev.verdict == "denied"]
-        unsure = [perm for perm, ev in verdicts.items() if ev.verdict == "unknown"]
+        missing = [perm for perm, ev in verdicts.items() if ev.verdict == "denied" or ev.only_groups]
+        unsure = [perm for perm, ev in verdicts.items() if ev.verdict == "unknown" and not ev.only_groups]
         member = sorted(m for m in members if not m.startswith("principal://"))[:1]
         if missing:
             if who not in problems:
                 problems.append(who)
             evidence.append(f"{who}: no role with {' / '.join(missing)} on bucket gs://{bucket} or project {p} "
                             f"(members checked: {', '.join(sorted(members))})")
+            for perm in missing:
+                ev = verdicts[perm]
+                evidence += [f"{who}: {x}" for x in ev.lacking]
+                if ev.no_groups and f"{who}: {ev.no_groups}" not in evidence:
+                    evidence.append(f"{who}: {ev.no_groups}")
+                if ev.only_groups and not any(verdicts[x].verdict == "denied" for x in missing):
+                    text, cmds_ = unless_in_groups(ev, (member or sorted(members))[0])
+                    if text not in caveats:
+                        caveats.append(text)
+                        confirm.extend(c for c in cmds_ if c not in confirm)
+                        evidence.append(f"{who}: every IAM policy was read; only group membership is unknown: "
+                                        + "; ".join(f"{r} on {w} to {g}" for g, r, w in ev.groups))
             fix += member
         elif unsure:
+            unread = unread or any(verdicts[perm].unread for perm in unsure)
             doubts.append(who)
             evidence.append(f"{who}: unproven: " + "; ".join(d for perm in unsure for d in verdicts[perm].doubts))
             fix += member
@@ -171,16 +187,19 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
     if not problems and not doubts:
         return None
     names = ", ".join(problems or doubts)
-    cmds = [f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} --role roles/storage.objectViewer"
-            for m in dict.fromkeys(fix)]
+    cmds = confirm + [f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} "
+                      "--role roles/storage.objectViewer" for m in dict.fromkeys(fix)]
     if problems:
         return Finding(
-            title=f"{names[0].upper() + names[1:]} cannot read the task logs in gs://{bucket}",
+            title=(f"{names[0].upper() + names[1:]} cannot read the task logs in gs://{bucket}"
+                   + (f" ({'; '.join(caveats)})" if caveats else "")),
             message=(f"The UI reads finished tasks' logs from {folder} with the identity of the "
                      f"{'api-server' if any(i.component == 'api-server' for i, _f, _w in idents) else 'webserver'}, "
                      f"which may not get and list objects there (storage.objects.get and storage.objects.list): the "
                      "log pane shows `*** Unable to read remote log from gs://...` (403) although the writers "
-                     "uploaded it. Grant it roles/storage.objectViewer on the bucket (never roles/editor)."),
+                     "uploaded it. Grant it roles/storage.objectViewer on the bucket (never roles/editor)."
+                     + (f" This holds {' and '.join(caveats)}: every IAM policy was read and no other grant exists; "
+                        "the first command settles it." if caveats else "")),
             resource=bucket_resource(bucket), evidence=evidence, caused_by=caused_by,
             remediation=Remediation(summary="Grant roles/storage.objectViewer on the bucket to the identity the "
                                             "api-server/webserver acts as.",
@@ -188,8 +207,10 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
         )
     return Finding(
         title=f"Cannot prove that the api-server/webserver may read the task logs in gs://{bucket}",
-        message=(f"The doctor could not read every IAM policy that decides whether {names} may read objects in "
-                 f"gs://{bucket}; the result is unproven, not denied."),
+        message=((f"The doctor could not read every IAM policy that decides whether {names} may read objects in "
+                  f"gs://{bucket}; the result is unproven, not denied.") if unread else
+                 (f"Every IAM policy was read, but {names} holds a custom role whose permissions the doctor does not "
+                  f"read, so whether it may read objects in gs://{bucket} is unproven, not denied.")),
         resource=bucket_resource(bucket), evidence=evidence, severity="warning",
         remediation=Remediation(summary="Confirm the grant by hand (or give the doctor the IAM reader permissions).",
                                 commands=[f"gcloud storage buckets get-iam-policy gs://{bucket} --format=json",

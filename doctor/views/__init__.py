@@ -24,7 +24,7 @@ from ..source import error_info
 from .kube import (PVC, QUANTITY_UNITS, ContainerStatus, KubeViews, Obj, Pod, StorageClass, all_statuses, container_spec, describe_state,
                    env_of, env_source, env_value, image_repo, image_tag, node_matches, node_schedulable, owner_of,
                    pod_images, quantity, secret_ref, selector_matches, spec_of, status_of, tolerates, unhealthy)
-from .iam import Evaluation, binding_members, bindings, evaluate, member_roles, role_grants
+from .iam import Evaluation, binding_members, bindings, evaluate, is_federated, member_roles, role_grants, unless_in_groups
 from .identity import (COMPONENTS, LOG_READERS, LOG_WRITERS, Identity, KsaUse, annotated_ksas, bucket_of,
                        component_exists, component_pods, ksa_pods, ksas_in_use, named_gsas, remote_log_folder,
                        resolve, template_spec)
