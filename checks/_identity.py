@@ -82,3 +82,33 @@ def is_compute_default(ctx: Context, pool: NodePool) -> bool:
     return False
 
 
+
+
+WI_GRANTING = ("roles/iam.workloadIdentityUser", "roles/iam.serviceAccountTokenCreator")
+
+
+def wi_binding_state(ctx: Context, ksa: str, gsa: str) -> str:
+    """"granted" when the GSA's or the project's policy lets the KSA impersonate the GSA, "denied"
+    when both were read and neither does, else "unknown"."""
+    from airflow_gke.views.iam import binding_members, bindings
+    pe, proj = ctx.entry("gsa_iam", email=gsa), ctx.entry("project_iam")
+    members = wi_members(ctx, ksa)
+    ns_set = f"/workloadIdentityPools/{workload_pool(ctx)}/namespace/{ctx.target.namespace}"
+    unknown = False
+    for e in (pe, proj):
+        if e is None or not e.ok:
+            unknown = True
+            continue
+        for b in bindings(e.data):
+            mem = binding_members(b)
+            if mem & members or any(m.startswith("principalSet://") and m.endswith(ns_set) for m in mem):
+                if b.get("role") in WI_GRANTING:
+                    return "granted"
+                if not str(b.get("role") or "").startswith("roles/"):
+                    unknown = True   # a custom role the doctor does not read
+    return "unknown" if unknown else "denied"
+
+
+def wi_binding_denied(ctx: Context, ksa: str, gsa: str) -> bool:
+    """No token can be minted for the KSA's pods: both policies read, neither lets it impersonate the GSA."""
+    return wi_binding_state(ctx, ksa, gsa) == "denied"

@@ -9,7 +9,8 @@ from airflow_gke.views.identity import LOG_WRITERS, Identity, bucket_of, remote_
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import Category, after_run, check
 from airflow_gke.remediation import (bucket_resource, cluster_resource as _cluster_resource, gsa_resource as
-                                     _gsa_resource, node_pool_resource, project, project_resource, q)
+                                     _gsa_resource, gsa_project, node_pool_resource, project, project_resource, q)
+from ._identity import wi_binding_denied, workload_pool
 
 
 CHECK = "gcs-log-write-denied"
@@ -71,6 +72,8 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
     problems: list[str] = []   # identities that cannot write
     doubts: list[str] = []
     caveats: list[str] = []    # "unless X is in group G": the only thing that could change the answer
+    bind_cmds: list[str] = []  # the cause's fix when no token can be minted (wi-binding-missing)
+    wi_pointer: list[str] = []
     confirm: list[str] = []    # the commands that settle those caveats
     unread = False
     evidence = list(head)
@@ -81,6 +84,7 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
         groups.setdefault((ident.kind, tuple(sorted(ident.members(ctx)))), []).append(ident)
     for (kind, members_t), group in groups.items():
         members = set(members_t)
+        annotated: list[str] = []
         ident = group[0]
         who = _describe(ctx, group)
         if kind == "node":
@@ -91,7 +95,8 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
                 evidence.append(f"{who}: node pool(s) {', '.join(pl.name for pl in ro)} have read-only Cloud Storage "
                                 "scopes, so the token cannot create objects whatever IAM grants")
                 caused_by += [finding_id("node-storage-scope-read-only", node_pool_resource(ctx, pl.name)) for pl in ro]
-            if any(ctx.gsa_of(i.ksa) for i in group):   # annotated, yet on node credentials: no Workload Identity
+            annotated = sorted({g for i in group if (g := ctx.gsa_of(i.ksa))})
+            if annotated:   # annotated, yet on node credentials: no Workload Identity
                 caused_by += [finding_id("workload-identity-not-enabled", r) for r in [_cluster_resource(ctx)] + [
                     node_pool_resource(ctx, pl.name) for i in group for pl in i.pools]]
         roles = member_roles(project_policy, members)
@@ -99,6 +104,22 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
                                       (f"project {p}", project_policy, project_why)],
                       project_roles_of_member=roles, project_id=ctx.target.project)
         writable = [m for m in sorted(members) if not m.startswith("principal://")][:1]
+        if kind == "node" and annotated:
+            # no grant to the node service account: once Workload Identity is on, these pods act as
+            # the annotated GSA; it gets the bucket role only if it lacks it
+            writable = []
+            for g in annotated:
+                gev = evaluate(PERM, {f"serviceAccount:{g}"}, [(f"bucket gs://{bucket}", bucket_policy, bucket_why),
+                                                               (f"project {p}", project_policy, project_why)])
+                if gev.verdict == "granted":
+                    evidence.append(f"{who}: the annotated {g} already holds {'; '.join(gev.grants)}: enabling "
+                                    "Workload Identity is the whole fix")
+                    wi_pointer.append(f"# enable Workload Identity (see workload-identity-not-enabled): the pods then "
+                                      f"act as {g}, which already may write to gs://{bucket}")
+                else:
+                    writable.append(f"serviceAccount:{g}")
+            if who not in problems and (ev.verdict != "granted" or log_hits):
+                problems.append(who)
         if ev.verdict == "granted":
             evidence.append(f"{who}: IAM grants {PERM} via {'; '.join(ev.grants)}")
         elif ev.verdict == "denied" or ev.only_groups:
@@ -122,6 +143,20 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
             evidence.append(f"{who}: unproven: " + "; ".join(ev.doubts))
             fix_members += writable
         if kind == "gsa" and ident.gsa:
+            unbound = sorted({i.ksa for i in group if i.ksa and wi_binding_denied(ctx, i.ksa, ident.gsa)})
+            if unbound:
+                # no token can be minted for these pods: the bucket grant is not what fails
+                who_unbound = (", ".join(dict.fromkeys(i.label for i in group if i.ksa in unbound))
+                               + f" (KSA {', '.join(unbound)} → {ident.gsa}, no token)")
+                if who_unbound not in problems and who not in problems:
+                    problems.append(who_unbound)
+                evidence.append(f"KSA {', '.join(unbound)} may not impersonate {ident.gsa} (no "
+                                "roles/iam.workloadIdentityUser): the pods get no token, whatever the bucket grants")
+                caused_by.append(finding_id("wi-binding-missing", _gsa_resource(ctx, ident.gsa)))
+                gp = gsa_project(ctx, ident.gsa)
+                bind_cmds += [f"gcloud iam service-accounts add-iam-policy-binding {q(ident.gsa)} --project {q(gp)} "
+                              f"--role roles/iam.workloadIdentityUser --member "
+                              f"{q(f'serviceAccount:{workload_pool(ctx)}[{ctx.target.namespace}/{k}]')}" for k in unbound]
             g = ctx.entry("gsa", email=ident.gsa)
             if g is not None and g.not_found:
                 if who not in problems:
@@ -138,15 +173,22 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
         return None
     severity = "error" if problems else "warning"
     idents_text = ", ".join(problems or doubts)
-    cmds = list(dict.fromkeys(confirm)) + [
+    cmds = bind_cmds + wi_pointer + list(dict.fromkeys(confirm)) + [
         f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} --role roles/storage.objectUser"
         for m in dict.fromkeys(fix_members)]
-    if caused_by:
+    scope_cause = any(c.startswith("node-storage-scope-read-only:") for c in caused_by)
+    if scope_cause and not any(i.kind == "node" and ctx.gsa_of(i.ksa) for i, _f, _w in idents):
+        # read-only scopes: no IAM grant to the node service account helps; the cause's fix moves the
+        # writers to a Google service account, which then needs the bucket role (unless it holds it)
         gsa = f"airflow@{p}.iam.gserviceaccount.com"
-        cmds = [f"# the node token cannot write: move the writers to Workload Identity (see node-storage-scope-read-only),\n"
-                f"# then let their Google service account write to the bucket\n"
-                f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q('serviceAccount:' + gsa)} "
-                "--role roles/storage.objectUser"] + [c for c in cmds if gsa not in c]
+        held = evaluate(PERM, {f"serviceAccount:{gsa}"}, [(f"bucket gs://{bucket}", bucket_policy, bucket_why),
+                                                           (f"project {p}", project_policy, project_why)])
+        cmds = list(dict.fromkeys(confirm))
+        if held.verdict != "granted":
+            cmds.append(f"# the node token cannot write: move the writers to Workload Identity (see "
+                        f"node-storage-scope-read-only), then let their Google service account write to the bucket\n"
+                        f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q('serviceAccount:' + gsa)} "
+                        "--role roles/storage.objectUser")
     if severity == "warning":
         title = f"Cannot prove that Airflow may write logs to gs://{bucket}"
         message = ((f"The doctor could not read every IAM policy that decides whether {idents_text} may create "

@@ -9,7 +9,7 @@ from datetime import timedelta
 from airflow_gke.views import as_list, Context, describe_state, human_age, Obj, Pod, spec_of, status_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, q, release
+from airflow_gke.remediation import deployer, helm_upgrade, k8s_resource, masked, ns, q, release
 
 from ._db import postgres_image_ids, postgres_pods, unreachable_ids
 
@@ -140,17 +140,25 @@ def _finding(ctx: Context, rel: str, job: Obj | None, status: str, stuck) -> Fin
             caused_by=caused_by,
         )
     if hooky:
-        summary = ("The migration Job never ran: by default it is a Helm post-install/post-upgrade hook, which Argo CD, "
-                   "Flux, Terraform or a `helm install --wait` that times out do not run. Render it as a normal "
-                   "resource (migrateDatabaseJob.useHelmHooks=false; with Argo CD also the Sync hook annotation) and "
-                   "give the wait container more time.")
-        commands = ["# Option A: plain Helm / Flux / Terraform\n" + helm_upgrade(ctx, "--set migrateDatabaseJob.useHelmHooks=false",
-                                 "--set migrateDatabaseJob.applyCustomEnv=false",
-                                 "--set createUserJob.useHelmHooks=false", "--set createUserJob.applyCustomEnv=false",
-                                 "--set images.migrationsWaitTimeout=300"),
-                    "# Option B: Argo CD (the Job as a Sync hook)\n" + helm_upgrade(ctx, "--set migrateDatabaseJob.useHelmHooks=false",
-                                 "--set-string migrateDatabaseJob.jobAnnotations.argocd\\.argoproj\\.io/hook=Sync"),
-                    f"kubectl get jobs --namespace {n}"]
+        tool = deployer(ctx)[0]
+        hooks_off = ("--set migrateDatabaseJob.useHelmHooks=false", "--set migrateDatabaseJob.applyCustomEnv=false",
+                     "--set createUserJob.useHelmHooks=false", "--set createUserJob.applyCustomEnv=false")
+        if tool in ("argocd", "flux"):
+            # under a GitOps controller the hook Job never runs: render it as a plain resource; a longer
+            # wait does not help (nothing would migrate meanwhile)
+            summary = ("The migration Job never ran: it is a Helm post-install/post-upgrade hook, which "
+                       + ("Argo CD maps to a PostSync hook that waits for every resource to be Healthy, while the "
+                          "components wait for the migrations: neither ever happens. " if tool == "argocd" else
+                          "Flux's install/upgrade does not run to completion while the components wait. ")
+                       + "Render the Jobs as normal resources (useHelmHooks=false, applyCustomEnv=false for "
+                         "migrateDatabaseJob and createUserJob), committed to the values the controller applies.")
+            commands = [helm_upgrade(ctx, *hooks_off), f"kubectl get jobs --namespace {n}"]
+        else:
+            summary = ("The migration Job never ran: by default it is a Helm post-install/post-upgrade hook, which "
+                       "Terraform or a `helm install --wait` that times out do not run. Render it as a normal "
+                       "resource (migrateDatabaseJob.useHelmHooks=false) and give the wait container more time.")
+            commands = [helm_upgrade(ctx, *hooks_off, "--set images.migrationsWaitTimeout=300"),
+                        f"kubectl get jobs --namespace {n}"]
     else:
         summary = (f"The migration Job {jname} has not completed: read its pod's log, fix the cause (most often the "
                    "database connection), then delete the Job and run it again.")

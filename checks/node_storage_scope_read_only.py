@@ -2,12 +2,15 @@
 write to Cloud Storage, so remote logs to gs:// fail with 403 whatever IAM says."""
 from __future__ import annotations
 
-from airflow_gke.views import Context
+from airflow_gke.views import Context, DataUnavailable
+from airflow_gke.views.iam import evaluate
 from airflow_gke.views.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
-from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import (CHART_KEY, cluster_name, gke_flags, helm_sa_annotation, helm_upgrade,
+from airflow_gke.remediation import (CHART_KEY, cluster_name, cluster_resource, gke_flags, helm_sa_annotation, helm_upgrade,
                                      node_pool_resource, ns, planned, project, q)
+
+from ._identity import wi_binding_state
 
 
 @check(id="node-storage-scope-read-only", title="Nodes running Airflow can write to Cloud Storage",
@@ -57,21 +60,47 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
             if n not in seen:
                 seen.add(n)
                 evidence.append(n)
-    gsa = f"airflow@{p}.iam.gserviceaccount.com"
-    cmds = [
-        f"gcloud container clusters update {q(c)} {gke_flags(ctx)} --workload-pool={q(p + '.svc.id.goog')}",
-        f"gcloud container node-pools update {q(pool.name)} --cluster {q(c)} {gke_flags(ctx)} --workload-metadata=GKE_METADATA",
-        f"gcloud iam service-accounts create airflow --project {q(p)} --display-name 'Airflow on GKE'",
-        f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q('serviceAccount:' + gsa)} "
-        "--role roles/storage.objectUser",
-    ]
+    # What exists already is not created again: the workload pool, the annotated GSA, its bucket
+    # role, each KSA's binding, the annotations.
+    named = sorted({g for i in idents if (g := ctx.gsa_of(i.ksa))})
+    gsa = named[0] if len(named) == 1 else f"airflow@{p}.iam.gserviceaccount.com"
+    g_entry = ctx.entry("gsa", email=gsa)
+    exists = g_entry is not None and g_entry.ok
+    try:
+        pool_on = bool(ctx.workload_pool)
+    except DataUnavailable:
+        pool_on = False
+    cmds = []
+    if not pool_on:
+        cmds.append(f"gcloud container clusters update {q(c)} {gke_flags(ctx)} --workload-pool={q(p + '.svc.id.goog')}")
+    else:
+        evidence.append(f"cluster {c} already has workloadIdentityConfig.workloadPool {ctx.workload_pool}")
+    cmds.append(f"# recreates the nodes of pool {pool.name} (drained and replaced)\n"
+                f"gcloud container node-pools update {q(pool.name)} --cluster {q(c)} {gke_flags(ctx)} "
+                "--workload-metadata=GKE_METADATA")
+    if exists:
+        evidence.append(f"the KSAs are annotated with {gsa}, which exists")
+    else:
+        cmds.append(f"gcloud iam service-accounts create {q(gsa.split('@')[0])} --project {q(p)} --display-name 'Airflow on GKE'")
+    be = ctx.entry("bucket_iam", bucket=bucket)
+    pe = ctx.entry("project_iam")
+    held = evaluate("storage.objects.create", {f"serviceAccount:{gsa}"},
+                    [(f"bucket gs://{bucket}", be.data if be is not None and be.ok else None, None),
+                     (f"project {p}", pe.data if pe is not None and pe.ok else None, None)])
+    if held.verdict == "granted":
+        evidence.append(f"{gsa} already holds {'; '.join(held.grants)}")
+    else:
+        cmds.append(f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q('serviceAccount:' + gsa)} "
+                    "--role roles/storage.objectUser")
     for ksa in ksas:
+        if exists and wi_binding_state(ctx, ksa, gsa) == "granted":
+            continue
         cmds.append(f"gcloud iam service-accounts add-iam-policy-binding {q(gsa)} --project {q(p)} "
                     f"--role roles/iam.workloadIdentityUser --member {q(f'serviceAccount:{p}.svc.id.goog[{ns(ctx)}/{ksa}]')}")
     sets = []
-    for comp in sorted({i.component for i in idents}):
-        key = CHART_KEY.get(comp)
-        if key and helm_sa_annotation(key, gsa) not in sets:
+    for i in sorted(idents, key=lambda i: i.component):
+        key = CHART_KEY.get(i.component)
+        if key and ctx.gsa_of(i.ksa) != gsa and helm_sa_annotation(key, gsa) not in sets:
             sets.append(helm_sa_annotation(key, gsa))
     if sets:
         cmds.append(helm_upgrade(ctx, *sets))
@@ -88,6 +117,8 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
                  "Prefer Workload Identity (node scopes do not limit it); never grant roles/editor to work around this."),
         resource=node_pool_resource(ctx, pool.name),
         evidence=evidence,
+        caused_by=([finding_id("workload-identity-not-enabled", cluster_resource(ctx) if not pool_on
+                               else node_pool_resource(ctx, pool.name))] if named else []),
         remediation=Remediation(
             summary=("Move Airflow to Workload Identity: enable the workload pool, run the GKE metadata server on the "
                      "pool, give a dedicated Google service account write access to the bucket, let the Airflow "

@@ -157,6 +157,19 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
         missing = [perm for perm, ev in verdicts.items() if ev.verdict == "denied" or ev.only_groups]
         unsure = [perm for perm, ev in verdicts.items() if ev.verdict == "unknown" and not ev.only_groups]
         member = sorted(m for m in members if not m.startswith("principal://"))[:1]
+        gsa_later = ctx.gsa_of(ident.ksa) if ident.kind == "node" else None
+        if gsa_later:
+            # no grant to the node service account: once Workload Identity is on, the pods act as the
+            # annotated GSA, which gets the read role only if it lacks it
+            gv = [evaluate(perm, {f"serviceAccount:{gsa_later}"}, policies) for perm in PERMS]
+            if all(v.verdict == "granted" for v in gv):
+                member = []
+                pointer = (f"# enable Workload Identity (see workload-identity-not-enabled): the api-server then acts "
+                           f"as {gsa_later}, which already may read gs://{bucket}")
+                if pointer not in confirm:
+                    confirm.append(pointer)
+            else:
+                member = [f"serviceAccount:{gsa_later}"]
         if missing:
             if who not in problems:
                 problems.append(who)

@@ -71,8 +71,29 @@ def helm_upgrade(ctx: Context, *sets: str) -> str:
         version = _chart_version(ctx)
         return (f"helm upgrade --install {q(release(ctx))} apache-airflow/airflow --namespace {q(ns(ctx))}"
                 + (f" --version {q(version)}" if version else "") + " -f values.yaml" + (f" {args}" if args else ""))
+    tool, name, where = deployer(ctx)
+    if tool == "argocd" and sets:
+        # Argo CD renders the chart itself and reverts a helm upgrade: change the Application's values
+        app = q(name or release(ctx))
+        helm_sets = " ".join(re.sub(r"^--set(-string)? ", lambda m: f"--helm-set{m.group(1) or ''} ", s_) for s_ in sets)
+        return (f"# Argo CD manages release {release(ctx)} (Application {name}): a helm upgrade would be reverted; "
+                "commit these values to the Application's source in Git, or set them on the Application:\n"
+                f"argocd app set {app} {helm_sets}\nargocd app sync {app}")
+    if tool == "flux" and sets:
+        values = ", ".join(re.sub(r"^--set(-string)? ", "", s_) for s_ in sets)
+        return (f"# Flux manages release {release(ctx)} (HelmRelease {where}/{name}): a helm upgrade would be rolled "
+                f"back; set in the HelmRelease's spec.values in Git: {values}\n"
+                f"flux reconcile helmrelease {q(name or release(ctx))} --namespace {q(where or ns(ctx))} --with-source")
     return (f"helm upgrade {q(release(ctx))} apache-airflow/airflow --namespace {q(ns(ctx))} --reuse-values"
             + (f" {args}" if args else ""))
+
+
+def deployer(ctx: Context) -> tuple[str, str | None, str | None]:
+    """("argocd", app, None), ("flux", helmrelease, namespace) or ("helm", None, None) (views.deployer)."""
+    try:
+        return ctx.deployer
+    except DataUnavailable:
+        return ("helm", None, None)
 
 
 def _chart_version(ctx: Context) -> str | None:

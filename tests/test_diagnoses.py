@@ -211,3 +211,15 @@ def test_log_evidence_quotes_telling_lines_not_tracebacks(run_cli):
             if scaffold.search(e) or len(e) > 600:
                 bad.append(f"{name}: {f['id']}: {e[:120]}")
     assert not bad, "\n".join(bad)
+def test_no_helm_upgrade_for_a_release_argo_cd_or_flux_manages(run_cli):
+    bad = []
+    for name, snap, f, lines in _walk(run_cli):
+        tool = snap.gitops()
+        if tool is None:
+            continue
+        for line in lines:
+            if line.startswith("helm upgrade") or line.startswith("helm install"):
+                bad.append(f"{name} ({tool}): {f['id']}: `{line[:160]}`")
+    assert not bad, "\n".join(bad)
+
+

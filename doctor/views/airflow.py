@@ -34,6 +34,36 @@ class AirflowViews(KubeViews):
                     counts[labels["release"]] += 1
         return counts.most_common(1)[0][0] if counts else None
 
+    @view
+    def deployer(self) -> tuple[str, str | None, str | None]:
+        """Who applies the release, from its workloads' metadata (hook Jobs left out): ("flux",
+        HelmRelease name, its namespace), ("argocd", Application name, None) or ("helm", None, None).
+        Flux's post-renderer labels decide first; Argo CD's tracking annotation, or its instance label
+        on objects without Helm's release annotations, next; else Helm."""
+        rel = self.release_or_given()
+        objs = []
+        for key_name in ("deployments", "statefulsets"):
+            try:
+                objs += self.items(key_name)
+            except DataUnavailable:
+                continue
+        mine = [o for o in objs if as_dict(dig(o, "metadata", "labels")).get("release") in (None, rel)
+                and as_dict(dig(o, "metadata", "labels")).get("tier") == "airflow"] or objs
+        for o in mine:
+            labels = as_dict(dig(o, "metadata", "labels"))
+            if labels.get("helm.toolkit.fluxcd.io/name"):
+                return ("flux", str(labels["helm.toolkit.fluxcd.io/name"]),
+                        str(labels.get("helm.toolkit.fluxcd.io/namespace") or self.target.namespace))
+        for o in mine:
+            labels = as_dict(dig(o, "metadata", "labels"))
+            ann = as_dict(dig(o, "metadata", "annotations"))
+            tracking = ann.get("argocd.argoproj.io/tracking-id")
+            if tracking:
+                return ("argocd", str(tracking).split(":", 1)[0], None)
+            if labels.get("app.kubernetes.io/instance") and "meta.helm.sh/release-name" not in ann:
+                return ("argocd", str(labels["app.kubernetes.io/instance"]), None)
+        return ("helm", None, None)
+
     def release_or_given(self) -> str | None:
         """The release, or the one given on the command line when the lists it is read from failed."""
         try:

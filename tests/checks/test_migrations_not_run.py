@@ -22,10 +22,13 @@ def test_migrations_not_run_hook_never_ran(doc):
     assert "Job airflow-run-airflow-migrations: absent" in t
     assert "TimeoutError: There are still unapplied migrations after 60 seconds" in t
     assert "--migration-wait-timeout=60" in t and "Argo CD" in t
+    # Argo CD manages the release (tracking annotations): the values change goes to the Application,
+    # never a helm upgrade (reverted), and hooks off is the fix, not a longer wait
     c = cmds(f)
-    assert ("helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values "
-            "--set migrateDatabaseJob.useHelmHooks=false") in c
-    assert "argocd\\.argoproj\\.io/hook=Sync" in c
+    assert not any(ln.strip().startswith("helm upgrade") for ln in c.splitlines()) and "migrationsWaitTimeout" not in c
+    assert ("argocd app set airflow --helm-set migrateDatabaseJob.useHelmHooks=false --helm-set "
+            "migrateDatabaseJob.applyCustomEnv=false --helm-set createUserJob.useHelmHooks=false --helm-set "
+            "createUserJob.applyCustomEnv=false\nargocd app sync airflow") in c
     assert f["caused_by"] == []
 
 
