@@ -203,6 +203,12 @@ def _es_finding(ctx: Context, es: Obj, cond: dict, stores: dict[str, Obj], bad_s
     blocked = _blocked(ctx, target)
     for p, why in blocked[:6]:
         evidence.append(f"Pod {p.name} ({p.component or 'pod'}) waits for Secret {target}: {why}")
+    if kind == "denied" and not _gsa(ctx, store)[1]:
+        eso, roles = _eso_identity(ctx)
+        if eso and "roles/secretmanager.viewer" in roles and "roles/secretmanager.secretAccessor" not in roles:
+            evidence.append(f"project IAM: {eso}, the External Secrets identity, holds roles/secretmanager.viewer, not "
+                            "roles/secretmanager.secretAccessor: viewer reads secrets' metadata, not their values "
+                            "(secretmanager.versions.access)")
     caused_by = []
     if store_name in bad_stores:
         caused_by.append(finding_id("external-secret-not-synced", k8s_resource(ctx, "SecretStore", store_name)))
@@ -222,10 +228,39 @@ def _es_finding(ctx: Context, es: Obj, cond: dict, stores: dict[str, Obj], bad_s
     )
 
 
+_ESO_NAME = re.compile(r"(?i)external[-_]?secrets?|(^|[-_.])eso([-_.]|@)")
+_SM_ROLES = ("roles/secretmanager.viewer", "roles/secretmanager.secretAccessor", "roles/secretmanager.admin")
+
+
+def _eso_identity(ctx: Context) -> tuple[str | None, list[str]]:
+    """The External Secrets operator's Google service account as the project IAM policy shows it (a
+    service account named for the operator holding a Secret Manager role), with the roles it holds;
+    (None, []) when the policy does not single one out."""
+    e = ctx.entry("project_iam")
+    if e is None or not e.ok or not isinstance(e.data, dict):
+        return None, []
+    held: dict[str, list[str]] = {}
+    for b in as_list(e.data.get("bindings")):
+        b = as_dict(b)
+        role = str(b.get("role") or "")
+        if role not in _SM_ROLES:
+            continue
+        for m in as_list(b.get("members")):
+            if isinstance(m, str) and m.startswith("serviceAccount:") and _ESO_NAME.search(m.split(":", 1)[1].split("@")[0]):
+                held.setdefault(m.split(":", 1)[1], []).append(role)
+    if len(held) != 1:
+        return None, []
+    email, roles = next(iter(held.items()))
+    return email, sorted(roles)
+
+
 def _fix(ctx: Context, kind: str, store: Obj | None, es: Obj | None, blob: str, mism: list[str]) -> tuple[str, list[str]]:
     n = q(ns(ctx))
     p = str(_gcpsm(store).get("projectID") or project(ctx))
     ksa, gsa = _gsa(ctx, store)
+    viewer = _eso_identity(ctx)[0] if not gsa else None
+    if viewer:
+        gsa = viewer
     member = f"serviceAccount:{gsa}" if gsa else "serviceAccount:ESO_GSA_EMAIL"
     cmds: list[str] = []
     if kind == "api":
@@ -256,6 +291,12 @@ def _fix(ctx: Context, kind: str, store: Obj | None, es: Obj | None, blob: str, 
             for s in secrets or ["SECRET_NAME"]:
                 cmds.append(f"gcloud secrets add-iam-policy-binding {q(s)} --project {q(p)} --member {q(member)} "
                             "--role roles/secretmanager.secretAccessor")
+            roles = _eso_identity(ctx)[1] if viewer else []
+            if "roles/secretmanager.viewer" in roles and "roles/secretmanager.secretAccessor" not in roles:
+                return (f"The operator's identity {viewer} holds roles/secretmanager.viewer on project {p}, which reads "
+                        "secrets' metadata but not their values (secretmanager.versions.access is in "
+                        "roles/secretmanager.secretAccessor): grant secretAccessor on the secrets, then force a "
+                        "refresh.", cmds + _refresh(es, n))
             return ("Grant the identity the store authenticates as roles/secretmanager.secretAccessor on the secrets "
                     "(or the project), then force a refresh.", cmds + _refresh(es, n))
         for s in secrets or ["SECRET_NAME"]:
