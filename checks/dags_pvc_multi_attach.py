@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, PVC
+from airflow_gke.views import Context, PVC, owner_of
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, kubectl, project, q,
@@ -68,12 +68,23 @@ def _finding(ctx: Context, pvc: PVC, pods, events, sc) -> Finding:
         enable = [f"gcloud services enable file.googleapis.com --project {q(project(ctx))}",
                   f"gcloud container clusters update {q(cluster_name(ctx))} {gke_flags(ctx)} "
                   "--update-addons=GcpFilestoreCsiDriver=ENABLED"]
-    delete = kubectl(ctx, "delete pvc", q(pvc.name))
+    # A claim mounted by running pods stays Terminating (pvc-protection) until they are gone: scale
+    # the workloads that mount it down first; the helm upgrade that recreates the claim restores them.
+    owners = []
+    for p in pods:
+        o = owner_of(p)
+        if o and o[0] in ("Deployment", "StatefulSet") and o not in owners:
+            owners.append(o)
+    scale = [kubectl(ctx, f"scale {k.lower()} {q(n)}", "--replicas=0") for k, n in owners]
+    delete = "\n".join(scale + [kubectl(ctx, "delete pvc", q(pvc.name))])
+    filestore_min = (" Filestore's smallest instance is 1 TiB (the basic HDD tier behind standard-rwx), billed whole "
+                     "however little the claim asks.")
     if role == "dags":
         summary = ("Option A: no shared disk for DAGs: git-sync in every pod (dags.persistence.enabled=false, "
                    "dags.gitSync.enabled=true) or DAGs baked into the image. Option B: a ReadWriteMany volume on "
                    "Filestore. accessModes and storageClassName are immutable: the PVC is deleted and recreated "
-                   "(copy the DAGs first if the volume is their only copy).")
+                   "(copy the DAGs first if the volume is their only copy), after scaling down the workloads that mount "
+                   "it." + filestore_min)
         commands += ["# Option A: git-sync instead of the DAGs PVC\n" + helm_upgrade(
                          ctx, "--set dags.persistence.enabled=false", "--set dags.gitSync.enabled=true",
                          "--set dags.gitSync.repo=<git repository URL>"),
@@ -82,7 +93,8 @@ def _finding(ctx: Context, pvc: PVC, pods, events, sc) -> Finding:
                          f"--set dags.persistence.storageClassName={q(rwx)}")])]
     elif role == "logs":
         summary = ("Option A: turn the shared logs volume off and use remote logging to Cloud Storage. Option B: a "
-                   "ReadWriteMany class (Filestore). The PVC is immutable: delete and recreate it.")
+                   "ReadWriteMany class (Filestore). The PVC is immutable: scale down the workloads that mount it, "
+                   "delete and recreate it." + filestore_min)
         commands += ["# Option A: no logs PVC\n" + helm_upgrade(ctx, "--set logs.persistence.enabled=false"),
                      "# Option B: Filestore-backed ReadWriteMany\n" + "\n".join(enable + [delete, helm_upgrade(
                          ctx, "--set logs.persistence.enabled=true",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from airflow_gke.views import Context, event_time, human_age, owner_of, parse_time, Pod
+from airflow_gke.views import as_dict, Context, DataUnavailable, event_time, human_age, owner_of, parse_time, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, kubectl, q
@@ -24,7 +24,7 @@ VALUES = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "
 
 
 @check(id="ephemeral-storage-eviction", title="No Airflow pod is evicted for ephemeral storage",
-       severity="error", category=Category.RESOURCES, needs=("pods",), uses=("events", "cluster"),
+       severity="error", category=Category.RESOURCES, needs=("pods",), uses=("events", "cluster", "configmaps"),
        severity_note="an eviction in the last 24 hours; warning for older evictions")
 def run(ctx: Context) -> Result:
     """Pods evicted (status.reason Evicted) because they used too much ephemeral storage."""
@@ -56,6 +56,13 @@ def _evicted_at(ctx: Context, p: Pod):
     if evs:
         return event_time(evs[-1])
     return p.started
+
+
+def _autopilot(ctx: Context) -> bool:
+    try:
+        return ctx.has("cluster") and bool(as_dict(ctx.cluster.get("autopilot")).get("enabled"))
+    except DataUnavailable:
+        return False
 
 
 def _finding(ctx: Context, key: tuple[str, str], pods: list[Pod]) -> Finding:
@@ -97,12 +104,31 @@ def _finding(ctx: Context, key: tuple[str, str], pods: list[Pod]) -> Finding:
     vkey = VALUES.get(component)
     commands = [kubectl(ctx, "get pods", "--field-selector=status.phase=Failed"),
                 kubectl(ctx, "describe pod", q(latest.name))]
+    autopilot = _autopilot(ctx)
+    adjusted = [str(latest.annotations.get("autopilot.gke.io/resource-adjustment") or "")]
+    if autopilot:
+        evidence.append("the cluster is GKE Autopilot: limits equal requests, an ephemeral-storage request left unset "
+                        "defaults to 1Gi per container, and a pod's ephemeral storage is capped (10Gi on general-purpose "
+                        "compute classes)" + ("; Autopilot adjusted this pod's resources "
+                                              "(autopilot.gke.io/resource-adjustment)" if adjusted[0] else ""))
     if vkey:
-        commands.append(helm_upgrade(ctx, f"--set {vkey}.resources.requests.ephemeral-storage=2Gi",
-                                     f"--set {vkey}.resources.limits.ephemeral-storage=8Gi"))
+        if autopilot:   # a limit above the request is rewritten to the request: ask for what it needs, once
+            commands.append(helm_upgrade(ctx, f"--set {vkey}.resources.requests.ephemeral-storage=4Gi",
+                                         f"--set {vkey}.resources.limits.ephemeral-storage=4Gi"))
+        else:
+            commands.append(helm_upgrade(ctx, f"--set {vkey}.resources.requests.ephemeral-storage=2Gi",
+                                         f"--set {vkey}.resources.limits.ephemeral-storage=8Gi"))
     if component in ("scheduler", "triggerer", "dag-processor", "worker"):
         commands.append(helm_upgrade(ctx, f"--set {vkey}.logGroomerSidecar.retentionDays=3"))
-    commands.append(helm_upgrade(ctx, "--set-string config.logging.delete_local_logs=True"))
+    try:
+        cfg = ctx.config(component or "scheduler")
+        remote, dll = cfg.getboolean("logging", "remote_logging"), cfg.getboolean("logging", "delete_local_logs")
+    except DataUnavailable:
+        cfg, remote, dll = None, True, False
+    if dll and cfg is not None:   # never propose a setting already set
+        evidence.append(f"[logging] delete_local_logs is already True ({cfg.source('logging', 'delete_local_logs')})")
+    elif remote:
+        commands.append(helm_upgrade(ctx, "--set-string config.logging.delete_local_logs=True"))
     summary = ("Give the containers an ephemeral-storage request (so they are scheduled where the space is) and a limit "
                "that fits what they write, keep less on local disk (shorter log retention, remote logging with "
                "delete_local_logs), or put logs on a volume. Evicted pods stay listed until deleted: "

@@ -83,14 +83,21 @@ def _finding(ctx: Context, pod: Pod, pvc, pv, zones: list[str], evs: list[dict])
     commands.append("# Option A: a node in the disk's zone\n" + "\n".join(add_zone))
     if disk.startswith("projects/") and "/disks/" in disk:
         dname = disk.rsplit("/", 1)[1]
-        commands.append("# Option B: move the data to a zone with nodes\n"
+        target_zone = sorted(z for z in node_zones if z != zone)[:1]
+        to = target_zone[0] if target_zone else "<a zone with nodes>"
+        commands.append("# Option B: move the data to a zone with nodes (snapshot, then restore there and point a "
+                        "PersistentVolume at the new disk)\n"
                         f"gcloud compute snapshots create {q(dname + '-move')} --source-disk={q(dname)} "
-                        f"--source-disk-zone={q(zone)} --project {q(project(ctx))}")
+                        f"--source-disk-zone={q(zone)} --project {q(project(ctx))}\n"
+                        f"gcloud compute disks create {q(dname + '-moved')} --source-snapshot={q(dname + '-move')} "
+                        f"--zone={q(to)} --project {q(project(ctx))}")
     role, _, sts = pvc_role(ctx, pvc.name, pvc.labels)
     summary = (f"Option A: give the pod a schedulable node in {zone} (add the zone to the node pool's locations). "
                "Option B: move the data: snapshot the disk and restore it in a zone that has nodes, then recreate the claim from it. "
-               "For new volumes prefer a WaitForFirstConsumer class (or regional persistent disks) so the disk "
-               "follows the pod.")
+               + ("For new volumes prefer a WaitForFirstConsumer class (or regional persistent disks) so the disk "
+                  "follows the pod." if not _wffc(ctx, pvc) else
+                  f"Its class already binds WaitForFirstConsumer: the disk followed the first pod into {zone}, and the "
+                  "nodes left that zone since; regional persistent disks survive that."))
     return Finding(
         title=f"Volume of PVC {pvc.name} is in {zone}, where no node can run {pod.name}",
         message=(f"Pod {pod.name} mounts PersistentVolumeClaim {pvc.name}, whose zonal disk (PersistentVolume {pv.name}) "
@@ -102,6 +109,14 @@ def _finding(ctx: Context, pod: Pod, pvc, pv, zones: list[str], evs: list[dict])
         remediation=Remediation(summary, commands),
         blocks=[k8s_resource(ctx, "Pod", pod.name).ref],
     )
+
+
+def _wffc(ctx: Context, pvc) -> bool:
+    try:
+        sc = ctx.storage_class_of(pvc)
+    except DataUnavailable:
+        return False
+    return sc is not None and sc.binding_mode == "WaitForFirstConsumer"
 
 
 def _pools(ctx: Context, pod: Pod) -> list[tuple[str, list[str]]]:
