@@ -64,7 +64,7 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
     # role, each KSA's binding, the annotations.
     named = sorted({g for i in idents if (g := ctx.gsa_of(i.ksa))})
     gsa = named[0] if len(named) == 1 else f"airflow@{p}.iam.gserviceaccount.com"
-    g_entry = ctx.entry("gsa", email=gsa)
+    g_entry = ctx.entry("gsa", email=gsa) if len(named) == 1 else None   # only a GSA the KSAs name is read
     exists = g_entry is not None and g_entry.ok
     try:
         pool_on = bool(ctx.workload_pool)
