@@ -89,15 +89,10 @@ def _jobs(ctx: Context) -> dict[str, Obj]:
 
 def pods_of(ctx: Context, kind: str, ctrl: Obj) -> list[Pod]:
     """The controller's pods (a Deployment's through its ReplicaSets: ``<name>-<pod-template-hash>``)."""
-    if kind == "Deployment":
-        out = []
-        for p in ctx.pods_by_component_safe(str(ctrl.labels.get("component") or "")) or ctx.pods:
-            for o in as_list(p.metadata.get("ownerReferences")):
-                if isinstance(o, dict) and o.get("kind") == "ReplicaSet":
-                    name, h = str(o.get("name") or ""), p.labels.get("pod-template-hash")
-                    if (h and name == f"{ctrl.name}-{h}") or (not h and name.rsplit("-", 1)[0] == ctrl.name):
-                        out.append(p)
-        return out
+    if kind == "Deployment":   # its ReplicaSets are <name>-<pod-template-hash> (the hash has no dash)
+        prefix = f"ReplicaSet/{ctrl.name}-"
+        return [p for key, ps in ctx.pods_by_owner.items() if key.startswith(prefix) and "-" not in key[len(prefix):]
+                for p in ps if not p.is_task_pod]
     return [p for p in ctx.pods_by_owner.get(f"{kind}/{ctrl.name}", []) if not p.is_task_pod]
 
 

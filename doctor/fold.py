@@ -32,27 +32,32 @@ def _text(f: Finding) -> str:
     return "\n".join([f.title, f.message, *f.evidence])
 
 
-def _names(text: str, name: str) -> bool:
-    """``name`` (a pod name) appears in ``text`` as a whole name, not as the prefix of another."""
-    if name not in text:
-        return False
-    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) is not None
+_NAME = re.compile(r"[\w.-]+")
+
+
+def names_in(text: str) -> set[str]:
+    """The whole names (pod names and the like) a text mentions: ``airflow-worker-1`` is in
+    "pods airflow-worker-1, airflow-worker-10." but ``airflow-worker-1`` is not in "airflow-worker-10"."""
+    out = set()
+    for tok in _NAME.findall(text):
+        out.add(tok)
+        out.add(tok.rstrip("."))   # the end of a sentence is not part of the name
+    return out
 
 
 class _Specific:
-    __slots__ = ("finding", "text", "refs")
+    __slots__ = ("finding", "names", "refs")
 
     def __init__(self, f: Finding) -> None:
         self.finding = f
-        self.text = _text(f)
+        self.names = names_in(_text(f))   # tokenised once: a floor finding may name thousands of task pods
         self.refs = {f.resource.ref, *f.subjects}
 
     def explains(self, ref: str, owner_ref: str) -> bool:
         if ref in self.refs or owner_ref in self.refs:
             return True
         kind, _, rest = ref.partition("/")
-        name = rest.rsplit("/", 1)[-1]
-        return kind == "Pod" and _names(self.text, name)
+        return kind == "Pod" and rest.rsplit("/", 1)[-1] in self.names
 
 
 def _order(s: _Specific) -> tuple:

@@ -46,3 +46,24 @@ def test_the_executor_floor_stays_quiet_on_busy_and_healthy_executors(run_cli):
     for name in ("healthy-af3-k8s-wi", "task-pod-init-stuck", "seed-incident", "k8s-logs-lost"):
         assert status_of(_doc(run_cli, name), "executor-slots-blocked") == "pass", name
     assert status_of(_doc(run_cli, "healthy-af2-celery"), "executor-slots-blocked") == "skip"
+
+
+def test_the_executor_floor_links_to_the_specific_cause_and_folds_under_it(run_cli):
+    """The scheduler may not delete pods: executor-rbac-forbidden knows the cause; the floor's finding
+    on the pods never deleted links to it (caused_by) and is listed as its symptom, not printed twice."""
+    doc = _doc(run_cli, "task-pods-kept-no-delete-rbac")
+    assert [f["check"] for f in doc["findings"]] == ["executor-rbac-forbidden"]
+    assert status_of(doc, "executor-slots-blocked") == "fail"
+    cause = doc["findings"][0]
+    assert [s["check"] for s in cause["symptoms"]] == ["executor-slots-blocked"]
+    sym = cause["symptoms"][0]
+    assert sym["title"].startswith("9 finished task pods were never deleted although delete_worker_pods=True")
+    assert sym["resource"]["kind"] == "Deployment" and sym["resource"]["name"] == "airflow-scheduler"
+
+
+def test_a_dead_pod_watcher_takes_the_floor_finding_as_its_symptom(run_cli):
+    """k8s-watcher-410-gone names the cause of the pods never deleted: the floor's view folds under it."""
+    doc = _doc(run_cli, "k8s-watcher-410-af2")
+    assert "executor-slots-blocked" not in {f["check"] for f in doc["findings"]}
+    cause = next(f for f in doc["findings"] if f["check"] == "k8s-watcher-410-gone")
+    assert [s["check"] for s in cause.get("symptoms", [])] == ["executor-slots-blocked"]
