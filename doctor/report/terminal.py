@@ -198,7 +198,7 @@ def _finding(f: Finding, by_id: dict, width: int, escape, d: Detail) -> list[str
     if f.symptoms:   # floor findings folded under this one (doctor/fold.py): the same failure, generically
         out.append(f"{pad}[bold]Also seen as[/bold]")
         for s in f.symptoms:
-            out += [escape(x) for x in wrap(f"{s.title} ({s.check})", width, pad + "  - ", pad + "    ")]
+            out += [escape(x) for x in wrap(f"{_clip(s.title, 150)} ({s.check})", width, pad + "  - ", pad + "    ")]
     fix = wrap("Fix: " + f.remediation.summary, width, pad)
     out.append(escape(fix[0]).replace("Fix:", "[bold]Fix:[/bold]", 1))
     out += [escape(x) for x in fix[1:]]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import findings_of, status_of
+from conftest import doctor_json, findings_of, scenario, status_of
 from checktools import report
 from test_floor import _component_pods_down
 
@@ -69,3 +69,83 @@ def test_young_pods_and_rollouts_in_progress_get_no_floor_finding(name, run_cli)
     assert young and not down, "the scenario holds not-ready pods, all within the grace"
     doc = _doc(run_cli, name)
     assert doc["findings"] == [] and status_of(doc, "component-not-ready") == "pass"
+
+
+# --- the other Kubernetes reasons, on a copy of the healthy snapshot with one object changed ---------
+
+def _patched(tmp_path, edit) -> dict:
+    """``healthy-af3-k8s-wi`` (captured 2026-11-20T10:00:00Z) with ``edit(pods, events, jobs)`` applied."""
+    import json
+    import shutil
+
+    dst = tmp_path / "snap"
+    shutil.copytree(scenario("healthy-af3-k8s-wi"), dst)
+    base = dst / "k8s" / "api" / "v1" / "namespaces" / "airflow"
+    files = {"pods": base / "pods.json", "events": base / "events.json",
+             "jobs": dst / "k8s" / "apis" / "batch" / "v1" / "namespaces" / "airflow" / "jobs.json"}
+    bodies = {k: json.loads(p.read_text()) for k, p in files.items()}
+    edit({p["metadata"]["name"].rsplit("-", 2)[0] if "-0" not in p["metadata"]["name"] else p["metadata"]["name"]: p
+          for p in bodies["pods"]["items"]}, bodies["events"]["items"], bodies["jobs"]["items"])
+    for k, p in files.items():
+        p.write_text(json.dumps(bodies[k]))
+    return dst
+
+
+def _not_ready(p: dict, since: str, message: str = "containers with unready status") -> None:
+    for c in p["status"]["conditions"]:
+        if c["type"] in ("Ready", "ContainersReady"):
+            c.update(status="False", lastTransitionTime=since, reason="ContainersNotReady", message=message)
+
+
+def test_running_but_failing_readiness_names_the_probe_event(run_cli, tmp_path):
+    def edit(pods, events, jobs):
+        p = pods["airflow-api-server"]
+        _not_ready(p, "2026-11-20T09:38:00Z")
+        for cs in p["status"]["containerStatuses"]:
+            cs["ready"] = False
+        events.append({"metadata": {"name": "api.1", "namespace": "airflow", "uid": "u-1",
+                                    "creationTimestamp": "2026-11-20T09:38:10Z"},
+                       "involvedObject": {"kind": "Pod", "namespace": "airflow", "name": p["metadata"]["name"],
+                                          "uid": p["metadata"]["uid"], "fieldPath": "spec.containers{api-server}"},
+                       "reason": "Unhealthy", "type": "Warning", "count": 131,
+                       "message": 'Readiness probe failed: Get "http://10.8.0.12:8080/api/v2/monitor/health": '
+                                  "context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+                       "firstTimestamp": "2026-11-20T09:38:10Z", "lastTimestamp": "2026-11-20T09:59:40Z",
+                       "source": {"component": "kubelet"}})
+
+    doc = doctor_json(run_cli, _patched(tmp_path, edit))[1]
+    f = findings_of(doc, "component-not-ready")
+    assert len(f) == 1 and f[0]["severity"] == "error"
+    assert f[0]["title"] == ("api-server is not running: container api-server Running but not Ready for 22m "
+                             '(Readiness probe failed: Get "http://10.8.0.12:8080/api/v2/monitor/health": context '
+                             "deadline exceeded (Client.Timeout exceeded while awaiting headers))")
+    assert any(e.startswith("event Warning Unhealthy (x131, kubelet): Readiness probe failed") for e in f[0]["evidence"])
+
+
+def test_terminating_stuck_and_a_failed_job(run_cli, tmp_path):
+    def edit(pods, events, jobs):
+        p = pods["airflow-triggerer-0"]
+        p["metadata"]["deletionTimestamp"] = "2026-11-20T09:20:00Z"
+        p["metadata"]["finalizers"] = ["example.com/log-archiver"]
+        job = jobs[0]
+        job["status"] = {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "message": "Job has reached the specified backoff limit",
+                                         "lastProbeTime": "2026-11-20T09:10:00Z",
+                                         "lastTransitionTime": "2026-11-20T09:10:00Z"},
+                                        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "message": "Job has reached the specified backoff limit",
+                                         "lastProbeTime": "2026-11-20T09:10:00Z",
+                                         "lastTransitionTime": "2026-11-20T09:10:00Z"}],
+                         "startTime": "2026-11-20T09:00:00Z", "failed": 7, "terminating": 0, "ready": 0,
+                         "uncountedTerminatedPods": {}}
+
+    doc = doctor_json(run_cli, _patched(tmp_path, edit))[1]
+    fs = {f["resource"]["kind"]: f for f in findings_of(doc, "component-not-ready")}
+    t = fs["StatefulSet"]
+    assert t["title"].startswith("triggerer is not running: Terminating (deletion not finished) for 40m")
+    assert any("finalizers ['example.com/log-archiver']" in e for e in t["evidence"])
+    assert t["remediation"]["commands"][0] == ("kubectl get pod airflow-triggerer-0 --namespace airflow -o "
+                                               "jsonpath='{.metadata.finalizers}'")
+    j = fs["Job"]
+    assert j["title"] == "run-airflow-migrations Job airflow-run-airflow-migrations failed (BackoffLimitExceeded)"
+    assert j["remediation"]["commands"][0] == "kubectl describe job airflow-run-airflow-migrations --namespace airflow"
