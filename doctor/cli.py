@@ -229,7 +229,7 @@ def collect(out_path, old_out_path, namespace, release, only, skip, project, loc
 
     if old_out_path is not None:
         if out_path is not None:
-            raise click.UsageError("give the path once: --dest (-o/--output is its deprecated spelling)")
+            raise UserError("give the path once: --dest (-o/--output is its deprecated spelling)", usage=True)
         _err("airflow-gke: note: `collect -o/--output PATH` is deprecated (in the other commands -o names a "
              "report format); use `collect --dest PATH`")
         out_path = old_out_path
@@ -291,7 +291,7 @@ def explain(slug) -> None:
 
     registry = load_checks()
     if slug not in registry:
-        raise click.UsageError(f"unknown check {slug!r}; see `airflow-gke checks`")
+        raise UserError(f"unknown check {slug!r}; see `airflow-gke checks`", usage=True)
     text = runbook_text(slug)
     if text is None:
         raise UserError(f"no runbook shipped for {slug}")
