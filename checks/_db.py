@@ -10,7 +10,13 @@ from airflow_gke.model import finding_id
 from airflow_gke.remediation import k8s_resource
 
 
+# A connection URL whose password (or user) holds an unencoded '@', ':', '/', '?' or '#': part of the
+# password is read as the host (DB_HOST=123@10.0.0.5, could not translate host name "p@10.0.0.5")
+# or as the port. The image's entrypoint and libpq/urllib print these (apache/airflow#16000, #43150).
+URL = re.compile(r"""(?ix)\bDB_HOST=\S*@\S+ | run_nc\s+'[^']*@[^']*' | could\ not\ translate\ host\ name\ "[^"]*@[^"]*"
+                     | Port\ could\ not\ be\ cast\ to\ integer\ value | invalid\ port\ number|invalid\ integer\ value\ "[^"]*"\ for\ connection\ option\ "port\"""")
 KINDS = [  # (kind, pattern); first match wins, most specific first
+    ("url", URL),
     ("pgbouncer-auth", re.compile(r"(?i)wrong password type|server login failed|server login has been failing|"
                                   r"cannot do SCRAM authentication")),
     ("auth", re.compile(r"(?i)password authentication failed for user|no pg_hba\.conf entry|"
@@ -34,6 +40,7 @@ HOSTS = [
     re.compile(r'for user "[^"]+".*?host "([^"]+)"'),
 ]
 KIND_TEXT = {
+    "url": "the connection URL is not URL-encoded: part of the password is read as the host or port",
     "pgbouncer-auth": "PgBouncer cannot log in to the database server (server login failed)",
     "auth": "the database rejects the user or password",
     "too-many": "the database has no connection slots left",
@@ -116,6 +123,8 @@ def _db_errors(ctx: Context) -> list[DbError]:
                 if not any(DB_CONTEXT.search(w) and not NOT_DB.search(w) for w in window):
                     continue
                 host, port = host_of([ln] + list(reversed(window)) + lines)
+                if host and "@" in host:   # an unencoded '@' in the password: the host is what follows the last one
+                    host = host.rsplit("@", 1)[1] or None
                 out.append(DbError(pod, name, which, kind, ln, host, port))
     return out
 

@@ -1,6 +1,8 @@
 """Airflow containers that cannot reach or log in to the metadata database (connection refused,
-host name that does not resolve, password rejected, no connection slots left, timeouts), judged
-from the logs of the containers that are failing. The host is named; passwords never are."""
+host name that does not resolve, password rejected, no connection slots left, timeouts, and a
+connection URL whose password is not URL-encoded so that part of it is read as the host or port,
+catalogue #27), judged from the logs of the containers that are failing. The host is named;
+passwords never are (a password fragment in a host position is masked where the logs are read)."""
 from __future__ import annotations
 
 import re
@@ -58,7 +60,21 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
     pt = port or "5432"
     commands = [f"kubectl run pg-check --rm -i --restart=Never --namespace {n} --image=postgres:16-alpine -- "
                 f"pg_isready -h {q(h)} -p {q(pt)}"]
-    if kind == "auth":
+    if kind == "url":
+        summary = (f"The connection URL in Secret {secret} holds a password (or user) with a character that is not "
+                   "URL-encoded ('@', ':', '/', '?', '#', '%' or a space), so the URL parser takes part of the password "
+                   f"for the host or port. Store the URL with the password percent-encoded (the host is {h}).")
+        chart_secret = bool(rel) and secret == f"{rel}-metadata"
+        commands = ["# set DB_USER, DB_PASS (as it is) and DB_NAME in your shell first; the password is encoded here:",
+                    "ENC=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=\"\"))' "
+                    '"$DB_PASS")']
+        if chart_secret:   # the chart builds the URL from data.metadataConnection
+            commands.append(helm_upgrade(ctx, '--set-string data.metadataConnection.pass="$ENC"'))
+        else:
+            commands.append(f"kubectl create secret generic {q(secret)} --namespace {n} "
+                            f'--from-literal=connection="postgresql://$DB_USER:$ENC@{h}:{pt}/$DB_NAME" '
+                            "--dry-run=client -o yaml | kubectl apply -f -")
+    elif kind == "auth":
         summary = (f"The user or password in Secret {secret} is not what the database accepts (a rotated or reset "
                    "password, or a password with special characters that is not URL-encoded). Reset the password, "
                    "store the URL-encoded connection in the Secret and restart the components.")
@@ -99,10 +115,12 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
         o = owner_of(e.pod)
         if o and o[0] in ("Deployment", "StatefulSet") and o not in restarts:
             restarts.append(o)
-    for k, name in (restarts[:4] if kind in ("auth", "dns") else []):   # env is read at container start
+    for k, name in (restarts[:4] if kind in ("auth", "dns", "url") else []):   # env is read at container start
         commands.append(f"kubectl rollout restart {k.lower()} {q(name)} --namespace {n}")
     return Finding(
-        title=f"Airflow cannot {'log in to' if kind in ('auth', 'pgbouncer-auth') else 'reach'} the metadata database at {where}",
+        title=(f"The metadata connection URL in Secret {secret} is not URL-encoded: Airflow looks for the database at "
+               f"a host that is part of the password" if kind == "url" else
+               f"Airflow cannot {'log in to' if kind in ('auth', 'pgbouncer-auth') else 'reach'} the metadata database at {where}"),
         message=(f"{len(pods)} Airflow pod(s) fail to open a connection to the metadata database at {where}: "
                  f"{KIND_TEXT[kind]}. Components that cannot reach the database crash or wait in their init containers; "
                  "no task can run."),

@@ -48,6 +48,10 @@ _LOG_PATTERNS = [
      "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----"),
     (re.compile(r"\bya29\.[A-Za-z0-9._\-]{10,}"), MASK),          # Google OAuth access tokens
     (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), MASK),             # Google API keys
+    # A database host that holds '@': the tail of a password that was not URL-encoded
+    # (the image's entrypoint prints ``DB_HOST=123@10.0.0.5`` and ``run_nc '123@10.0.0.5'``; libpq
+    # ``could not translate host name "123@10.0.0.5"``): what stands before the last '@' is secret.
+    (re.compile(r"""(?i)(\bDB_HOST=|\brun_nc\s+'|host name ")[^\s'"]*@"""), r"\1" + MASK + "@"),
 ]
 # A command-line flag whose next argument is a secret (``--password hunter2``, ``--requirepass x``).
 _SECRET_FLAG = re.compile(r"(?i)^--?[\w.-]*(?:pass(?:word|wd)?|token|secret|api-?key|private-?key|credential)[\w.-]*$")
@@ -74,7 +78,7 @@ _URI_TRIGGER = "://"
 _LOG_TRIGGERS: list[tuple[str, ...] | None] = [   # per _LOG_PATTERNS entry; None: always run
     ("bearer",), ("authorization",), ("passw", "pwd", "secret", "token", "api_key", "apikey", "fernet_key",
                                       "private_key"),
-    ("-----begin ",), ("ya29.",), ("aiza",),
+    ("-----begin ",), ("ya29.",), ("aiza",), ("db_host=", "run_nc", "host name"),
 ]
 _ALL_TRIGGERS = (_URI_TRIGGER,) + tuple(t for ts in _LOG_TRIGGERS if ts for t in ts)
 _TEXT_MEMO: dict[str, str] = {}

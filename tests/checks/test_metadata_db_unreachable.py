@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import scenario, status_of
+from conftest import findings_of, scenario, status_of
 from checktools import HEALTHY, cmds, only, reports, text
 
 
@@ -54,3 +54,26 @@ def test_metadata_db_unreachable_connection_refused_links_to_postgres(doc):
 @pytest.mark.parametrize("name", HEALTHY + ("migrations-hook-never-ran",))
 def test_metadata_db_unreachable_silent(doc, name):
     assert status_of(doc(name), "metadata-db-unreachable") == "pass"
+
+
+def test_a_password_with_an_unencoded_at_sign_is_named_as_the_cause_and_never_printed(run_cli):
+    """Catalogue #27: the URL parser takes the tail of the password for the host."""
+    r = run_cli("doctor", "--snapshot", str(scenario("metadata-url-not-encoded-af2")), "--output", "json")
+    assert "Xk9" not in r.out
+    table = run_cli("doctor", "--snapshot", str(scenario("metadata-url-not-encoded-af2")))
+    assert "Xk9" not in table.out
+    (f,) = findings_of(r.json, "metadata-db-unreachable")
+    assert f["severity"] == "error"
+    assert f["resource"]["name"] == "af2-cloudsql-connection"
+    assert f["title"].startswith("The metadata connection URL in Secret af2-cloudsql-connection is not URL-encoded")
+    assert any("DB_HOST=<redacted>@10.61.0.3" in e for e in f["evidence"])
+    assert any("host in the errors: 10.61.0.3" in e for e in f["evidence"])
+    cmds = f["remediation"]["commands"]
+    assert cmds[1].startswith("ENC=$(python3 -c 'import sys, urllib.parse;")
+    assert cmds[2] == ('kubectl create secret generic af2-cloudsql-connection --namespace data-pipelines '
+                       '--from-literal=connection="postgresql://$DB_USER:$ENC@10.61.0.3:5432/$DB_NAME" '
+                       "--dry-run=client -o yaml | kubectl apply -f -")
+    assert cmds[-2:] == ["kubectl rollout restart deployment af2-scheduler --namespace data-pipelines",
+                         "kubectl rollout restart deployment af2-webserver --namespace data-pipelines"]
+    (m,) = findings_of(r.json, "migrations-not-run")
+    assert m["caused_by"] == [f["id"]]
