@@ -1,9 +1,12 @@
 """What the doctor reads: the target it diagnoses and the catalogue of data keys.
 
 A *data key* names one kind of API read (``pods``, ``cluster``, ``bucket`` ...) and knows its
-snapshot-v1 path, what it needs of the target, and the permission that allows it. Checks declare
-the keys they need; the snapshot reader, the live reader, the ``permissions`` command and the
-runner's "could not read" messages all derive from this one table, so they cannot drift apart.
+snapshot-v1 path, what it needs of the target, the permission that allows it, how a live run reads
+it and, for a per-item key, which function names its items from which other reads. Checks declare
+the keys they need; the snapshot reader, the live reader and planner, the ``permissions``
+command, the runner's "could not read" messages and the read tables of docs/security.md and
+docs/snapshot-format.md (``python -m airflow_gke.gendocs``) all derive from this one table, so
+they cannot drift apart. Adding a data source is one entry here (CONTRIBUTING.md).
 """
 from __future__ import annotations
 
@@ -26,6 +29,27 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Items:
+    """How a per-item key's items are named by other reads (phase 2 of a live run).
+
+    ``fn`` (``"module:function"``) takes the context of phase 1's reads (and the live options)
+    and returns the items: values of the key's ``per`` placeholder, or dicts of placeholders. It
+    may read only the keys listed in ``reads``: a live run reads those first, ``airflow-gke
+    permissions`` grants them, and tests/test_data_keys.py checks the list against what ``fn``
+    reads on every scenario. Keys sharing one ``Items`` are planned from one call, item by item."""
+
+    what: str                        # what the items are, for --verbose ("log bucket(s)")
+    fn: str                          # "module:function"
+    reads: tuple[str, ...]           # the data keys fn reads
+
+    def function(self):
+        import importlib
+
+        module, _, attr = self.fn.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
 class DataKey:
     name: str
     template: str                     # snapshot path without extension, {placeholders}
@@ -37,6 +61,20 @@ class DataKey:
     not_found_is_data: bool = False   # a 404 is an answer (the bucket does not exist), not a failure
     per: str | None = None            # extra placeholder filled per item ("bucket", "email", "service", ...)
     selector: str | None = None       # Kubernetes labelSelector of the list (the path stores only what matched)
+    items: Items | None = None        # how a live run names the items of a per-item key (None: fixed list)
+    live: str = ""                    # how a live run reads it: Kubernetes "list" (paged) or "log" (a
+    #                                   container's log text); Google "rest" (GET, POST for :getIamPolicy,
+    #                                   through an authorized session) or a client call of live/gcloud.py
+    doc: str = ""                     # what the docs tables add about this read
+
+    def __post_init__(self) -> None:
+        if not self.live:
+            object.__setattr__(self, "live", "list" if self.scope == "k8s" else "rest")
+
+    @property
+    def service(self) -> str:
+        """Who answers: ``k8s``, or the Google service (first label of ``<service>.googleapis.com``)."""
+        return "k8s" if self.scope == "k8s" else self.template.split("/")[1]
 
     def path(self, target: Target, **params: str) -> str:
         values = {f: getattr(target, f) for f in ("namespace", "project", "location", "cluster")}
@@ -49,93 +87,43 @@ class DataKey:
         return self.describe.format(**values)
 
 
-def _k8s(name, template, resource, group="", namespaced=True, verb="list", per=None, not_found_is_data=False):
+def _k8s(name, template, resource, group="", namespaced=True, verb="list", per=None, not_found_is_data=False,
+         items=None, live="list", doc="", selector=None, describe=None):
     where = " in namespace {namespace}" if namespaced else " (cluster-wide)"
     return DataKey(
         name=name,
         template=template,
         scope="k8s",
         requires=("namespace",) if namespaced else (),
-        describe=f"{verb} {resource}{where}" + (f" (apiGroup {group})" if not_found_is_data else ""),
+        describe=describe or f"{verb} {resource}{where}" + (f" (apiGroup {group})" if not_found_is_data else ""),
         rbac=(group, resource, verb),
         per=per,
         not_found_is_data=not_found_is_data,
+        items=items,
+        live=live,
+        doc=doc,
+        selector=selector,
     )
 
 
-def _gcp(name, template, requires, iam, describe, not_found_is_data=False, per=None):
+def _gcp(name, template, requires, iam, describe, not_found_is_data=False, per=None, items=None, live="rest",
+         doc=""):
     return DataKey(name, template, "gcp", requires, describe, iam=iam,
-                   not_found_is_data=not_found_is_data, per=per)
+                   not_found_is_data=not_found_is_data, per=per, items=items, live=live, doc=doc)
 
 
 NS = "k8s/api/v1/namespaces/{namespace}"
 APPS = "k8s/apis/apps/v1/namespaces/{namespace}"
 RBAC = "k8s/apis/rbac.authorization.k8s.io/v1"
 ESO = "k8s/apis/external-secrets.io"
+WORKLOADS = ("configmaps", "pods", "deployments", "statefulsets")
 
-KEYS: dict[str, DataKey] = {k.name: k for k in [
-    _k8s("pods", f"{NS}/pods", "pods"),
-    _k8s("events", f"{NS}/events", "events"),
-    _k8s("pvcs", f"{NS}/persistentvolumeclaims", "persistentvolumeclaims"),
-    _k8s("configmaps", f"{NS}/configmaps", "configmaps"),
-    _k8s("serviceaccounts", f"{NS}/serviceaccounts", "serviceaccounts"),
-    _k8s("deployments", f"{APPS}/deployments", "deployments", group="apps"),
-    _k8s("statefulsets", f"{APPS}/statefulsets", "statefulsets", group="apps"),
-    _k8s("jobs", "k8s/apis/batch/v1/namespaces/{namespace}/jobs", "jobs", group="batch"),
-    _k8s("storageclasses", "k8s/apis/storage.k8s.io/v1/storageclasses", "storageclasses",
-         group="storage.k8s.io", namespaced=False),
-    _k8s("nodes", "k8s/api/v1/nodes", "nodes", namespaced=False),
-    _k8s("persistentvolumes", "k8s/api/v1/persistentvolumes", "persistentvolumes", namespaced=False),
-    # Runtime, Airflow 3 and secrets checks: the api-server's Service and its EndpointSlices
-    # (core/v1 Endpoints is deprecated since Kubernetes 1.33), NetworkPolicies, the RBAC that lets
-    # the scheduler launch task pods, and External Secrets Operator objects. The ESO CRDs answer
-    # 404 when the operator (or that API version: ESO >= 0.17 serves only v1) is not installed,
-    # which is an answer ("not installed"), not a failed read.
-    _k8s("k8s_services", f"{NS}/services", "services"),
-    _k8s("endpointslices", "k8s/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", "endpointslices",
-         group="discovery.k8s.io"),
-    _k8s("networkpolicies", "k8s/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
-         "networkpolicies", group="networking.k8s.io"),
-    _k8s("roles", f"{RBAC}/namespaces/{{namespace}}/roles", "roles", group="rbac.authorization.k8s.io"),
-    _k8s("rolebindings", f"{RBAC}/namespaces/{{namespace}}/rolebindings", "rolebindings",
-         group="rbac.authorization.k8s.io"),
-    _k8s("clusterroles", f"{RBAC}/clusterroles", "clusterroles", group="rbac.authorization.k8s.io",
-         namespaced=False),
-    _k8s("clusterrolebindings", f"{RBAC}/clusterrolebindings", "clusterrolebindings",
-         group="rbac.authorization.k8s.io", namespaced=False),
-    _k8s("externalsecrets", f"{ESO}/v1/namespaces/{{namespace}}/externalsecrets", "externalsecrets",
-         group="external-secrets.io", not_found_is_data=True),
-    _k8s("secretstores", f"{ESO}/v1/namespaces/{{namespace}}/secretstores", "secretstores",
-         group="external-secrets.io", not_found_is_data=True),
-    _k8s("externalsecrets_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/externalsecrets", "externalsecrets",
-         group="external-secrets.io", not_found_is_data=True),
-    _k8s("secretstores_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/secretstores", "secretstores",
-         group="external-secrets.io", not_found_is_data=True),
-    _k8s("logs", f"{NS}/pods/{{pod}}/log/{{container}}", "pods/log", verb="get", per="container"),
-    # The target guard (doctor/target_guard.py) and namespace discovery: where the official chart's
-    # Deployments are, in every namespace (labelSelector tier=airflow: the path holds only those).
-    # Optional: without the right, discovery falls back and the guard names only what it read.
-    DataKey(name="chart_deployments", template="k8s/apis/apps/v1/deployments", scope="k8s", requires=(),
-            describe="list deployments labelled tier=airflow (all namespaces)", rbac=("apps", "deployments", "list"),
-            selector="tier=airflow"),
-    _gcp("services", "gcp/serviceusage/v1/projects/{project}/services/{service}", ("project",),
-         "serviceusage.services.get", "get the state of {service} in project {project}", per="service"),
-    _gcp("project", "gcp/cloudresourcemanager/v3/projects/{project}", ("project",),
-         "resourcemanager.projects.get", "get project {project}"),
-    _gcp("project_iam", "gcp/cloudresourcemanager/v3/projects/{project}:getIamPolicy", ("project",),
-         "resourcemanager.projects.getIamPolicy", "read the IAM policy of project {project}"),
-    _gcp("cluster", "gcp/container/v1/projects/{project}/locations/{location}/clusters/{cluster}",
-         ("project", "location", "cluster"), "container.clusters.get",
-         "get cluster projects/{project}/locations/{location}/clusters/{cluster}"),
-    _gcp("bucket", "gcp/storage/storage/v1/b/{bucket}", (), "storage.buckets.get",
-         "get bucket gs://{bucket}", not_found_is_data=True, per="bucket"),
-    _gcp("bucket_iam", "gcp/storage/storage/v1/b/{bucket}/iam", (), "storage.buckets.getIamPolicy",
-         "read the IAM policy of bucket gs://{bucket}", per="bucket"),
-    _gcp("gsa", "gcp/iam/v1/projects/{project}/serviceAccounts/{email}", ("project",),
-         "iam.serviceAccounts.get", "get service account {email}", not_found_is_data=True, per="email"),
-    _gcp("gsa_iam", "gcp/iam/v1/projects/{project}/serviceAccounts/{email}:getIamPolicy", ("project",),
-         "iam.serviceAccounts.getIamPolicy", "read the IAM policy of service account {email}", per="email"),
-]}
+# Per-item keys name their items from other data (the log bucket from the Airflow configuration,
+# Google service accounts from the KSAs Airflow runs as, logs from container states).
+LOG_BUCKETS = Items("log bucket(s)", "airflow_gke.views.identity:log_buckets", WORKLOADS)
+GSAS = Items("Google service account(s) named by Airflow KSAs", "airflow_gke.views.identity:gsa_emails",
+             ("serviceaccounts",) + WORKLOADS)
+LOGS = Items("container log(s)", "airflow_gke.live.plan:container_logs", ("pods",))
 
 # The APIs whose state snapshot v1 records.
 SERVICES = (
@@ -147,19 +135,108 @@ SERVICES = (
     "artifactregistry.googleapis.com",
 )
 
-# Data keys read once per run with no per-item parameter, in the order a live run fetches them.
-STATIC_KEYS = tuple(k for k in KEYS.values() if k.per is None)
 
-# Per-item keys name their items from other data (the log bucket from the Airflow configuration,
-# Google service accounts from KSA annotations, logs from container states): a live run reads
-# these first, and `airflow-gke permissions` grants them too.
-DERIVED_FROM: dict[str, tuple[str, ...]] = {
-    "bucket": ("configmaps", "pods", "deployments", "statefulsets"),
-    "bucket_iam": ("configmaps", "pods", "deployments", "statefulsets"),
-    "gsa": ("serviceaccounts", "configmaps", "pods", "deployments", "statefulsets"),
-    "gsa_iam": ("serviceaccounts", "configmaps", "pods", "deployments", "statefulsets"),
-    "logs": ("pods",),
-}
+def api_services(ctx=None, opts=None) -> tuple[str, ...]:
+    """The items of ``services``: a fixed list (its ``Items`` reads nothing, so phase 1 reads it)."""
+    return SERVICES
+
+
+API_SERVICES = Items("API state(s)", "airflow_gke.data:api_services", ())
+ESO_DOC = ("External Secrets Operator objects (a custom resource), not the secrets they sync; a 404 is an answer: "
+           "the operator, or this API version, is not installed")
+ESO_BETA = "the same under v1beta1 (External Secrets Operator before 0.17 served only that version)"
+
+KEYS: dict[str, DataKey] = {k.name: k for k in [
+    _k8s("pods", f"{NS}/pods", "pods"),
+    _k8s("events", f"{NS}/events", "events", doc="core/v1 Events"),
+    _k8s("pvcs", f"{NS}/persistentvolumeclaims", "persistentvolumeclaims"),
+    _k8s("configmaps", f"{NS}/configmaps", "configmaps", doc="the chart's `airflow.cfg` lives here"),
+    _k8s("serviceaccounts", f"{NS}/serviceaccounts", "serviceaccounts"),
+    _k8s("deployments", f"{APPS}/deployments", "deployments", group="apps"),
+    _k8s("statefulsets", f"{APPS}/statefulsets", "statefulsets", group="apps"),
+    _k8s("jobs", "k8s/apis/batch/v1/namespaces/{namespace}/jobs", "jobs", group="batch"),
+    _k8s("storageclasses", "k8s/apis/storage.k8s.io/v1/storageclasses", "storageclasses",
+         group="storage.k8s.io", namespaced=False),
+    _k8s("nodes", "k8s/api/v1/nodes", "nodes", namespaced=False),
+    _k8s("persistentvolumes", "k8s/api/v1/persistentvolumes", "persistentvolumes", namespaced=False,
+         doc="the zone a Bound claim's disk is pinned to (`spec.nodeAffinity`), and its CSI driver"),
+    # Runtime, Airflow 3 and secrets checks: the api-server's Service and its EndpointSlices
+    # (core/v1 Endpoints is deprecated since Kubernetes 1.33), NetworkPolicies, the RBAC that lets
+    # the scheduler launch task pods, and External Secrets Operator objects. The ESO CRDs answer
+    # 404 when the operator (or that API version: ESO >= 0.17 serves only v1) is not installed,
+    # which is an answer ("not installed"), not a failed read.
+    _k8s("k8s_services", f"{NS}/services", "services"),
+    _k8s("endpointslices", "k8s/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", "endpointslices",
+         group="discovery.k8s.io", doc="rather than the core/v1 Endpoints that Kubernetes deprecated in 1.33"),
+    _k8s("networkpolicies", "k8s/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
+         "networkpolicies", group="networking.k8s.io"),
+    _k8s("roles", f"{RBAC}/namespaces/{{namespace}}/roles", "roles", group="rbac.authorization.k8s.io"),
+    _k8s("rolebindings", f"{RBAC}/namespaces/{{namespace}}/rolebindings", "rolebindings",
+         group="rbac.authorization.k8s.io"),
+    _k8s("clusterroles", f"{RBAC}/clusterroles", "clusterroles", group="rbac.authorization.k8s.io",
+         namespaced=False),
+    _k8s("clusterrolebindings", f"{RBAC}/clusterrolebindings", "clusterrolebindings",
+         group="rbac.authorization.k8s.io", namespaced=False),
+    _k8s("externalsecrets", f"{ESO}/v1/namespaces/{{namespace}}/externalsecrets", "externalsecrets",
+         group="external-secrets.io", not_found_is_data=True, doc=ESO_DOC),
+    _k8s("secretstores", f"{ESO}/v1/namespaces/{{namespace}}/secretstores", "secretstores",
+         group="external-secrets.io", not_found_is_data=True, doc=ESO_DOC),
+    _k8s("externalsecrets_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/externalsecrets", "externalsecrets",
+         group="external-secrets.io", not_found_is_data=True, doc=ESO_BETA),
+    _k8s("secretstores_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/secretstores", "secretstores",
+         group="external-secrets.io", not_found_is_data=True, doc=ESO_BETA),
+    _k8s("logs", f"{NS}/pods/{{pod}}/log/{{container}}", "pods/log", verb="get", per="container", items=LOGS,
+         live="log", doc="the last 500 lines of containers that are waiting, not ready, failed or restarted, at "
+                         "most `--max-logs` (50) containers"),
+    # The target guard (doctor/target_guard.py) and namespace discovery: where the official chart's
+    # Deployments are, in every namespace (labelSelector tier=airflow: the path holds only those).
+    # Optional: without the right, discovery falls back and the guard names only what it read.
+    _k8s("chart_deployments", "k8s/apis/apps/v1/deployments", "deployments", group="apps", namespaced=False,
+         describe="list deployments labelled tier=airflow (all namespaces)", selector="tier=airflow",
+         doc="cluster-wide, asked with the label selector `tier=airflow` (the chart's Deployments only): finds "
+             "the namespace when none is given, and names where Airflow is when the target holds none. Optional: "
+             "without it the doctor still runs; absent in snapshots written before it was added (not collected)"),
+    _gcp("services", "gcp/serviceusage/v1/projects/{project}/services/{service}", ("project",),
+         "serviceusage.services.get", "get the state of {service} in project {project}", per="service",
+         items=API_SERVICES, live="serviceusage.get_service",
+         doc="for " + ", ".join(f"`{s}`" for s in SERVICES) + " (`artifactregistry.googleapis.com` was added "
+             "later: older snapshots lack it, i.e. it was not collected)"),
+    _gcp("project", "gcp/cloudresourcemanager/v3/projects/{project}", ("project",),
+         "resourcemanager.projects.get", "get project {project}", live="resourcemanager.get_project",
+         doc="the project; `name` is `projects/<number>`"),
+    _gcp("project_iam", "gcp/cloudresourcemanager/v3/projects/{project}:getIamPolicy", ("project",),
+         "resourcemanager.projects.getIamPolicy", "read the IAM policy of project {project}",
+         live="resourcemanager.get_iam_policy"),
+    _gcp("cluster", "gcp/container/v1/projects/{project}/locations/{location}/clusters/{cluster}",
+         ("project", "location", "cluster"), "container.clusters.get",
+         "get cluster projects/{project}/locations/{location}/clusters/{cluster}", live="container.get_cluster",
+         doc="node pools included"),
+    _gcp("bucket", "gcp/storage/storage/v1/b/{bucket}", (), "storage.buckets.get",
+         "get bucket gs://{bucket}", not_found_is_data=True, per="bucket", items=LOG_BUCKETS,
+         live="storage.get_bucket", doc="the bucket of `[logging] remote_base_log_folder` when it is a `gs://` URL: "
+                                        "its metadata, not its objects"),
+    _gcp("bucket_iam", "gcp/storage/storage/v1/b/{bucket}/iam", (), "storage.buckets.getIamPolicy",
+         "read the IAM policy of bucket gs://{bucket}", per="bucket", items=LOG_BUCKETS,
+         live="storage.get_bucket_iam"),
+    _gcp("gsa", "gcp/iam/v1/projects/{project}/serviceAccounts/{email}", ("project",),
+         "iam.serviceAccounts.get", "get service account {email}", not_found_is_data=True, per="email",
+         items=GSAS, doc="each Google service account that a Kubernetes service account Airflow runs as names in "
+                         "`iam.gke.io/gcp-service-account` (Workload Identity)"),
+    _gcp("gsa_iam", "gcp/iam/v1/projects/{project}/serviceAccounts/{email}:getIamPolicy", ("project",),
+         "iam.serviceAccounts.getIamPolicy", "read the IAM policy of service account {email}", per="email",
+         items=GSAS),
+]}
+
+
+def reads_for(keys) -> set[str]:
+    """The keys, plus every key their items are named from (what a live run reads, and what
+    ``airflow-gke permissions`` grants, for checks that declare ``keys``)."""
+    out = set(keys)
+    for k in list(out):
+        items = KEYS[k].items
+        if items is not None:
+            out.update(items.reads)
+    return out
 
 
 # What the target guard reads in every run that reads the cluster, whatever the checks selected:

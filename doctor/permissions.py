@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from .data import DERIVED_FROM, GUARD_KEYS, KEYS
+from .data import GUARD_KEYS, KEYS, reads_for
 
 ROLE_NAME = "airflow-gke-doctor"
 CUSTOM_ROLE_ID = "airflowGkeDoctor"
@@ -20,8 +20,7 @@ def keys_of(checks: Iterable) -> list[str]:
     keys: set[str] = set()
     for c in checks:
         keys.update(c.data_keys)
-    for k in list(keys):
-        keys.update(DERIVED_FROM.get(k, ()))
+    keys = reads_for(keys)
     keys.update(GUARD_KEYS)   # the target guard reads these in every run (doctor/target_guard.py)
     return [k for k in KEYS if k in keys]   # catalogue order
 

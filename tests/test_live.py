@@ -526,7 +526,7 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
     import kubernetes_validate
     import yaml
 
-    from airflow_gke.data import DERIVED_FROM, GUARD_KEYS, KEYS
+    from airflow_gke.data import GUARD_KEYS, KEYS, reads_for
     from airflow_gke.registry import load_checks
 
     p = subprocess.run([sys.executable, "-m", "airflow_gke.cli", "permissions", "--output", "yaml", "-n", "data"],
@@ -542,7 +542,7 @@ def test_permissions_yaml_is_a_valid_least_privilege_role():
             assert "secrets" not in rule["resources"]
     # exactly the reads the default checks declare (and what their per-item reads derive from)
     keys = {k for c in load_checks().values() if not c.extended for k in c.data_keys}
-    keys |= {d for k in list(keys) for d in DERIVED_FROM.get(k, ())}
+    keys = reads_for(keys)
     keys |= set(GUARD_KEYS)   # the target guard's reads, in every run
     want_ns = {(KEYS[k].rbac[0], KEYS[k].rbac[1], KEYS[k].rbac[2]) for k in keys
                if KEYS[k].scope == "k8s" and "namespace" in KEYS[k].requires}

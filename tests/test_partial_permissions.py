@@ -47,8 +47,6 @@ def profiles() -> dict[str, set[str]]:
 
 
 def deny_rules(denied: set[str], meta: dict) -> list[Fault]:
-    from airflow_gke.live.gcloud import SERVICE_OF
-
     K = _keys()
     rules = []
     for name in sorted(denied):
@@ -61,7 +59,7 @@ def deny_rules(denied: set[str], meta: dict) -> list[Fault]:
                 path = "/api/v1/namespaces/*/pods/*/log"
             rules.append(Fault(service="k8s", path=path, status=403))
         else:
-            rules.append(Fault(service=SERVICE_OF[name], path="/" + glob.split("/", 2)[2], status=403,
+            rules.append(Fault(service=k.service, path="/" + glob.split("/", 2)[2], status=403,
                                permission=k.iam))
     return rules
 

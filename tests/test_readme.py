@@ -41,3 +41,14 @@ def test_runbook_header_says_severity_notes_category_and_tier():
     chk = load_checks()["gcs-log-write-denied"]
     assert "**Severity:** error (warning when IAM could not be read) · **Category:** logging" \
         in gendocs.runbook_header(chk)
+
+
+def test_docs_read_tables_are_generated_from_the_data_keys():
+    """docs/security.md and docs/snapshot-format.md list every read of doctor/data.py."""
+    for path, text in gendocs.data_docs().items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name}: run python -m airflow_gke.gendocs"
+    from airflow_gke.data import KEYS
+
+    paths = (ROOT / "docs" / "snapshot-format.md").read_text(encoding="utf-8")
+    for k in KEYS.values():
+        assert f"`{gendocs.snapshot_path(k)}`" in paths

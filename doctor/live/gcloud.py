@@ -5,8 +5,13 @@ converted to the REST API's camelCase JSON, the same bodies a snapshot stores.
   (``resourcemanager_v3``): proto-plus / protobuf messages -> ``json_format.MessageToDict`` (JSON
   names, enum names, default values omitted as the REST API omits them).
 - Cloud Storage (``google.cloud.storage``): the bucket's ``_properties`` and the raw IAM resource.
-- IAM service accounts: ``google-cloud-iam`` has no REST transport, so an ``AuthorizedSession``
-  (google-auth) calls the REST API directly.
+- Every other read (``live="rest"`` in doctor/data.py, e.g. IAM service accounts:
+  ``google-cloud-iam`` has no REST transport): an ``AuthorizedSession`` (google-auth) calls the
+  REST API at the key's own path (GET; POST with ``requestedPolicyVersion: 3`` for
+  ``:getIamPolicy``), so a new Google data key needs no code here.
+
+Which call reads a data key is declared by the key (``DataKey.live``, ``DataKey.service``); the
+client calls are the ``READERS`` below.
 
 Credentials: Application Default Credentials, except for an endpoint overridden with a plain
 ``http://`` loopback URL (``AIRFLOW_GKE_ENDPOINT_<SERVICE>``), which gets anonymous credentials.
@@ -18,22 +23,14 @@ import threading
 import urllib.parse
 from typing import Any, Callable
 
+from ..data import KEYS, Target
 from .calls import Answer, failure, parse_retry_after
 from .options import Endpoint, endpoint
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
-# data key -> Google service (first label of the API host)
-SERVICE_OF = {
-    "services": "serviceusage",
-    "project": "cloudresourcemanager",
-    "project_iam": "cloudresourcemanager",
-    "cluster": "container",
-    "bucket": "storage",
-    "bucket_iam": "storage",
-    "gsa": "iam",
-    "gsa_iam": "iam",
-}
+# The Google services of the declared data keys (first label of the API host).
+SERVICES = tuple(dict.fromkeys(k.service for k in KEYS.values() if k.scope == "gcp"))
 
 
 class CredentialsProblem(Exception):
@@ -82,7 +79,7 @@ class Google:
         self._clients: dict[str, Any] = {}
         self._adc: tuple[Any, str | None] | None = None
         self._adc_error: str | None = None
-        self.endpoints: dict[str, Endpoint] = {s: endpoint(s, env) for s in set(SERVICE_OF.values())}
+        self.endpoints: dict[str, Endpoint] = {s: endpoint(s, env) for s in SERVICES}
 
     # --- wiring -----------------------------------------------------------------------------
     def credentials(self, service: str):
@@ -105,14 +102,19 @@ class Google:
         ep = self.endpoints[service]
         return {"api_endpoint": ep.url} if ep.url else None
 
-    def client(self, service: str):
+    def client(self, service: str, rest: bool = False):
+        """The service's client library client, or (``rest``) an authorized session for its REST API."""
         with self._lock:
-            c = self._clients.get(service)
+            c = self._clients.get((service, rest))
         if c is not None:
             return c
         creds = self.credentials(service)
         opts = self._options(service)
-        if service == "container":
+        if rest:
+            from google.auth.transport.requests import AuthorizedSession
+
+            c = AuthorizedSession(creds)
+        elif service == "container":
             from google.cloud import container_v1
 
             c = container_v1.ClusterManagerClient(credentials=creds, transport="rest", client_options=opts)
@@ -128,58 +130,37 @@ class Google:
             from google.cloud import storage
 
             c = storage.Client(project=self.project, credentials=creds, client_options=opts)
-        elif service == "iam":
-            from google.auth.transport.requests import AuthorizedSession
-
-            c = AuthorizedSession(creds)
-        else:  # pragma: no cover - SERVICE_OF is closed
+        else:  # pragma: no cover - a client call named for a service without a client
             raise KeyError(service)
         with self._lock:
-            return self._clients.setdefault(service, c)
+            return self._clients.setdefault((service, rest), c)
 
     # --- reads ------------------------------------------------------------------------------
     def read(self, key_name: str, params: dict, timeout: float) -> Answer:
-        """One read of a data key (no retries here)."""
-        service = SERVICE_OF[key_name]
+        """One read of a data key (no retries here), the way its declaration says."""
+        k = KEYS[key_name]
         try:
-            return self._guard(lambda: self._read(key_name, service, params, timeout), service, timeout)
+            return self._guard(lambda: self._read(k, params, timeout), k.service, timeout)
         except CredentialsProblem as e:
             return failure("credentials", str(e))
 
-    def _read(self, key_name: str, service: str, params: dict, timeout: float) -> Answer:
-        p = self.project
-        c = self.client(service)
-        if key_name == "services":
-            msg = c.get_service(request={"name": f"projects/{p}/services/{params['service']}"},
-                                retry=None, timeout=timeout)
-            return Answer(200, data=_to_dict(msg))
-        if key_name == "project":
-            return Answer(200, data=_to_dict(c.get_project(name=f"projects/{p}", retry=None, timeout=timeout)))
-        if key_name == "project_iam":
-            pol = c.get_iam_policy(request={"resource": f"projects/{p}", "options": {"requested_policy_version": 3}},
-                                   retry=None, timeout=timeout)
-            return Answer(200, data=_to_dict(pol))
-        if key_name == "cluster":
-            t = f"projects/{p}/locations/{self.location}/clusters/{self.cluster}"
-            return Answer(200, data=_to_dict(c.get_cluster(name=t, retry=None, timeout=timeout)))
-        if key_name == "bucket":
-            b = c.get_bucket(params["bucket"], timeout=timeout, retry=None)
-            return Answer(200, data=dict(b._properties))
-        if key_name == "bucket_iam":
-            # The raw IAM resource (kind, resourceId, version, etag, bindings): Bucket.get_iam_policy
-            # would reduce it to an api_core Policy and lose fields of the REST body.
-            body = c._get_resource(f"/b/{params['bucket']}/iam", query_params={"optionsRequestedPolicyVersion": 3},
-                                   timeout=timeout, retry=None)
-            return Answer(200, data=body)
-        if key_name in ("gsa", "gsa_iam"):
-            base = self.endpoints["iam"].url or "https://iam.googleapis.com"
-            url = f"{base}/v1/projects/{urllib.parse.quote(p)}/serviceAccounts/{urllib.parse.quote(params['email'], safe='@')}"
-            if key_name == "gsa":
-                resp = c.get(url, timeout=timeout)
-            else:
-                resp = c.post(url + ":getIamPolicy", json={"options": {"requestedPolicyVersion": 3}}, timeout=timeout)
-            return _from_response(resp)
-        raise KeyError(key_name)  # pragma: no cover
+    def _read(self, k, params: dict, timeout: float) -> Answer:
+        if k.live == "rest":
+            return self._rest(k, params, timeout)
+        return READERS[k.live](self, self.client(k.service), params, timeout)
+
+    def _rest(self, k, params: dict, timeout: float) -> Answer:
+        """GET the key's path on its service (POST for ``:getIamPolicy``), through an authorized session."""
+        target = Target(project=self.project, location=self.location, cluster=self.cluster)
+        rel = k.path(target, **params).split("/", 2)[2]            # gcp/<service>/<rel>
+        base = self.endpoints[k.service].url or f"https://{k.service}.googleapis.com"
+        url = f"{base.rstrip('/')}/{urllib.parse.quote(rel, safe='/@:')}"
+        c = self.client(k.service, rest=True)
+        if rel.endswith(":getIamPolicy"):
+            resp = c.post(url, json={"options": {"requestedPolicyVersion": 3}}, timeout=timeout)
+        else:
+            resp = c.get(url, timeout=timeout)
+        return _from_response(resp)
 
     def _guard(self, fn: Callable[[], Answer], service: str, timeout: float) -> Answer:
         """Turn the clients' exceptions into answers."""
@@ -239,3 +220,48 @@ def _from_response(resp: Any) -> Answer:
     if not isinstance(body, dict):
         body = {"message": f"HTTP {status}"}
     return Answer(status, error=body, retry_after=ra)
+
+
+# --- client calls: the ``live`` names of doctor/data.py that are not "rest" ----------------------
+def _get_service(g: Google, c, params: dict, timeout: float) -> Answer:
+    msg = c.get_service(request={"name": f"projects/{g.project}/services/{params['service']}"},
+                        retry=None, timeout=timeout)
+    return Answer(200, data=_to_dict(msg))
+
+
+def _get_project(g: Google, c, params: dict, timeout: float) -> Answer:
+    return Answer(200, data=_to_dict(c.get_project(name=f"projects/{g.project}", retry=None, timeout=timeout)))
+
+
+def _get_project_iam(g: Google, c, params: dict, timeout: float) -> Answer:
+    pol = c.get_iam_policy(request={"resource": f"projects/{g.project}", "options": {"requested_policy_version": 3}},
+                           retry=None, timeout=timeout)
+    return Answer(200, data=_to_dict(pol))
+
+
+def _get_cluster(g: Google, c, params: dict, timeout: float) -> Answer:
+    t = f"projects/{g.project}/locations/{g.location}/clusters/{g.cluster}"
+    return Answer(200, data=_to_dict(c.get_cluster(name=t, retry=None, timeout=timeout)))
+
+
+def _get_bucket(g: Google, c, params: dict, timeout: float) -> Answer:
+    b = c.get_bucket(params["bucket"], timeout=timeout, retry=None)
+    return Answer(200, data=dict(b._properties))
+
+
+def _get_bucket_iam(g: Google, c, params: dict, timeout: float) -> Answer:
+    # The raw IAM resource (kind, resourceId, version, etag, bindings): Bucket.get_iam_policy
+    # would reduce it to an api_core Policy and lose fields of the REST body.
+    body = c._get_resource(f"/b/{params['bucket']}/iam", query_params={"optionsRequestedPolicyVersion": 3},
+                           timeout=timeout, retry=None)
+    return Answer(200, data=body)
+
+
+READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
+    "serviceusage.get_service": _get_service,
+    "resourcemanager.get_project": _get_project,
+    "resourcemanager.get_iam_policy": _get_project_iam,
+    "container.get_cluster": _get_cluster,
+    "storage.get_bucket": _get_bucket,
+    "storage.get_bucket_iam": _get_bucket_iam,
+}

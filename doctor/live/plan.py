@@ -1,67 +1,88 @@
-"""What a live run reads: the data keys of the selected checks, and in phase 2 the per-item
-reads that phase 1's data names (the log bucket, the Google service accounts, the container logs).
+"""What a live run reads, from the declarations of doctor/data.py: in phase 1 the keys of the
+selected checks and what their per-item keys are named from; in phase 2 the per-item reads whose
+items phase 1's data names (each key's ``Items``: the log bucket, the Google service accounts, the
+container logs). Nothing here names a data key: a new one is planned from its declaration.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..data import KEYS, DataKey, Items, reads_for
 from ..views import Context, DataUnavailable, Pod
-from ..views.identity import LOG_READERS, LOG_WRITERS, bucket_of, named_gsas, remote_log_folder
-from ..data import DERIVED_FROM, KEYS, SERVICES
 
-# Cloud Storage bucket names (https://cloud.google.com/storage/docs/buckets#naming), loosely.
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _POD = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _CONTAINER = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+@dataclass
+class PlanOptions:
+    """What an item function may need besides the context: the caps of the run, and a place
+    for notes (--verbose)."""
+
+    max_logs: int = 50
+    notes: list[str] = field(default_factory=list)
+
+
 def keys_for(checks: Iterable) -> set[str]:
-    """Data keys the checks declare (needs + uses), plus what a per-item key is derived from."""
+    """Data keys the checks declare (needs + uses), plus what their per-item keys are named from."""
     keys: set[str] = set()
     for c in checks:
         keys.update(c.data_keys)
-    for k in list(keys):
-        keys.update(DERIVED_FROM.get(k, ()))
-    return keys
+    return reads_for(keys)
+
+
+def _groups(keys: set[str], phase: int) -> list[tuple[Items, list[DataKey]]]:
+    """Per-item keys among ``keys`` grouped by their ``Items`` (one call names the items of all),
+    in catalogue order; phase 1 takes those named from nothing, phase 2 the others."""
+    out: dict[int, tuple[Items, list[DataKey]]] = {}
+    for name, k in KEYS.items():
+        if name in keys and k.items is not None and (not k.items.reads) == (phase == 1):
+            out.setdefault(id(k.items), (k.items, []))[1].append(k)
+    return list(out.values())
+
+
+def _item_reads(items: Items, ks: list[DataKey], ctx: Context | None, opts: PlanOptions
+                ) -> list[tuple[str, dict]]:
+    found = list(items.function()(ctx, opts))
+    reads: list[tuple[str, dict]] = []
+    for it in found:
+        for k in ks:
+            reads.append((k.name, dict(it) if isinstance(it, dict) else {k.per: it}))
+    if all(isinstance(it, str) for it in found):
+        opts.notes.append(f"{items.what}: {', '.join(found) or 'none'}")
+    else:
+        opts.notes.append(f"{items.what}: {len(reads)} read(s)")
+    return reads
 
 
 def static_reads(keys: set[str]) -> list[tuple[str, dict]]:
-    """Phase 1: keys with no per-item parameter, plus the fixed list of API services."""
+    """Phase 1: keys with no per-item parameter, then the per-item keys whose items are named
+    from no other read (the fixed list of API services)."""
     out: list[tuple[str, dict]] = [(name, {}) for name, k in KEYS.items() if k.per is None and name in keys]
-    if "services" in keys:
-        out += [("services", {"service": s}) for s in SERVICES]
+    for items, ks in _groups(keys, 1):
+        out += _item_reads(items, ks, None, PlanOptions())
     return out
 
 
-def log_buckets(ctx: Context) -> list[str]:
-    """Buckets of ``gs://`` remote_base_log_folder as the components resolve it."""
-    out: list[str] = []
-    for comp in LOG_WRITERS + LOG_READERS:
-        try:
-            folder, _where = remote_log_folder(ctx, comp)
-        except DataUnavailable:
+def derived_reads(ctx: Context, keys: set[str], max_logs: int) -> tuple[list[tuple[str, dict]], list[str]]:
+    """Phase 2 reads (per-item keys named by phase 1's data), and notes for --verbose."""
+    reads: list[tuple[str, dict]] = []
+    opts = PlanOptions(max_logs=max_logs)
+    for items, ks in _groups(keys, 2):
+        ks = [k for k in ks if all(getattr(ctx.target, f) is not None for f in k.requires)]
+        if not ks:
             continue
-        if folder:
-            b = bucket_of(folder)
-            if _BUCKET.match(b) and b not in out:
-                out.append(b)
-    return out
+        try:
+            reads += _item_reads(items, ks, ctx, opts)
+        except Exception as e:  # noqa: BLE001 - odd data must cost this read, not the run
+            opts.notes.append(f"{items.what}: not read ({type(e).__name__}: {e})")
+    return reads, opts.notes
 
 
 def _is_airflow(labels: dict) -> bool:
     return labels.get("tier") == "airflow"
-
-
-def airflow_ksas(ctx: Context) -> list[str]:
-    """Kubernetes service accounts Airflow runs as: the identity view's answer (``named_gsas``)."""
-    return named_gsas(ctx)[0]
-
-
-def gsa_emails(ctx: Context) -> list[str]:
-    """Google service accounts the Airflow KSAs are annotated with: exactly those the checks may
-    look up (the identity view's ``named_gsas``)."""
-    return named_gsas(ctx)[1]
 
 
 def _wants_log(cs) -> tuple[int, bool, bool] | None:
@@ -84,6 +105,16 @@ def _wants_log(cs) -> tuple[int, bool, bool] | None:
             return 0, True, True
         return (1, True, False) if not cs.ready else None
     return None
+
+
+def container_logs(ctx: Context, opts: PlanOptions) -> list[dict]:
+    """The items of ``logs``: the containers whose logs to read, at most ``--max-logs``."""
+    if opts.max_logs <= 0:
+        return []
+    reads, left = log_reads(ctx, opts.max_logs)
+    if left:
+        opts.notes.append(f"container logs: {left} container(s) over --max-logs left out")
+    return [params for _key, params in reads]
 
 
 def log_reads(ctx: Context, max_containers: int) -> tuple[list[tuple[str, dict]], int]:
@@ -129,41 +160,3 @@ def log_reads(ctx: Context, max_containers: int) -> tuple[list[tuple[str, dict]]
         if prev:
             reads.append(("logs", {"pod": p.name, "container": name + ".previous"}))
     return reads, max(0, len(wanted) - max_containers)
-
-
-def derived_reads(ctx: Context, keys: set[str], max_logs: int) -> tuple[list[tuple[str, dict]], list[str]]:
-    """Phase 2 reads, and notes for --verbose."""
-    reads: list[tuple[str, dict]] = []
-    notes: list[str] = []
-
-    def guarded(what: str, fn) -> None:
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - odd data must cost this read, not the run
-            notes.append(f"{what}: not read ({type(e).__name__}: {e})")
-
-    def buckets() -> None:
-        found = log_buckets(ctx)
-        notes.append(f"log bucket(s): {', '.join(found) or 'none (remote logging does not write to gs://)'}")
-        for b in found:
-            reads.extend((k, {"bucket": b}) for k in ("bucket", "bucket_iam") if k in keys)
-
-    def gsas() -> None:
-        emails = gsa_emails(ctx)
-        notes.append(f"Google service account(s) named by Airflow KSAs: {', '.join(emails) or 'none'}")
-        for e in emails:
-            reads.extend((k, {"email": e}) for k in ("gsa", "gsa_iam") if k in keys)
-
-    def logs() -> None:
-        found, left = log_reads(ctx, max_logs)
-        reads.extend(found)
-        notes.append(f"container logs: {len(found)} read(s)"
-                     + (f", {left} container(s) over --max-logs left out" if left else ""))
-
-    if keys & {"bucket", "bucket_iam"}:
-        guarded("log bucket", buckets)
-    if keys & {"gsa", "gsa_iam"} and ctx.target.project:
-        guarded("Google service accounts", gsas)
-    if "logs" in keys and max_logs > 0:
-        guarded("container logs", logs)
-    return reads, notes

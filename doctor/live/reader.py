@@ -169,7 +169,7 @@ class LiveReader:
             self._done.add(spath)
         if k.scope == "k8s":
             rel = "/" + spath[len("k8s/"):]
-            if key_name == "logs":
+            if k.live == "log":
                 container = params["container"]
                 previous = container.endswith(".previous")
                 name = container[: -len(".previous")] if previous else container
@@ -185,7 +185,7 @@ class LiveReader:
                                        lambda q, p=p: self._k8s_get(p, sel + q, budget))
         else:
             g = self.google
-            service = _service(key_name)
+            service = k.service
             ans = with_retries(lambda t: g.read(key_name, params, t), service=service,
                                method="POST" if spath.endswith(":getIamPolicy") else "GET",
                                path="/" + spath.split("/", 2)[2], budget=budget, recorder=self.recorder,
@@ -258,8 +258,7 @@ class LiveReader:
             k = KEYS[name]
             if k.scope == "k8s":
                 return kt is not None
-            return all(getattr(self.target, f) is not None for f in k.requires) and \
-                (self.target.project is not None or name in ("bucket", "bucket_iam"))
+            return all(getattr(self.target, f) is not None for f in k.requires)   # the bucket needs no project
 
         if kt is None and not self.target.project:
             raise UserError(f"nothing to diagnose: {self.kube_tried}, and no Google Cloud project "
@@ -312,12 +311,6 @@ class LiveReader:
         if (kt is None or k8s_down) and (not gcp_tried or gcp_down):
             extra = "".join(f"\n{w}" for w in self.warnings)
             raise UserError("nothing reachable: " + "; ".join(tried) + extra)
-
-
-def _service(key_name: str) -> str:
-    from .gcloud import SERVICE_OF
-
-    return SERVICE_OF[key_name]
 
 
 __all__ = ["LiveReader", "LiveResult", "Progress"]

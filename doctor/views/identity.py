@@ -28,6 +28,8 @@ LOG_WRITERS = ("task", "worker", "scheduler", "triggerer", "dag-processor")
 LOG_READERS = ("api-server", "webserver")
 # A Google service account email as it may appear in a read's path (annotations are free text).
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$")
+# Cloud Storage bucket names (https://cloud.google.com/storage/docs/buckets#naming), loosely.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
 
 def label(component: str) -> str:
@@ -197,6 +199,11 @@ def named_gsas(ctx: Context) -> tuple[list[str], list[str]]:
     return ksas, emails
 
 
+def gsa_emails(ctx: Context, opts: object = None) -> list[str]:
+    """The items of the ``gsa`` and ``gsa_iam`` data keys (doctor/data.py): ``named_gsas``."""
+    return named_gsas(ctx)[1]
+
+
 def resolve(ctx: Context, component: str) -> list[Identity]:
     """The identities a component's pods act as (one per KSA in use), or [] when it does not run.
     Computed once per run and component (several checks ask; do not modify the result)."""
@@ -253,3 +260,19 @@ def remote_log_folder(ctx: Context, component: str) -> tuple[str | None, str | N
 
 def bucket_of(folder: str) -> str:
     return folder[len("gs://"):].split("/", 1)[0]
+
+
+def log_buckets(ctx: Context, opts: object = None) -> list[str]:
+    """The items of the ``bucket`` and ``bucket_iam`` data keys (doctor/data.py): the buckets of
+    ``gs://`` remote_base_log_folder as the log writers and readers resolve it."""
+    out: list[str] = []
+    for comp in LOG_WRITERS + LOG_READERS:
+        try:
+            folder, _where = remote_log_folder(ctx, comp)
+        except DataUnavailable:
+            continue
+        if folder:
+            b = bucket_of(folder)
+            if _BUCKET.match(b) and b not in out:
+                out.append(b)
+    return out
