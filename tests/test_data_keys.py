@@ -67,7 +67,7 @@ def test_every_key_says_how_a_live_run_reads_it():
         else:
             assert k.live == "rest" or k.live in gcloud.READERS, k.name
             assert k.iam and k.rbac is None, k.name
-            assert k.service in gcloud.SERVICES
+            assert k.service in gcloud.services()
             assert k.service in GOOGLE_SERVICES, f"{k.name}: the replay server does not serve {k.service}"
     assert set(gcloud.READERS) == {k.live for k in KEYS.values() if k.scope == "gcp" and k.live != "rest"}
 

@@ -29,8 +29,9 @@ from .options import Endpoint, endpoint
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
-# The Google services of the declared data keys (first label of the API host).
-SERVICES = tuple(dict.fromkeys(k.service for k in KEYS.values() if k.scope == "gcp"))
+def services() -> tuple[str, ...]:
+    """The Google services of the declared data keys (first label of the API host)."""
+    return tuple(dict.fromkeys(k.service for k in KEYS.values() if k.scope == "gcp"))
 
 
 class CredentialsProblem(Exception):
@@ -79,7 +80,7 @@ class Google:
         self._clients: dict[str, Any] = {}
         self._adc: tuple[Any, str | None] | None = None
         self._adc_error: str | None = None
-        self.endpoints: dict[str, Endpoint] = {s: endpoint(s, env) for s in SERVICES}
+        self.endpoints: dict[str, Endpoint] = {s: endpoint(s, env) for s in services()}
 
     # --- wiring -----------------------------------------------------------------------------
     def credentials(self, service: str):
