@@ -38,7 +38,7 @@ KEY = DataKey(
 # ... the item function (step 2) and the check module (the check recipe), in one throwaway module.
 SOURCE = textwrap.dedent(f'''
     from airflow_gke.model import Finding, Remediation, Result, from_findings
-    from airflow_gke.registry import check
+    from airflow_gke.registry import Category, check
     from airflow_gke.remediation import project_resource
     from airflow_gke.views import Context
 
@@ -49,7 +49,7 @@ SOURCE = textwrap.dedent(f'''
 
 
     @check(id={CHECK_ID!r}, title="The warehouse connection secret exists", severity="error",
-           category="secrets", needs=("throwaway_secret", "configmaps"))
+           category=Category.SECRETS, needs=("throwaway_secret", "configmaps"))
     def run(ctx: Context) -> Result:
         """The Secret Manager secret the connection names is missing."""
         if ctx.body("throwaway_secret", secret={SECRET!r}) is not None:
@@ -143,6 +143,7 @@ def test_a_new_data_key_and_check_are_picked_up_everywhere(throwaway, run_cli, t
 def test_contributing_names_the_files_each_recipe_touches():
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
     for path in ("doctor/data.py", "checks/", "docs/runbooks/", "fixtures/scenarios_", "fixtures/build.py",
+                 "tests/checks/test_<id with - as _>.py", "Category.",
                  "doctor/report/formats.py", "python -m airflow_gke.gendocs", "tests/test_data_keys.py",
                  "doctor/live/gcloud.py", "tests/replay.py"):
         assert path in text, path
