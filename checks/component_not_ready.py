@@ -305,14 +305,18 @@ def _no_pods(ctx: Context, comp: str, kind: str, ctrl: Obj, desired: int, grace:
         if m:
             evs += [e for e in ctx.events_for("ReplicaSet", m.group(1)) if e.get("type") == "Warning"]
     n = q(ns(ctx))
-    what = evs[-1].get("message") if evs else None
+    failure = conds.get("ReplicaFailure", {})   # the Deployment's own words: FailedCreate and why
+    what = (failure.get("message") if failure.get("status") == "True" else None) or (
+        evs[-1].get("message") if evs else None)
+    extra = [f"{kind} {ctrl.name} condition ReplicaFailure ({failure.get('reason')}): {clip(failure.get('message'))}"] \
+        if failure.get("status") == "True" else []
     return Finding(
         title=f"{comp} is not running: {kind} {ctrl.name} wants {desired} pod{'s' if desired != 1 else ''} and has none"
               + (f" ({clip(what, 160)})" if what else ""),
         message=(f"{kind} {ctrl.name} ({comp}) wants {desired} pod{'s' if desired != 1 else ''} but none exists "
                  f"(for {human_age(age)}): its pods are not even created. " + IMPACT.get(comp, "")).strip(),
         resource=k8s_resource(ctx, kind, ctrl.name),
-        evidence=[_counts(kind, ctrl, desired)] + [quote_event(e) for e in evs[-3:]],
+        evidence=[_counts(kind, ctrl, desired)] + extra + [quote_event(e) for e in evs[-3:]],
         remediation=Remediation(f"Read why the {kind} cannot create its pods (FailedCreate events: quota, admission "
                                 "webhook, service account), fix that cause.",
                                 [f"kubectl describe {kind.lower()} {q(ctrl.name)} --namespace {n}",

@@ -149,3 +149,35 @@ def test_terminating_stuck_and_a_failed_job(run_cli, tmp_path):
     j = fs["Job"]
     assert j["title"] == "run-airflow-migrations Job airflow-run-airflow-migrations failed (BackoffLimitExceeded)"
     assert j["remediation"]["commands"][0] == "kubectl describe job airflow-run-airflow-migrations --namespace airflow"
+
+
+def test_a_deployment_that_cannot_create_its_pods(run_cli, tmp_path):
+    """No pod at all (a quota refuses it): the floor names the Deployment and the ReplicaFailure message."""
+    quota = ('pods "airflow-statsd-n7rvn8wsmd-x2k9p" is forbidden: exceeded quota: compute-resources, requested: '
+             "requests.cpu=100m, used: requests.cpu=8, limited: requests.cpu=8")
+
+    import json
+
+    snap = _patched(tmp_path, lambda pods, events, jobs: None)
+
+    path = snap / "k8s" / "apis" / "apps" / "v1" / "namespaces" / "airflow" / "deployments.json"
+    body = json.loads(path.read_text())
+    d = next(x for x in body["items"] if x["metadata"]["name"] == "airflow-statsd")
+    d["status"] = {"observedGeneration": 1, "replicas": 0, "unavailableReplicas": 1, "conditions": [
+        {"type": "Available", "status": "False", "lastUpdateTime": "2026-11-20T09:30:00Z",
+         "lastTransitionTime": "2026-11-20T09:30:00Z", "reason": "MinimumReplicasUnavailable",
+         "message": "Deployment does not have minimum availability."},
+        {"type": "ReplicaFailure", "status": "True", "lastUpdateTime": "2026-11-20T09:30:00Z",
+         "lastTransitionTime": "2026-11-20T09:30:00Z", "reason": "FailedCreate", "message": quota}]}
+    path.write_text(json.dumps(body))
+    pods_path = snap / "k8s" / "api" / "v1" / "namespaces" / "airflow" / "pods.json"
+    pb = json.loads(pods_path.read_text())
+    pb["items"] = [p for p in pb["items"] if not p["metadata"]["name"].startswith("airflow-statsd-")]
+    pods_path.write_text(json.dumps(pb))
+    doc = doctor_json(run_cli, snap)[1]
+    f = findings_of(doc, "component-not-ready")
+    assert len(f) == 1 and f[0]["resource"]["name"] == "airflow-statsd"
+    assert f[0]["title"].startswith("statsd is not running: Deployment airflow-statsd wants 1 pod and has none "
+                                    '(pods "airflow-statsd-n7rvn8wsmd-x2k9p" is forbidden: exceeded quota')
+    assert any(e.startswith("Deployment airflow-statsd condition ReplicaFailure (FailedCreate): pods") for e in
+               f[0]["evidence"])
