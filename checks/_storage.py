@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+from airflow_gke.model import Resource, finding_id
+from airflow_gke.remediation import k8s_resource, workload_resource
 from airflow_gke.views import Context, Obj, Pod, as_dict, as_list, dig
 
 ZONE_KEYS = ("topology.gke.io/zone", "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
@@ -81,3 +83,81 @@ def iter_claims(pod: Pod) -> Iterator[tuple[str, str]]:
         claim = dig(v, "persistentVolumeClaim", "claimName")
         if isinstance(claim, str):
             yield str(as_dict(v).get("name")), claim
+
+
+# --- the logs volume not writable by the airflow user (logs-volume-permission-denied) -----------
+
+DENIED = re.compile(r"(?:PermissionError: )?\[Errno (13|1)\] (?:Permission denied|Operation not permitted): '([^']+)'")
+AIRFLOW_UID = 50000
+
+
+class LogsDenied:
+    """Airflow containers that may not write under the logs folder, grouped by the volume behind it."""
+    __slots__ = ("key", "kind", "claim", "volume", "hits")
+
+    def __init__(self, key: str, kind: str, claim: str | None, volume: dict) -> None:
+        self.key, self.kind, self.claim, self.volume = key, kind, claim, volume
+        self.hits: list[tuple[Pod, str, str, str, str]] = []   # pod, container, which log, line, path
+
+
+def _mount_for(c: dict, path: str) -> dict | None:
+    best = None
+    for m in as_list(c.get("volumeMounts")):
+        mp = str(as_dict(m).get("mountPath") or "").rstrip("/")
+        if mp and (path == mp or path.startswith(mp + "/")) and (best is None or len(mp) > len(best["mountPath"])):
+            best = {"name": as_dict(m).get("name"), "mountPath": mp}
+    return best
+
+
+def logs_denied(ctx: Context) -> list[LogsDenied]:
+    """Errno 13 / Errno 1 on a path under the logs folder in the collected logs of Airflow containers,
+    grouped by the volume mounted there (a PVC, else the volume of each workload)."""
+    return ctx.derive("logs_denied", _logs_denied, ctx)
+
+
+def _logs_denied(ctx: Context) -> list[LogsDenied]:
+    groups: dict[str, LogsDenied] = {}
+    for pod in ctx.unhealthy_pods:
+        if not ctx.is_airflow_pod(pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
+            continue
+        comp = "task" if pod.is_task_pod else (pod.component or "scheduler")
+        folder = str(ctx.config(comp if comp != "task" else "scheduler").get("logging", "base_log_folder")
+                     or "/opt/airflow/logs").rstrip("/")
+        volumes = {str(as_dict(v).get("name")): as_dict(v) for v in as_list(pod.spec.get("volumes"))}
+        for c in pod.init_containers + pod.containers:
+            name = str(c.get("name") or "")
+            if name.startswith("git-sync"):
+                continue
+            for which, ln in ctx.recent_logs(pod, name):
+                m = DENIED.search(ln)
+                if not m:
+                    continue
+                path = m.group(2)
+                if not (path == folder or path.startswith(folder + "/")):
+                    continue
+                mount = _mount_for(c, path)
+                if mount is None:
+                    continue
+                vol = volumes.get(str(mount["name"]), {})
+                claim = dig(vol, "persistentVolumeClaim", "claimName")
+                if isinstance(claim, str):
+                    key, kind = f"pvc:{claim}", "pvc"
+                elif "nfs" in vol:
+                    key, kind, claim = f"nfs:{dig(vol, 'nfs', 'server')}:{dig(vol, 'nfs', 'path')}", "nfs", None
+                else:
+                    continue   # an emptyDir is created writable for the pod: not this failure
+                g = groups.setdefault(key, LogsDenied(key, kind, claim if kind == "pvc" else None, vol))
+                g.hits.append((pod, name, which, ln, path))
+                break
+    return list(groups.values())
+
+
+def denied_resource(ctx: Context, g: LogsDenied) -> Resource:
+    """What a ``logs-volume-permission-denied`` finding is about: the PVC, else the first workload."""
+    return k8s_resource(ctx, "PersistentVolumeClaim", g.claim) if g.claim else workload_resource(ctx, g.hits[0][0])
+
+
+def logs_denied_ids(ctx: Context, pod: Pod) -> list[str]:
+    """Finding ids of ``logs-volume-permission-denied`` that explain ``pod``'s failure."""
+    return [finding_id("logs-volume-permission-denied", denied_resource(ctx, g)) for g in logs_denied(ctx)
+            if any(p.name == pod.name for p, *_ in g.hits)]

@@ -14,6 +14,7 @@ from airflow_gke.remediation import (CHART_KEY, clip, doubled_memory, grep, helm
                                      quote_event, release, resources_text, telling_lines)
 
 from ._runtime import CANNOT_START, component_pods, finished_at, recent
+from ._storage import logs_denied_ids
 
 RESTARTS = 3                        # restarts within WINDOW that make a restart loop
 WINDOW = timedelta(hours=1)
@@ -254,6 +255,8 @@ def _links(ctx: Context, pod: Pod, cs: ContainerStatus, cause: str | None, detai
     elif cause in ("jwt", "version"):
         out.append(finding_id("jwt-secret-mismatch" if cause == "jwt" else "image-version-skew",
                               Resource("HelmRelease", release(ctx), n)))
+    elif cause == "permission":
+        out += logs_denied_ids(ctx, pod)
     elif cause == "rbac":
         out.append(finding_id("executor-rbac-forbidden", k8s_resource(ctx, "ServiceAccount", pod.service_account)))
     elif cause == "fernet":
