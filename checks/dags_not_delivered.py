@@ -8,7 +8,7 @@ import re
 from airflow_gke.views import as_dict, as_list, Context, image_repo, image_tag, owner_of, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, release
+from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, project, q, release
 
 from ._gitsync import gitsync_containers
 
@@ -126,12 +126,13 @@ def _finding(ctx: Context, where: tuple[str, str], bad, runners, images, folder:
         evidence.append("also without a DAG source: " + ", ".join(comps)
                         + " (DAGs copied into a running pod by hand vanish with the pod)")
     n = q(ns(ctx))
-    commands = [helm_upgrade(ctx, "--set dags.gitSync.enabled=true", "--set dags.gitSync.repo=<git repository URL>",
-                             "--set dags.gitSync.branch=main", "--set dags.gitSync.subPath=dags"),
-                "docker build -t <region>-docker.pkg.dev/<project>/<repository>/airflow:<tag> .  "
-                "# FROM apache/airflow:<version> + COPY dags/ /opt/airflow/dags/",
-                helm_upgrade(ctx, "--set images.airflow.repository=<region>-docker.pkg.dev/<project>/<repository>/airflow",
-                             "--set images.airflow.tag=<tag>")]
+    image = f"REGION-docker.pkg.dev/{project(ctx)}/REPOSITORY/airflow"
+    commands = ["# Option A: DAGs from git (git-sync)\n"
+                + helm_upgrade(ctx, "--set dags.gitSync.enabled=true", "--set dags.gitSync.repo=GIT_REPOSITORY_URL",
+                               "--set dags.gitSync.branch=main", "--set dags.gitSync.subPath=dags"),
+                "# Option B: DAGs in the image (FROM apache/airflow:VERSION + COPY dags/ /opt/airflow/dags/)\n"
+                f"docker build -t {image}:TAG .\n"
+                + helm_upgrade(ctx, f"--set images.airflow.repository={image}", "--set images.airflow.tag=TAG")]
     return Finding(
         title="Task pods get no DAG files: no git-sync, no DAG volume, stock image",
         message=(f"The pods that execute tasks have nothing at {folder}: dags.gitSync and dags.persistence are off, no "

@@ -1,11 +1,12 @@
 """Node pools that run Airflow use the Compute Engine default service account."""
 from __future__ import annotations
 
-from airflow_gke.views import as_dict, Context, google_repo, NodePool
+from airflow_gke.views import Context, NodePool
 from airflow_gke.views.iam import member_roles
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import cluster_name, gke_flags, node_pool_resource, project, q
+from airflow_gke.remediation import (cluster_name, enable_workload_pool, gke_flags, node_pool_resource, node_sa_commands,
+                                     project, q, replacement_pool)
 
 from ._identity import airflow_pods_by_pool, airflow_pools, is_compute_default
 
@@ -24,10 +25,6 @@ def _airflow_pods_on(ctx: Context, pool: NodePool) -> list[str]:
     return airflow_pods_by_pool(ctx).get(pool.name, [])
 
 
-def _uses_google_registry(ctx: Context) -> bool:
-    return ctx.has("pods") and any(google_repo(i) for i in ctx.airflow_images)
-
-
 def _finding(ctx: Context, pool: NodePool, tied: bool) -> Finding:
     p, c = project(ctx), cluster_name(ctx)
     email = ctx.node_service_account(pool)
@@ -43,25 +40,15 @@ def _finding(ctx: Context, pool: NodePool, tied: bool) -> Finding:
         roles = sorted(member_roles(pe.data, {f"serviceAccount:{email}"}))
         if roles:
             evidence.append(f"{email} holds on project {p}: {', '.join(roles)}")
-    new_sa = f"gke-nodes@{p}.iam.gserviceaccount.com"
-    member = f"serviceAccount:{new_sa}"
-    cfg = pool.config
-    create = (f"gcloud container node-pools create {q(pool.name + '-sa')} --cluster {q(c)} {gke_flags(ctx)} "
-              f"--service-account {q(new_sa)}")
-    if cfg.get("machineType"):
-        create += f" --machine-type {q(str(cfg['machineType']))}"
-    auto = as_dict(pool.raw.get("autoscaling"))
-    if auto.get("enabled"):
-        create += (f" --enable-autoscaling --min-nodes {auto.get('minNodeCount', 0)} "
-                   f"--max-nodes {auto.get('maxNodeCount', 3)}")
-    if ctx.workload_pool:
-        create += " --workload-metadata=GKE_METADATA"
-    cmds = [f"gcloud iam service-accounts create gke-nodes --project {q(p)} --display-name 'GKE nodes'",
-            f"gcloud projects add-iam-policy-binding {q(p)} --member {q(member)} "
-            "--role roles/container.defaultNodeServiceAccount"]
-    if _uses_google_registry(ctx):
-        cmds.append(f"gcloud projects add-iam-policy-binding {q(p)} --member {q(member)} "
-                    "--role roles/artifactregistry.reader")
+    # THE replacement pool (remediation.replacement_pool): node-storage-scope-read-only proposes the
+    # same one, so a report never creates two pools
+    _name, create = replacement_pool(ctx, pool)
+    cmds = node_sa_commands(ctx)
+    enable = enable_workload_pool(ctx)
+    if enable:
+        cmds.append("# the new pool runs the GKE metadata server, which needs the cluster's Workload Identity pool;\n"
+                    "# pods that used the node's Google identity need their own (see workload-identity-not-enabled)\n"
+                    + enable)
     sel = q(f"cloud.google.com/gke-nodepool={pool.name}")
     cmds += [create,
              f"kubectl cordon -l {sel}",
@@ -78,6 +65,7 @@ def _finding(ctx: Context, pool: NodePool, tied: bool) -> Finding:
         evidence=evidence,
         remediation=Remediation(
             summary="Create a dedicated node service account with the minimal node role, create a node pool that "
-                    "uses it, drain the old pool and delete it.",
+                    "uses it (cloud-platform scope, GKE metadata server: pods act as their Workload Identity, never as "
+                    "the node), drain the old pool and delete it.",
             commands=cmds),
     )

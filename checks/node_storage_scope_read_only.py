@@ -7,10 +7,11 @@ from airflow_gke.views.iam import evaluate
 from airflow_gke.views.identity import LOG_WRITERS, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import (CHART_KEY, cluster_name, cluster_resource, gke_flags, helm_sa_annotation, helm_upgrade,
-                                     node_pool_resource, ns, planned, project, q)
+from airflow_gke.remediation import (CHART_KEY, cluster_name, cluster_resource, enable_workload_pool, gke_flags,
+                                     helm_sa_annotation, helm_upgrade, node_pool_resource, node_sa_commands, ns, planned,
+                                     project, q, replacement_pool)
 
-from ._identity import wi_binding_state
+from ._identity import is_compute_default, wi_binding_state
 
 
 @check(id="node-storage-scope-read-only", title="Nodes running Airflow can write to Cloud Storage",
@@ -75,9 +76,6 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
         cmds.append(f"gcloud container clusters update {q(c)} {gke_flags(ctx)} --workload-pool={q(p + '.svc.id.goog')}")
     else:
         evidence.append(f"cluster {c} already has workloadIdentityConfig.workloadPool {ctx.workload_pool}")
-    cmds.append(f"# recreates the nodes of pool {pool.name} (drained and replaced)\n"
-                f"gcloud container node-pools update {q(pool.name)} --cluster {q(c)} {gke_flags(ctx)} "
-                "--workload-metadata=GKE_METADATA")
     if exists:
         evidence.append(f"the KSAs are annotated with {gsa}, which exists")
     else:
@@ -104,9 +102,23 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
             sets.append(helm_sa_annotation(key, gsa))
     if sets:
         cmds.append(helm_upgrade(ctx, *sets))
-    cmds.append(f"# or, without Workload Identity: a new pool whose dedicated service account may write\n"
-                f"gcloud container node-pools create {q(pool.name + '-rw')} --cluster {q(c)} {gke_flags(ctx)} "
-                f"--service-account {q('gke-nodes@' + p + '.iam.gserviceaccount.com')} --scopes=cloud-platform")
+    # last: the pods restart on the GKE metadata server once their Google identity is ready
+    moves: list[str] = []
+    if is_compute_default(ctx, pool):
+        # the pool also runs as the Compute Engine default SA (default-compute-sa-nodes): move Airflow to
+        # THE replacement pool that check proposes too, instead of recreating this pool's nodes
+        new, create = replacement_pool(ctx, pool)
+        sel = q(f"cloud.google.com/gke-nodepool={pool.name}")
+        moves += node_sa_commands(ctx)
+        moves.append(f"# Airflow moves to {new}: GKE metadata server, dedicated service account (as default-compute-sa-nodes)\n"
+                     + create)
+        if not planned(ctx):        # before a deploy, the release's pods simply start on the new pool
+            moves += [f"kubectl cordon -l {sel}", f"kubectl drain -l {sel} --ignore-daemonsets --delete-emptydir-data"]
+    else:
+        moves.append(f"# recreates the nodes of pool {pool.name} (drained and replaced)\n"
+                     f"gcloud container node-pools update {q(pool.name)} --cluster {q(c)} {gke_flags(ctx)} "
+                     "--workload-metadata=GKE_METADATA")
+    cmds += moves
     use = "would use" if planned(ctx) else "use"
     return Finding(
         title=f"Node pool {pool.name} has read-only Cloud Storage scopes, and {', '.join(comps)} {use} its credentials "
@@ -121,8 +133,8 @@ def _finding(ctx: Context, pool, idents, folder: str, where: str) -> Finding:
                                else node_pool_resource(ctx, pool.name))] if named else []),
         remediation=Remediation(
             summary=("Move Airflow to Workload Identity: enable the workload pool, run the GKE metadata server on the "
-                     "pool, give a dedicated Google service account write access to the bucket, let the Airflow "
-                     "service accounts impersonate it, and annotate them (or create a new node pool with "
-                     "--scopes=cloud-platform and a dedicated service account)."),
+                     "pool (a pool running as the Compute Engine default service account is replaced instead: one "
+                     "new pool with a dedicated service account), give a dedicated Google service account write "
+                     "access to the bucket, let the Airflow service accounts impersonate it, and annotate them."),
             commands=cmds),
     )

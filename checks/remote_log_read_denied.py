@@ -99,6 +99,26 @@ def _split_finding(ctx: Context, comp: str, why: str, written: dict) -> Finding:
     )
 
 
+def _writer_members(ctx: Context, bucket: str, policies, project_policy) -> set[str]:
+    """IAM members of the components that write logs to ``bucket`` and may not create objects there
+    (gcs-log-write-denied grants them roles/storage.objectUser), with the Google service account its
+    fix moves node-token writers to."""
+    out: set[str] = set()
+    for comp in LOG_WRITERS:
+        folder, _where = remote_log_folder(ctx, comp)
+        if not folder or bucket_of(folder) != bucket:
+            continue
+        for ident in resolve(ctx, comp):
+            members = set(ident.members(ctx))
+            if ident.kind == "node":
+                out.add(f"serviceAccount:airflow@{project(ctx)}.iam.gserviceaccount.com")
+            ev = evaluate("storage.objects.create", members, policies,
+                          project_roles_of_member=member_roles(project_policy, members), project_id=ctx.target.project)
+            if ev.verdict != "granted":
+                out |= members
+    return out
+
+
 def _describe(ctx: Context, ident: Identity) -> str:
     if ident.kind == "gsa":
         return f"{ident.label} (KSA {ident.ksa} → {ident.gsa})"
@@ -200,8 +220,12 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
     if not problems and not doubts:
         return None
     names = ", ".join(problems or doubts)
-    cmds = confirm + [f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} "
-                      "--role roles/storage.objectViewer" for m in dict.fromkeys(fix)]
+    # one role per member and bucket in a report: a reader that also writes the logs gets the writers'
+    # role (roles/storage.objectUser, which reads too), the one gcs-log-write-denied grants it
+    writers = _writer_members(ctx, bucket, policies, project_policy)
+    cmds = confirm + [f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member {q(m)} --role "
+                      + ("roles/storage.objectUser" if m in writers else "roles/storage.objectViewer")
+                      for m in dict.fromkeys(fix)]
     if problems:
         return Finding(
             title=(f"{names[0].upper() + names[1:]} cannot read the task logs in gs://{bucket}"

@@ -277,3 +277,212 @@ def doubled_memory(limit) -> str:
     v = quantity(limit) or 0
     gi = max(1, int(-(-2 * v // 2**30)))
     return f"{gi}Gi"
+
+
+# --- one plan per report: shared fixes, and what a command disrupts ---------------------------------
+
+NODE_SA = "gke-nodes"       # the dedicated node service account every fix that replaces a pool uses
+
+
+def node_sa_email(ctx: Context) -> str:
+    return f"{NODE_SA}@{project(ctx)}.iam.gserviceaccount.com"
+
+
+def replacement_pool(ctx: Context, pool) -> tuple[str, str]:
+    """(name, create command) of THE node pool that replaces ``pool`` when its service account or its
+    scopes must change (neither can be changed on an existing pool). Every check that proposes a new
+    pool for ``pool`` proposes this one, so one report never creates two: the dedicated node service
+    account (``roles/container.defaultNodeServiceAccount``), the ``cloud-platform`` scope (IAM, not
+    scopes, limits what it may do), the GKE metadata server (pods act as their Workload Identity, never
+    as the node), and the machine type and autoscaling of ``pool``."""
+    name = f"{pool.name}-sa"
+    cfg = pool.config
+    cmd = (f"gcloud container node-pools create {q(name)} --cluster {q(cluster_name(ctx))} {gke_flags(ctx)} "
+           f"--service-account {q(node_sa_email(ctx))} --scopes=cloud-platform --workload-metadata=GKE_METADATA")
+    if cfg.get("machineType"):
+        cmd += f" --machine-type {q(str(cfg['machineType']))}"
+    auto = as_dict(pool.raw.get("autoscaling"))
+    if auto.get("enabled"):
+        cmd += f" --enable-autoscaling --min-nodes {auto.get('minNodeCount', 0)} --max-nodes {auto.get('maxNodeCount', 3)}"
+    return name, cmd
+
+
+def node_sa_commands(ctx: Context) -> list[str]:
+    """Create the dedicated node service account and grant it the minimal node role (and read
+    access to Artifact Registry when Airflow's images come from a Google registry)."""
+    from .views import google_repo
+
+    try:
+        registry = ctx.has("pods") and any(google_repo(i) for i in ctx.airflow_images)
+    except DataUnavailable:
+        registry = False
+    p = project(ctx)
+    member = q(f"serviceAccount:{node_sa_email(ctx)}")
+    out = [f"gcloud iam service-accounts create {NODE_SA} --project {q(p)} --display-name 'GKE nodes'",
+           f"gcloud projects add-iam-policy-binding {q(p)} --member {member} --role roles/container.defaultNodeServiceAccount"]
+    if registry:
+        out.append(f"gcloud projects add-iam-policy-binding {q(p)} --member {member} --role roles/artifactregistry.reader")
+    return out
+
+
+def enable_workload_pool(ctx: Context) -> str | None:
+    """The command that turns on the cluster's Workload Identity pool, or None when it is on (a
+    pool on the GKE metadata server needs it)."""
+    try:
+        if ctx.workload_pool:
+            return None
+    except DataUnavailable:
+        pass
+    p = project(ctx)
+    return f"gcloud container clusters update {q(cluster_name(ctx))} {gke_flags(ctx)} --workload-pool={q(p + '.svc.id.goog')}"
+
+
+_COMPUTE_SA = re.compile(r"^(?:serviceAccount:)?(\d+)-compute@developer\.gserviceaccount\.com$")
+
+
+def _words(line: str) -> list[str]:
+    try:
+        return shlex.split(line, comments=False)
+    except ValueError:
+        return line.split()
+
+
+def _arg(words: list[str], flag: str) -> str | None:
+    for i, w in enumerate(words):
+        if w == flag and i + 1 < len(words):
+            return words[i + 1]
+        if w.startswith(flag + "="):
+            return w.split("=", 1)[1]
+    return None
+
+
+def disruption(line: str, ctx: Context | None = None) -> str | None:
+    """What running ``line`` disrupts, as the comment to print on the line before it: recreating
+    nodes, restarting pods, deleting data or objects, removing a role. None for a harmless command."""
+    w = _words(line.strip())
+    if len(w) < 3 or w[0].startswith("#"):
+        return None
+    head = " ".join(w[:3])
+    if head == "gcloud container node-pools" and len(w) > 4:
+        verb, pool = w[3], w[4]
+        if verb == "update" and any(x.split("=", 1)[0] in ("--workload-metadata", "--machine-type", "--image-type",
+                                                           "--disk-type", "--disk-size") for x in w):
+            return (f"# recreates every node of node pool {pool}, a few at a time (their pods are evicted and "
+                    "rescheduled; Pending until a node is back)")
+        if verb == "delete":
+            return f"# deletes node pool {pool} and its nodes: move the workloads off it first (drain above)"
+    if w[0] == "kubectl":
+        verb = w[1]
+        if verb == "drain":
+            return "# evicts every pod from these nodes (they restart elsewhere; running tasks are interrupted)"
+        if verb == "rollout" and w[2] == "restart":
+            return "# restarts the pods of " + " ".join(x for x in w[3:] if not x.startswith("-"))[:80]
+        if verb == "delete" and len(w) > 3:
+            kind, name = w[2], w[3]
+            if kind in ("pvc", "persistentvolumeclaim", "pv", "persistentvolume"):
+                return (f"# deletes {kind} {name}: with the Delete reclaim policy its volume and the data on it "
+                        "go too (copy what you need first)")
+            if kind in ("pod", "pods"):
+                return f"# deletes pod {name}: its controller restarts it"
+            if kind in ("statefulset", "sts") and "--cascade=orphan" in w:
+                return f"# deletes StatefulSet {name} but not its pods (--cascade=orphan): helm recreates it"
+            return f"# deletes {kind} {name}"
+    if w[0] == "gcloud" and "remove-iam-policy-binding" in w:
+        member, role = _arg(w, "--member") or "?", _arg(w, "--role") or "?"
+        where = w[w.index("remove-iam-policy-binding") + 1] if w.index("remove-iam-policy-binding") + 1 < len(w) else ""
+        text = f"# removes {role} from {member.split(':', 1)[-1]} on {where}"
+        m = _COMPUTE_SA.match(member)
+        if m:
+            text += ("\n# it is the Compute Engine default service account: " + _default_sa_users(ctx, member)
+                     + " may depend on this role; check them before removing it")
+        return text
+    return None
+
+
+def _default_sa_users(ctx: Context | None, member: str) -> str:
+    """What else may run as the Compute Engine default service account, naming what the snapshot holds."""
+    pools: list[str] = []
+    if ctx is not None:
+        email = member.split(":", 1)[-1]
+        try:
+            for pool in ctx.node_pools.values():
+                if ctx.node_service_account(pool) == email:
+                    pools.append(pool.name)
+        except DataUnavailable:
+            pass
+    named = f"node pools {', '.join(pools)} of this cluster, " if pools else "node pools of other clusters, "
+    return (named + "other Compute Engine VMs and GKE clusters of the project that name no service account, "
+            "Dataflow and Dataproc jobs, Cloud Build, App Engine and Cloud Functions (1st gen)")
+
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z][\w .-]*)>")
+
+
+def safe_placeholders(line: str) -> str:
+    """A value the snapshot does not hold, written ``<like this>`` outside quotes, becomes
+    ``LIKE_THIS``: unquoted, ``<`` and ``>`` are redirections, so pasting the line would read or
+    truncate files. Comments and quoted text are left alone."""
+    if "<" not in line or line.lstrip().startswith("#"):
+        return line
+    out, i, quote = [], 0, ""
+    while i < len(line):
+        c = line[i]
+        if quote:
+            out.append(c)
+            if c == quote:
+                quote = ""
+            i += 1
+            continue
+        if c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or line[i - 1].isspace()):
+            out.append(line[i:])
+            break
+        elif c == "<":
+            m = _PLACEHOLDER.match(line, i)
+            if m:
+                out.append(re.sub(r"[^A-Za-z0-9]+", "_", m.group(1)).strip("_").upper())
+                i = m.end()
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def with_disruptions(commands: list[str], ctx: Context | None = None) -> list[str]:
+    """``commands`` with a comment saying what a command disrupts on the line before it (unless a
+    comment there already says so). A one-line command gets the comment as its own item before it,
+    so each command stays an item of its own; in a multi-line step the comment goes in the step."""
+    out: list[str] = []
+    for cmd in commands:
+        cmd = "\n".join(safe_placeholders(ln) for ln in cmd.splitlines()) if "<" in cmd else cmd
+        lines = cmd.splitlines()
+        if len(lines) <= 1:
+            note = disruption(cmd, ctx)
+            prev = out[-1].splitlines()[-1] if out else ""
+            if note and not _says(prev, note):
+                out.append(note)
+            out.append(cmd)
+            continue
+        new: list[str] = []
+        for ln in lines:
+            note = disruption(ln, ctx)
+            if note and not (new and _says(new[-1], note)):
+                new += note.splitlines()
+            new.append(ln)
+        out.append("\n".join(new))
+    return out
+
+
+_VERBS = ("recreate", "restart", "delete", "remove", "evict")
+
+
+def _says(comment: str, note: str) -> bool:
+    """Whether an existing comment line already warns what ``note`` warns."""
+    c = comment.strip().lower()
+    if not c.startswith("#"):
+        return False
+    if "compute engine default service account" in note.lower():
+        return "depend" in c
+    verb = next((v for v in _VERBS if v in note.lower()), None)
+    return verb is not None and verb in c

@@ -16,6 +16,7 @@ from .views import Context, DataUnavailable, FailedReads
 from .data import KEYS
 from .fold import fold
 from .model import CheckRun, Result
+from .remediation import with_disruptions
 from .registry import Check
 
 DEFAULT_RUNBOOK_BASE = "https://github.com/airflow-gke/airflow-gke/blob/main/docs/runbooks"
@@ -89,7 +90,7 @@ def run_check(ctx: Context, chk: Check, runbook_base: str | None = None) -> Chec
             status, reason, findings = "error", f"check crashed: {type(e).__name__}: {e}", []
         finally:
             ctx.failed_reads = None
-    _complete(chk, findings, runbook_base)
+    _complete(chk, findings, runbook_base, ctx)
     run = CheckRun(chk.id, chk.title, chk.severity, chk.category, status, reason,
                    time.perf_counter() - t0, findings)
     run.causes = causes if status in ("skip", "error") else []
@@ -117,12 +118,14 @@ def _causes(ctx: Context, reads) -> list:
     return out
 
 
-def _complete(chk: Check, findings, runbook_base: str | None) -> None:
+def _complete(chk: Check, findings, runbook_base: str | None, ctx: Context | None = None) -> None:
     for f in findings:
         f.check = f.check or chk.id
         f.severity = f.severity or chk.severity
         f.runbook = f.runbook or runbook_url(chk.id, runbook_base)
         _well_formed(f)
+        # a command that recreates nodes, restarts pods, deletes data or removes a role says so
+        f.remediation.commands = with_disruptions(f.remediation.commands, ctx)
 
 
 def _not_read(ctx: Context, e: DataUnavailable, reason: str) -> str:
@@ -147,7 +150,7 @@ def after_run(ctx: Context, checks: Iterable[Check], runs: list[CheckRun], runbo
             chk.after_run(ctx, run, runs)
         except Exception as e:  # noqa: BLE001 - one failing check never stops the others
             run.status, run.reason, run.findings = "error", f"post-run step crashed: {type(e).__name__}: {e}", []
-        _complete(chk, run.findings, runbook_base)
+        _complete(chk, run.findings, runbook_base, ctx)
 
 
 def _unsure(ctx: Context, chk: Check) -> str | None:

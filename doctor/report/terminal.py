@@ -202,10 +202,17 @@ def _finding(f: Finding, by_id: dict, width: int, escape, d: Detail) -> list[str
     fix = wrap("Fix: " + f.remediation.summary, width, pad)
     out.append(escape(fix[0]).replace("Fix:", "[bold]Fix:[/bold]", 1))
     out += [escape(x) for x in fix[1:]]
-    for cmd in f.remediation.commands:
-        for i, line in enumerate(cmd.splitlines()):
-            text = f"{pad}  {'$ ' if i == 0 else '  '}{line}"     # a command is never broken
-            out.append(f"[dim]{escape(text)}[/dim]" if line.lstrip().startswith("#") else escape(text))
+    blocks = f.remediation.blocks
+    for n, block in enumerate(blocks):       # each option its own block, a blank line between options
+        if n:
+            out.append("")
+        cont = False
+        for line in block:
+            if line.lstrip().startswith("#") and not cont:
+                out.append(f"[dim]{escape(f'{pad}  {line}')}[/dim]")
+                continue
+            out.append(escape(f"{pad}  {'  ' if cont else '$ '}{line}"))     # a command is never broken
+            cont = line.rstrip().endswith("\\")
     out.append(f"{pad}[bold]Runbook[/bold]: {escape(f.runbook)}")
     out.append("")
     return out

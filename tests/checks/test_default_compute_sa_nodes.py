@@ -24,6 +24,7 @@ def test_default_compute_sa_nodes_in_the_seed_incident(doc):
     assert f"gcloud iam service-accounts create gke-nodes --project {P} --display-name 'GKE nodes'" in cmds
     assert any(c.startswith("gcloud container node-pools create default-pool-sa --cluster airflow-prod "
                             f"--location europe-west1 --project {P} --service-account {NODE_SA} "
+                            "--scopes=cloud-platform --workload-metadata=GKE_METADATA "
                             "--machine-type e2-standard-4") for c in cmds)
     assert "kubectl drain -l cloud.google.com/gke-nodepool=default-pool --ignore-daemonsets --delete-emptydir-data" in cmds
 

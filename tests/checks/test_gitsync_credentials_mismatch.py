@@ -23,8 +23,8 @@ def test_gitsync_credentials_mismatch(doc):
     assert "af2-triggerer-0" in t and "af2-worker-1" in t
     c = cmds(f)
     assert ("kubectl create secret generic git-credentials --namespace data-pipelines "
-            "--from-literal=GIT_SYNC_USERNAME=<user> --from-literal=GIT_SYNC_PASSWORD=<token> "
-            "--from-literal=GITSYNC_USERNAME=<user> --from-literal=GITSYNC_PASSWORD=<token>") in c
+            "--from-literal=GIT_SYNC_USERNAME=USER --from-literal=GIT_SYNC_PASSWORD=TOKEN "
+            "--from-literal=GITSYNC_USERNAME=USER --from-literal=GITSYNC_PASSWORD=TOKEN") in c
     assert "kubectl rollout restart statefulset af2-worker --namespace data-pipelines" in c
 
 

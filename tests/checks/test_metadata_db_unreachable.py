@@ -24,7 +24,7 @@ def test_metadata_db_unreachable_password(doc, run_cli):
     assert 'password authentication failed for user "airflow"' in t
     assert "af2-scheduler-" in t and "af2-webserver-" in t
     c = cmds(f)
-    assert "gcloud sql users set-password airflow --instance <cloud-sql-instance> --prompt-for-password --project acme-data-prod" in c
+    assert "gcloud sql users set-password airflow --instance CLOUD_SQL_INSTANCE --prompt-for-password --project acme-data-prod" in c
     assert "kubectl create secret generic af2-cloudsql-connection --namespace data-pipelines" in c
     assert "kubectl rollout restart deployment af2-scheduler --namespace data-pipelines" in c
 
