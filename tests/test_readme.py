@@ -52,3 +52,25 @@ def test_docs_read_tables_are_generated_from_the_data_keys():
     paths = (ROOT / "docs" / "snapshot-format.md").read_text(encoding="utf-8")
     for k in KEYS.values():
         assert f"`{gendocs.snapshot_path(k)}`" in paths
+
+
+def test_the_sample_output_is_what_the_doctor_prints(run_cli):
+    """README's 'What it prints' block is the terminal report of seed-incident at 120 columns: each
+    line it shows is printed, in that order ('...' marks what it leaves out; the timing varies)."""
+    import re
+
+    start = README.index("```text\n", README.index("## What it prints")) + len("```text\n")
+    sample = README[start:README.index("\n```\n", start)].splitlines()
+    r = run_cli("doctor", "--snapshot", str(ROOT / "fixtures/scenarios/seed-incident"),
+                env={"COLUMNS": "120", "NO_COLOR": "1"})
+    assert r.code == 1
+    printed = r.out.rstrip("\n").splitlines()
+    at = 0
+    for line in sample:
+        if line.strip() == "...":
+            continue
+        want = re.sub(r"· [0-9.]+s$", "", line)
+        while at < len(printed) and re.sub(r"· [0-9.]+s$", "", printed[at]) != want:
+            at += 1
+        assert at < len(printed), f"README sample line not printed (in this order): {line!r}"
+        at += 1
