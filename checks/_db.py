@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_gke.views import Context, Obj, owner_of, Pod, secret_ref, status_of, unhealthy
+from airflow_gke.views import Context, DataUnavailable, Obj, owner_of, Pod, secret_ref, status_of, unhealthy
 from airflow_gke.model import finding_id
 from airflow_gke.remediation import k8s_resource
 
@@ -179,3 +179,67 @@ def unreachable_ids(ctx: Context) -> list[str]:
         secret = metadata_secret(e.pod) or "metadata"
         ids.append(finding_id("metadata-db-unreachable", k8s_resource(ctx, "Secret", secret)))
     return list(dict.fromkeys(ids))
+
+
+# --- how many connections the Airflow pods may open (the 'too-many' kind) --------------------------
+
+PG_DEFAULT_MAX = 100
+TASK_CONNECTIONS = 2   # an Airflow 2 task: the supervising job and the task process, each without a pool
+
+
+def _int(v, default: int) -> int:
+    try:
+        return int(str(v).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def connection_budget(ctx: Context, rel: str | None) -> list[str]:
+    """Evidence for 'no connection slots left': the connections the Airflow pods may open at most
+    when they all connect directly (no PgBouncer), from the pods that exist and the configuration."""
+    try:
+        d = pgbouncer_deployment(ctx, rel)
+    except DataUnavailable:
+        return []   # whether PgBouncer is in front cannot be told: no arithmetic that may be wrong
+    if d is not None:
+        return [f"PgBouncer {d.name} is in front of the database: the slots are taken by its server pool "
+                "(pgbouncer.metadataPoolSize) and by clients that bypass it"]
+    cfg = ctx.config("scheduler")
+    size = _int(cfg.get("database", "sql_alchemy_pool_size"), 5)
+    overflow = _int(cfg.get("database", "sql_alchemy_max_overflow"), 10)
+    pooled = cfg.getboolean("database", "sql_alchemy_pool_enabled", True)
+    per_pool = size + max(overflow, 0) if pooled else 1
+    pool_text = (f"sql_alchemy_pool_size {size} + sql_alchemy_max_overflow {overflow}" if pooled
+                 else "sql_alchemy_pool_enabled = False")
+    af3 = ctx.airflow_major == 3
+    parts: list[tuple[str, int]] = []
+    pods_total = 0
+    for comp in ("scheduler", "api-server", "webserver", "dag-processor", "triggerer", "worker"):
+        pods = [p for p in ctx.pods_by_component.get(comp, []) if not p.is_task_pod and p.phase in ("Running", "Pending")]
+        if not pods:
+            continue
+        pods_total += len(pods)
+        n = len(pods)
+        if comp in ("api-server", "webserver"):
+            key = ("api", "workers") if comp == "api-server" else ("webserver", "workers")
+            workers = _int(ctx.config(comp).get(*key), 4)
+            parts.append((f"{comp} {n} pod(s) x {workers} workers x {per_pool}", n * workers * per_pool))
+        elif comp == "worker":
+            conc = _int(ctx.config("worker").get("celery", "worker_concurrency"), 16)
+            per_task = 0 if af3 else TASK_CONNECTIONS
+            parts.append((f"worker {n} pod(s) x ({per_pool} + worker_concurrency {conc} tasks x {per_task})",
+                          n * (per_pool + conc * per_task)))
+        else:
+            parts.append((f"{comp} {n} pod(s) x {per_pool}", n * per_pool))
+    tasks = [p for p in ctx.task_pods if p.phase == "Running"]
+    if tasks and not af3:
+        pods_total += len(tasks)
+        parts.append((f"{len(tasks)} running task pod(s) x {TASK_CONNECTIONS}", len(tasks) * TASK_CONNECTIONS))
+    if not parts:
+        return []
+    total = sum(n for _t, n in parts)
+    return [f"no PgBouncer: {pods_total} Airflow pods connect to the database directly; each process's pool holds up "
+            f"to {per_pool} connections ({pool_text})" + ("" if not af3 else "; Airflow 3 tasks use the api-server"),
+            "connections they may open: " + ", ".join(f"{t} = {n}" for t, n in parts) + f"; {total} in all, against "
+            f"PostgreSQL's default max_connections {PG_DEFAULT_MAX} (Cloud SQL's default depends on the instance's "
+            "memory; superuser-reserved slots come off it)"]

@@ -13,7 +13,7 @@ from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import helm_upgrade, k8s_resource, masked, ns, project, q, release
 
-from ._db import KIND_TEXT, DbError, db_errors, metadata_secret, pgbouncer_id, postgres_image_ids
+from ._db import KIND_TEXT, DbError, connection_budget, db_errors, metadata_secret, pgbouncer_id, postgres_image_ids
 
 
 @check(id="metadata-db-unreachable", title="Airflow components reach and log in to the metadata database",
@@ -48,6 +48,8 @@ def _finding(ctx: Context, secret: str, errs: list[DbError]) -> Finding:
     evidence.append(f"connection from Secret {secret} (env AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, key connection); "
                     f"host in the errors: {where}")
     rel = release(ctx)
+    if kind == "too-many":   # who takes the slots: the pods that connect and the pools they may open
+        evidence += connection_budget(ctx, ctx.release_or_given())
     caused_by = []
     if kind == "pgbouncer-auth":
         pid = pgbouncer_id(ctx, rel)

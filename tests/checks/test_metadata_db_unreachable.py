@@ -77,3 +77,21 @@ def test_a_password_with_an_unencoded_at_sign_is_named_as_the_cause_and_never_pr
                          "kubectl rollout restart deployment af2-webserver --namespace data-pipelines"]
     (m,) = findings_of(r.json, "migrations-not-run")
     assert m["caused_by"] == [f["id"]]
+
+
+def test_too_many_clients_without_pgbouncer_adds_up_the_connections_the_pods_may_open(doc):
+    d = doc("metadata-db-too-many-clients")
+    f = only(d, "metadata-db-unreachable")
+    assert (f["resource"]["kind"], f["resource"]["name"]) == ("Secret", "af2-cloudsql-connection")
+    assert ("no PgBouncer: 9 Airflow pods connect to the database directly; each process's pool holds up to 15 "
+            "connections (sql_alchemy_pool_size 5 + sql_alchemy_max_overflow 10)") in f["evidence"]
+    budget = next(e for e in f["evidence"] if e.startswith("connections they may open: "))
+    assert "webserver 1 pod(s) x 4 workers x 15 = 60" in budget
+    assert "worker 6 pod(s) x (15 + worker_concurrency 16 tasks x 2) = 282" in budget
+    assert "; 372 in all, against PostgreSQL's default max_connections 100" in budget
+    assert "--set pgbouncer.enabled=true" in cmds(f)
+
+
+def test_the_arithmetic_appears_only_for_exhausted_slots(doc):
+    f = only(doc("metadata-db-password-rotated"), "metadata-db-unreachable")
+    assert not any(e.startswith(("no PgBouncer", "connections they may open")) for e in f["evidence"])
