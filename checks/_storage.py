@@ -7,7 +7,7 @@ from typing import Iterator
 
 from airflow_gke.model import Resource, finding_id
 from airflow_gke.remediation import k8s_resource, workload_resource
-from airflow_gke.views import Context, Obj, Pod, as_dict, as_list, dig
+from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
 
 ZONE_KEYS = ("topology.gke.io/zone", "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 PD_PROVISIONERS = ("pd.csi.storage.gke.io", "kubernetes.io/gce-pd")
@@ -121,8 +121,11 @@ def _logs_denied(ctx: Context) -> list[LogsDenied]:
         if not ctx.is_airflow_pod(pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
             continue
         comp = "task" if pod.is_task_pod else (pod.component or "scheduler")
-        folder = str(ctx.config(comp if comp != "task" else "scheduler").get("logging", "base_log_folder")
-                     or "/opt/airflow/logs").rstrip("/")
+        try:
+            folder = str(ctx.config(comp if comp != "task" else "scheduler").get("logging", "base_log_folder")
+                         or "/opt/airflow/logs").rstrip("/")
+        except DataUnavailable:   # airflow.cfg not read: the chart's folder
+            folder = "/opt/airflow/logs"
         volumes = {str(as_dict(v).get("name")): as_dict(v) for v in as_list(pod.spec.get("volumes"))}
         for c in pod.init_containers + pod.containers:
             name = str(c.get("name") or "")

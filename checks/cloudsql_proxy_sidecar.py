@@ -148,10 +148,9 @@ def _task_finding(ctx: Context, held: list[tuple[Pod, dict, datetime]]) -> Findi
     image = str(proxy.get("image"))
     ages = (f"{human_age(ctx.age(held[-1][2]))}–{human_age(ctx.age(held[0][2]))}" if len(held) > 1
             else human_age(ctx.age(held[0][2])))
-    cfg = ctx.config("scheduler")
     try:
-        parallelism = int(str(cfg.get("core", "parallelism") or "32").strip())
-    except ValueError:
+        parallelism = int(str(ctx.config("scheduler").get("core", "parallelism") or "32").strip())
+    except (ValueError, DataUnavailable):   # airflow.cfg not read: Airflow's default
         parallelism = 32
     active = [p for p in ctx.task_pods if p.phase in ("Pending", "Running") and not p.metadata.get("deletionTimestamp")]
     ok, versions = _native_ok(ctx)

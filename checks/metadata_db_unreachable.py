@@ -17,7 +17,7 @@ from ._db import KIND_TEXT, DbError, connection_budget, db_errors, metadata_secr
 
 
 @check(id="metadata-db-unreachable", title="Airflow components reach and log in to the metadata database",
-       severity="error", category=Category.DATABASE, needs=("pods",), uses=("logs", "deployments", "statefulsets"))
+       severity="error", category=Category.DATABASE, needs=("pods",), uses=("logs", "deployments", "statefulsets", "configmaps"))
 def run(ctx: Context) -> Result:
     """Component logs show the metadata DB cannot be reached or authenticated."""
     groups: dict[str, list[DbError]] = {}
