@@ -185,11 +185,11 @@ def _task_finding(ctx: Context, held: list[tuple[Pod, dict, datetime]]) -> Findi
     n = q(ctx.target.namespace)
     running = {p.name for p in active if p.phase == "Running"}
     if running == {p.name for p, _c, _e in held}:
-        commands += ["# every Running task pod is one whose base has ended (its task is over): delete them",
+        commands += ["# deletes every Running task pod: each is one whose base has ended (its task is over; nothing restarts it)",
                      f"kubectl delete pods --namespace {n} -l kubernetes_executor=True "
                      "--field-selector=status.phase=Running"]
     else:
-        commands += ["# deletes only the task pods whose base has ended (their tasks are over):",
+        commands += ["# deletes only the task pods whose base has ended (their tasks are over; nothing restarts them):",
                      "kubectl delete pod " + " ".join(q(p.name) for p, _c, _e in held[:20]) + f" --namespace {n}"
                      + (f"  # and {len(held) - 20} more: see the JSON resources" if len(held) > 20 else "")]
     full = len(active) >= parallelism
