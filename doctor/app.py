@@ -157,10 +157,7 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
     """Read (and overlay a plan) -> context -> run the checks -> (save) -> probe -> post-run steps ->
     suppress: the report."""
     from .data import Target
-    from .registry import load_checks, load_errors
-    from .report import RunInfo, RunReport
-    from .runner import after_run, run_checks
-    from .views import Context
+    from .registry import load_checks
 
     env = dict(os.environ) if req.env is None else req.env
     started = datetime.now(timezone.utc)
@@ -199,31 +196,57 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
         live = read_live(opts, keys_for(checks), verbose=req.verbose, echo=echo, progress=progress, overlay=overlay)
         source, target, ctx_now, mode = live.source, live.target, live.now, "live"
     base_source = source
+    cluster_from = None
     if plan is not None:   # planned mode: the plan over the cluster's source (doctor/planned.py)
         source, cluster_from, mode = planned.overlay(plan, base_source, target), mode, "planned"
     try:
-        ctx = Context(source, target, now=ctx_now)
-        guard = _establish_target(ctx, req, live) if plan is None else None
-        runs = run_checks(ctx, checks, req.runbook_base)
-        plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
-                                    req.runbook_base) if plan is not None else None
-        info = RunInfo(mode=mode, context=target.context, project=target.project, location=target.location,
-                       cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
-                       airflow_version=_safe(lambda: ctx.airflow_version),
-                       chart_version=_safe(lambda: ctx.chart_version),
-                       started_at=started.isoformat().replace("+00:00", "Z"),
-                       target=guard.to_dict() if guard is not None else None)
-        if live is not None and req.save_snapshot:
-            echo(f"saved snapshot: {save_snapshot(live, ctx, req.save_snapshot)}")
-        if req.probe or req.probe_folder:
-            ctx.probe = _probe(ctx, req.probe_folder, env, timeout=req.live.request_timeout, echo=echo)
-        after_run(ctx, checks, runs, req.runbook_base)
-        suppressed, notices = _suppress(runs, ctx, req, registry)
-        if guard is not None and guard.verdict == "undetermined":
-            notices = [{"level": "warning", "message": guard.message}, *notices]
+        return _judge(req, registry, checks, source, target, ctx_now, mode, live, env, started, t0,
+                      plan=plan, base_source=base_source, cluster_from=cluster_from, echo=echo)
     finally:
         if hasattr(base_source, "close"):
             base_source.close()
+
+
+def _judge(req: RunRequest, registry: dict, checks: list, source, target, ctx_now, mode: str, live, env: dict,
+           started: datetime, t0: float, *, plan=None, base_source=None, cluster_from=None, echo: Echo = _quiet,
+           guard_from: tuple[str, str | None] | None = None):
+    """One target on a source that holds its data: context -> guard -> checks -> (save, probe) ->
+    post-run steps -> suppressions: its report. ``guard_from`` (namespace_from, release_from)
+    overrides where the guard says the target came from (a fleet's discovery)."""
+    from . import planned
+    from .registry import load_errors
+    from .report import RunInfo, RunReport
+    from .runner import after_run, run_checks
+    from .views import Context
+
+    ctx = Context(source, target, now=ctx_now)
+    if plan is not None:
+        guard = None
+    elif guard_from is not None:
+        from .target_guard import establish
+
+        guard = establish(ctx, *guard_from)
+        if guard.blocks:
+            raise UserError(guard.message)
+    else:
+        guard = _establish_target(ctx, req, live)
+    runs = run_checks(ctx, checks, req.runbook_base)
+    plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
+                                req.runbook_base) if plan is not None else None
+    info = RunInfo(mode=mode, context=target.context, project=target.project, location=target.location,
+                   cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
+                   airflow_version=_safe(lambda: ctx.airflow_version),
+                   chart_version=_safe(lambda: ctx.chart_version),
+                   started_at=started.isoformat().replace("+00:00", "Z"),
+                   target=guard.to_dict() if guard is not None else None)
+    if live is not None and req.save_snapshot:
+        echo(f"saved snapshot: {save_snapshot(live, ctx, req.save_snapshot)}")
+    if req.probe or req.probe_folder:
+        ctx.probe = _probe(ctx, req.probe_folder, env, timeout=req.live.request_timeout, echo=echo)
+    after_run(ctx, checks, runs, req.runbook_base)
+    suppressed, notices = _suppress(runs, ctx, req, registry)
+    if guard is not None and guard.verdict == "undetermined":
+        notices = [{"level": "warning", "message": guard.message}, *notices]
     info.duration_s = time.perf_counter() - t0
     report = RunReport(__version__, info, runs, [{"check": None, "message": e} for e in load_errors],
                        suppressed=suppressed, notices=notices,
@@ -234,6 +257,80 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
         for r in runs:
             echo(f"  {r.status:5} {r.id:40} {r.duration_s * 1000:8.2f} ms")
     return report
+
+
+def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
+    """``--all-namespaces``: discover every release of the official chart (doctor/fleet.py), read
+    what they all need into one source (cluster-scoped and Google paths once), and diagnose each
+    release with its own target: a ``FleetReport`` of single-target reports."""
+    from .data import Target
+    from .fleet import FleetReport, Unreached, releases
+    from .registry import load_checks
+
+    for flag, v in (("--namespace", req.namespace), ("--release", req.release), ("--manifests", req.manifests),
+                    ("--save-snapshot", req.save_snapshot), ("--probe", req.probe or None),
+                    ("--probe-folder", req.probe_folder)):
+        if v is not None:
+            raise UserError(f"{flag} does not apply with --all-namespaces (every release is diagnosed)", usage=True)
+    env = dict(os.environ) if req.env is None else req.env
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    registry = load_checks()
+    checks = select_checks(registry, req.include, req.exclude, req.extended, req.min_severity)
+    _validate(req, checks)
+    _validate_snapshot(req)
+    notices: list[dict] = []
+    if req.snapshot is not None:
+        from .snapshot import open_snapshot
+
+        source = open_snapshot(req.snapshot)
+        mode, m = "snapshot", source.meta
+        base = Target(namespace=m.namespace, project=m.project, location=m.location, cluster=m.cluster,
+                      context=m.context)
+        ctx_now, live = m.captured_at, None
+        found = releases(source, base)
+        if not found:
+            raise UserError(f"snapshot {req.snapshot} holds no release of the official chart (no Deployment or "
+                            "<release>-config ConfigMap labelled tier=airflow in any namespace it holds)")
+    else:
+        from .live.plan import keys_for
+        from .live.reader import LiveReader
+
+        opts = live_options(req.live, None, None, req.verbose, env)
+        try:
+            reader = LiveReader(opts, progress=progress)
+            live, targets = reader.read_all(keys_for(checks))
+        finally:
+            stop = getattr(progress, "stop", None)
+            if stop is not None:
+                stop()
+        for w in live.warnings:
+            echo(f"airflow-gke: warning: {w}")
+        notices += [{"level": "warning", "message": n} for n in reader.fleet_notes]
+        if req.verbose:
+            echo(f"live read (--all-namespaces): {live.requests} requests in {live.duration_s:.2f} s")
+        source, base, ctx_now, mode = live.source, live.target, live.now, "live"
+        found = [(t.namespace, t.release) for t in targets]
+        if not found:
+            raise UserError("no release of the official chart found (no Deployment labelled tier=airflow"
+                            + ("" if not notices else f"; {notices[0]['message']}") + ")")
+    fleet = FleetReport(__version__, mode, started.isoformat().replace("+00:00", "Z"), notices=notices)
+    try:
+        for ns, rel in found:
+            target = base.with_overrides(namespace=ns, release=rel)
+            try:
+                fleet.reports.append(_judge(req, registry, checks, source, target, ctx_now, mode, live, env,
+                                            datetime.now(timezone.utc), time.perf_counter(), echo=echo,
+                                            guard_from=("discovered (--all-namespaces)",
+                                                        "discovered (--all-namespaces)")))
+            except UserError as e:
+                fleet.unreached.append(Unreached({"context": target.context, "namespace": ns, "release": rel},
+                                                 str(e)))
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+    fleet.duration_s = time.perf_counter() - t0
+    return fleet
 
 
 def _establish_target(ctx, req: RunRequest, live):

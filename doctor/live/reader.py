@@ -160,9 +160,9 @@ class LiveReader:
                             path=shown, budget=budget, recorder=self.recorder, breaker=self.breaker,
                             retries=self.opts.retries)
 
-    def _read(self, key_name: str, params: dict, budget: Budget) -> None:
+    def _read(self, key_name: str, params: dict, budget: Budget, target: Target | None = None) -> None:
         k = KEYS[key_name]
-        spath = k.path(self.target, **params)
+        spath = k.path(target or self.target, **params)
         with self._lock:
             if spath in self._done:
                 return
@@ -209,23 +209,24 @@ class LiveReader:
 
     # --- phases -----------------------------------------------------------------------------
     def _run_phase(self, reads: list[tuple[str, dict]], budget: Budget, pools: dict[str, cf.ThreadPoolExecutor],
-                   phase: str) -> None:
-        reads = [(k, p) for k, p in reads if KEYS[k].path(self.target, **p) not in self._done]
+                   phase: str, target: Target | None = None) -> None:
+        target = target or self.target
+        reads = [(k, p) for k, p in reads if KEYS[k].path(target, **p) not in self._done]
         if not reads:
             return
         self.progress.add(len(reads), phase)
-        futs = {pools[KEYS[k].scope].submit(self._read, k, p, budget): (k, p) for k, p in reads}
+        futs = {pools[KEYS[k].scope].submit(self._read, k, p, budget, target): (k, p) for k, p in reads}
         done, pending = cf.wait(futs, timeout=max(0.0, budget.remaining()) + 1.0)
         for f in done:
             exc = f.exception()
             if exc is not None:   # a bug in the reader must not lose the path silently
                 k, p = futs[f]
-                self._store(KEYS[k].scope, KEYS[k].path(self.target, **p),
+                self._store(KEYS[k].scope, KEYS[k].path(target, **p),
                             failure("invalid", f"internal error while reading: {type(exc).__name__}: {exc}"))
         for f in pending:
             f.cancel()
             k, p = futs[f]
-            spath = KEYS[k].path(self.target, **p)
+            spath = KEYS[k].path(target, **p)
             with self._lock:
                 if spath in self.source.entries:
                     continue
@@ -294,6 +295,69 @@ class LiveReader:
                           kt.source if kt else None, self.notes, preflight=kt is None,
                           kube_tried=self.kube_tried if kt is None else "", namespace_from=self.namespace_from,
                           warnings=self.warnings)
+
+    def read_all(self, keys: set[str]) -> tuple[LiveResult, list[Target]]:
+        """``--all-namespaces``: every release of the official chart in the namespaces the cluster-wide
+        look-up names (doctor/fleet.py), each read for its own target into ONE source, so cluster-scoped
+        and Google paths are read once for all of them. Without the look-up (not permitted, no
+        answer) the namespace ``--namespace``/the context names is searched alone, and a note says so."""
+        from .. import fleet
+
+        t0 = time.perf_counter()
+        o = self.opts
+        now = o.now or datetime.now(timezone.utc)
+        self.target, kt = self.discover()
+        if kt is None:
+            raise UserError(f"--all-namespaces needs a Kubernetes cluster: {self.kube_tried}"
+                            + (f"\n{self.adc_problem}" if self.adc_problem else ""))
+        budget = Budget(o.timeout, o.request_timeout)
+        self.source = MemorySource()
+        from .gcloud import Google
+
+        self.google = Google(self.target.project, o.env, self.target.location, self.target.cluster)
+        self.fleet_notes: list[str] = []
+
+        def usable(name: str) -> bool:
+            k = KEYS[name]
+            if k.scope == "k8s":
+                return True
+            return all(getattr(self.target, f) is not None for f in k.requires) and \
+                (self.target.project is not None or name in ("bucket", "bucket_iam"))
+
+        usable_keys = {k for k in set(keys) | set(GUARD_KEYS) if usable(k)}
+        workers = max(1, o.workers)
+        pools = {"k8s": cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airflow-gke-k8s"),
+                 "gcp": cf.ThreadPoolExecutor(max_workers=max(1, workers // 2), thread_name_prefix="airflow-gke-gcp")}
+        targets: list[Target] = []
+        try:
+            self._run_phase([("chart_deployments", {})], budget, pools, "finding Airflow")
+            namespaces, note = fleet.chart_namespaces(self.source, self.target)
+            if note:
+                fallback = o.namespace or kt.namespace or kt.pod_namespace or DEFAULT_NAMESPACE
+                namespaces = [fallback]
+                self.fleet_notes.append(f"{note}: only namespace {fallback} was searched")
+            for ns in namespaces:
+                self._run_phase(static_reads(usable_keys), budget, pools, f"reading namespace {ns}",
+                                target=self.target.with_overrides(namespace=ns))
+            found = [(ns, rel) for ns, rel in fleet.releases(self.source, self.target) if ns in namespaces]
+            for ns, rel in found:
+                t = self.target.with_overrides(namespace=ns, release=rel)
+                ctx = Context(self.source, t, now)
+                reads, notes = derived_reads(ctx, usable_keys, o.max_logs)
+                self.notes += [f"{ns}/{rel}: {n}" for n in notes]
+                self._run_phase(reads, budget, pools, f"reading {ns}/{rel}: logs, bucket, service accounts",
+                                target=t)
+                targets.append(t)
+        finally:
+            with self._lock:
+                self._closed = True
+            for pool in pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._check_reachable(kt)
+        self.namespace_from = "discovered (--all-namespaces)"
+        result = LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
+                            kt.source, self.notes, namespace_from=self.namespace_from, warnings=self.warnings)
+        return result, targets
 
     def _check_reachable(self, kt) -> None:
         tried = []
