@@ -137,6 +137,9 @@ def with_config(func):
                    "cluster and project (live, or --snapshot) before deploying.")
 @click.option("--namespace", "-n", metavar="NS", help="Airflow namespace (default: the snapshot's / the context's).")
 @click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
+@click.option("--all-namespaces", "-A", "all_namespaces", is_flag=True,
+              help="Diagnose every release of the official chart in every namespace (live: the cluster-wide "
+                   "tier=airflow look-up; snapshot: the namespaces it holds); table or json output.")
 @click.option("--check", "only", multiple=True, metavar="SLUG", help="Run only this check (repeatable; globs allowed).")
 @click.option("--skip", "skip", multiple=True, metavar="SLUG", help="Do not run this check (repeatable; globs allowed).")
 @click.option("--include", "include", multiple=True, metavar="PATTERN",
@@ -171,7 +174,8 @@ def with_config(func):
 def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, save_snapshot,
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
            now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
-           probe=False, probe_folder=None, config=None, manifests=None, compact=False) -> None:
+           probe=False, probe_folder=None, config=None, manifests=None, compact=False,
+           all_namespaces=False) -> None:
     """Find what stops Airflow on GKE, with evidence and the commands that fix it.
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
@@ -188,9 +192,35 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         probe=probe, probe_folder=probe_folder, save_snapshot=save_snapshot, manifests=manifests, verbose=verbose,
         live=_live_target(project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs,
                           page_size, now))
+    if all_namespaces:
+        _fleet(req, output, targets, fail_on, compact, snapshot)
     report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose))
     _emit(report, output, targets, fail_on, compact=compact)
     sys.exit(report.exit_code(fail_on))
+
+
+def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot) -> None:
+    """``--all-namespaces``: one run over every release found (doctor/fleet.py); exits."""
+    from .app import diagnose_fleet
+    from .report import fleet as fleetfmt
+
+    for fmt in [output] + [f for f, _p in targets]:
+        if fmt not in fleetfmt.FLEET_FORMATS:
+            raise UserError(f"--all-namespaces reports as {' or '.join(fleetfmt.FLEET_FORMATS)}, not {fmt}",
+                            usage=True)
+    fleet = diagnose_fleet(req, echo=_err, progress=None if snapshot is not None else _progress(req.verbose))
+    for fmt, path in targets:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(fleetfmt.render(fleet, fmt, fail_on, compact=compact), encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot write the {fmt} report to {path}: {e.strerror or e}") from None
+        _err(f"wrote {fmt} report: {path}")
+    if targets or output == "table":
+        fleetfmt.render_table(fleet, fail_on, compact=compact)
+    else:
+        sys.stdout.write(fleetfmt.render_json(fleet, fail_on))
+    sys.exit(fleet.exit_code(fail_on))
 
 
 def _emit(report, output: str, targets, fail_on: str, compact: bool = False) -> None:

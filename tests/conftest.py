@@ -41,8 +41,28 @@ def scenario(name: str) -> Path:
 _validator = None
 
 
+def validate_fleet(doc: dict) -> None:
+    """A fleet document (doctor --all-namespaces): docs/schema/fleet-v1.json, whose targets are
+    single-target reports of docs/schema/report-v1.json (each validated as one, too)."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    fleet = json.loads((SCHEMA.parent / "fleet-v1.json").read_text())
+    single = json.loads(SCHEMA.read_text())
+    reg = Registry().with_resources([(s["$id"], Resource.from_contents(s)) for s in (fleet, single)])
+    cls = jsonschema.validators.validator_for(fleet)
+    cls.check_schema(fleet)
+    errors = list(cls(fleet, registry=reg).iter_errors(doc))
+    assert not errors, "fleet report does not match docs/schema/fleet-v1.json:\n" + "\n".join(
+        f"  {list(e.path)}: {e.message}" for e in errors[:10])
+    for t in doc["targets"]:
+        validate_report(t)
+
+
 def validate_report(doc: dict) -> None:
     """Every JSON report the tests see must validate against the published schema."""
+    if doc.get("kind") == "fleet":
+        return validate_fleet(doc)
     global _validator
     if _validator is None:
         import jsonschema

@@ -321,8 +321,7 @@ class LiveReader:
             k = KEYS[name]
             if k.scope == "k8s":
                 return True
-            return all(getattr(self.target, f) is not None for f in k.requires) and \
-                (self.target.project is not None or name in ("bucket", "bucket_iam"))
+            return all(getattr(self.target, f) is not None for f in k.requires)   # the bucket needs no project
 
         usable_keys = {k for k in set(keys) | set(GUARD_KEYS) if usable(k)}
         workers = max(1, o.workers)

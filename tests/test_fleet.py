@@ -1,0 +1,208 @@
+"""``doctor --all-namespaces/-A`` (doctor/fleet.py, app.diagnose_fleet): every release of the
+official chart in a cluster, each diagnosed with its own target, cluster-scoped and Google data read
+once for all. The cluster here is built from three scenarios of the same cluster (acme-data-prod /
+airflow-prod): namespace ``airflow`` holds seed-incident's broken release ``airflow``; namespace
+``data-pipelines`` holds healthy-af2-celery's release ``af2`` and gcs-bucket-missing's release
+``airflow`` (remote_base_log_folder names a deleted bucket: a typo'd config), moved there."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import scenario
+from replay import ReplayServer
+
+
+
+def _renamespace(obj, old: str, new: str):
+    """Every ``namespace: old`` field (metadata, subjects, involvedObject ...) becomes ``new``, and
+    Workload Identity members ``<pool>[old/ksa]`` follow the KSAs they name."""
+    if isinstance(obj, str) and old != new:
+        return obj.replace(f".svc.id.goog[{old}/", f".svc.id.goog[{new}/")
+    if isinstance(obj, dict):
+        return {k: (new if k == "namespace" and v == old else _renamespace(v, old, new)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_renamespace(v, old, new) for v in obj]
+    return obj
+
+
+def _merge_list(dest: Path, body: dict) -> None:
+    if dest.exists():
+        have = json.loads(dest.read_text())
+        names = {(i["metadata"].get("namespace"), i["metadata"]["name"]) for i in have.get("items", [])}
+        have["items"] += [i for i in body.get("items", [])
+                          if (i["metadata"].get("namespace"), i["metadata"]["name"]) not in names]
+        body = have
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(body))
+
+
+def _merge_iam(dest: Path, body: dict) -> None:
+    have = json.loads(dest.read_text())
+    roles = {b["role"]: b for b in have.get("bindings", [])}
+    for b in body.get("bindings", []):
+        if b["role"] in roles:
+            roles[b["role"]]["members"] = sorted(set(roles[b["role"]]["members"]) | set(b["members"]))
+        else:
+            have.setdefault("bindings", []).append(b)
+    dest.write_text(json.dumps(have))
+
+
+def _add(dest_root: Path, src: Path, ns_from: str, ns_to: str) -> None:
+    for f in sorted(src.rglob("*")):
+        rel = f.relative_to(src).as_posix()
+        if not f.is_file() or rel in ("meta.json", "SCENARIO.md"):
+            continue
+        rel = rel.replace(f"/namespaces/{ns_from}/", f"/namespaces/{ns_to}/")
+        dest = dest_root / rel
+        if f.suffix != ".json" or f.name.endswith(".error.json"):
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dest)
+            continue
+        body = _renamespace(json.loads(f.read_text()), ns_from, ns_to)
+        if isinstance(body, dict) and isinstance(body.get("items"), list):
+            _merge_list(dest, body)
+        elif rel.endswith(":getIamPolicy.json") and dest.exists() and "cloudresourcemanager" in rel:
+            _merge_iam(dest, body)
+        elif not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(json.dumps(body))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fleet") / "three-releases"
+    # The healthy scenario's cluster-scoped and project data win (first written): the cluster is
+    # healthy, what is broken is in one release's namespace objects.
+    _add(root, scenario("healthy-af2-celery"), "data-pipelines", "data-pipelines")
+    _add(root, scenario("gcs-bucket-missing"), "airflow", "data-pipelines")
+    _add(root, scenario("seed-incident"), "airflow", "airflow")
+    meta = json.loads((scenario("seed-incident") / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture(scope="module")
+def srv(cluster):
+    with ReplayServer(cluster) as s:
+        yield s
+
+
+@pytest.fixture
+def live(run_cli, monkeypatch, tmp_path):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    for k in list(os.environ):
+        if k.startswith("AIRFLOW_GKE_ENDPOINT_"):
+            monkeypatch.delenv(k)
+
+    def run(s: ReplayServer, *args: str):
+        s.log.clear()
+        kc = s.write_kubeconfig(tmp_path / "kubeconfig")
+        return run_cli("doctor", "--now", s.meta["captured_at"], *args, env=s.env(kubeconfig=kc))
+
+    return run
+
+
+def _by_target(doc: dict) -> dict[tuple[str, str], dict]:
+    return {(t["run"]["namespace"], t["run"]["release"]): t for t in doc["targets"]}
+
+
+def _ids(report: dict, severity: str | None = None) -> set[str]:
+    return {f["check"] for f in report["findings"] if severity is None or f["severity"] == severity}
+
+
+def _validate_fleet(doc: dict) -> None:
+    from conftest import validate_fleet
+
+    validate_fleet(doc)
+    bad = dict(doc, targets=[dict(doc["targets"][0], schema_version="2")])
+    with pytest.raises(AssertionError):      # the fleet schema holds its targets to report-v1
+        validate_fleet(bad)
+
+
+def _single(run_cli, name: str) -> dict:
+    r = run_cli("doctor", "--snapshot", str(scenario(name)), "--output", "json")
+    return r.json
+
+
+def test_live_all_namespaces_each_release_its_own_findings(live, srv, run_cli):
+    r = live(srv, "-A", "--output", "json")
+    assert r.code == 1, r.err
+    doc = json.loads(r.out)
+    _validate_fleet(doc)
+    got = _by_target(doc)
+    assert sorted(got) == [("airflow", "airflow"), ("data-pipelines", "af2"), ("data-pipelines", "airflow")]
+    broken, healthy, typo = got["airflow", "airflow"], got["data-pipelines", "af2"], got["data-pipelines", "airflow"]
+    # The broken release: the seed incident's own errors, as a run of that scenario alone finds them.
+    assert {"pvc-access-mode-unsupported", "gcs-log-write-denied"} <= _ids(broken, "error")
+    # The healthy release in the shared namespace stays clean: nothing of its neighbour leaks in.
+    assert _ids(healthy) == set(), [(f["check"], f["title"]) for f in healthy["findings"]]
+    assert healthy["summary"]["checks"]["error"] == 0
+    # The typo'd bucket: that release alone, naming the bucket it names.
+    assert _ids(typo, "error") == {"remote-log-bucket-missing"}
+    (f,) = [f for f in typo["findings"] if f["check"] == "remote-log-bucket-missing"]
+    assert "acme-airflow-logs-old" in json.dumps(f)
+    assert all(t["run"]["target"]["verdict"] == "airflow" for t in doc["targets"])
+    assert doc["summary"] == {"targets": 3, "diagnosed": 3, "unreachable": 0, "exit_code": 1}
+    # Cluster-scoped and Google paths are read once in total; nothing twice at all.
+    assert not srv.log.duplicates()
+    paths = srv.log.paths()
+    for p in ("/api/v1/nodes", "/api/v1/persistentvolumes", "/apis/storage.k8s.io/v1/storageclasses",
+              "/apis/rbac.authorization.k8s.io/v1/clusterroles", "/apis/apps/v1/deployments"):
+        assert srv.log.count(p, "k8s") == 1, (p, srv.log.count(p, "k8s"))
+    google = Counter(e.path for e in srv.log if e.service != "k8s")
+    assert google and max(google.values()) == 1, google
+    assert not srv.log.mutating()
+
+
+def test_live_all_namespaces_table_summary_then_each_target(live, srv):
+    r = live(srv, "-A")
+    assert r.code == 1, r.err
+    lines = r.out.splitlines()
+    head = lines.index(next(x for x in lines if x.startswith("TARGET")))
+    rows = {x.split()[0]: x.split()[1:] for x in lines[head + 1:head + 4]}
+    ctx = srv.meta["context"]
+    assert rows[f"{ctx}/data-pipelines/af2"] == ["0", "0", rows[f"{ctx}/data-pipelines/af2"][2], "0"]
+    assert rows[f"{ctx}/data-pipelines/airflow"][0] == "1" and rows[f"{ctx}/data-pipelines/airflow"][-1] == "1"
+    assert rows[f"{ctx}/airflow/airflow"][-1] == "1"
+    # then each target's own report, under its own heading
+    for label in rows:
+        assert f"── {label} " in r.out
+    assert r.out.index(f"── {ctx}/airflow/airflow ") > head
+
+
+def test_snapshot_of_several_namespaces_equals_live(run_cli, live, srv, cluster):
+    snap = run_cli("doctor", "--snapshot", str(cluster), "-A", "--output", "json")
+    lv = live(srv, "-A", "--output", "json")
+    assert snap.code == lv.code == 1
+    s, l_ = _by_target(json.loads(snap.out)), _by_target(json.loads(lv.out))
+    assert sorted(s) == sorted(l_)
+    for k in s:
+        assert _ids(s[k]) == _ids(l_[k]), k
+
+
+def test_all_namespaces_rejects_what_names_one_target(run_cli, cluster):
+    for extra in (("--namespace", "airflow"), ("--release", "af2"), ("--output", "junit")):
+        r = run_cli("doctor", "--snapshot", str(cluster), "-A", *extra)
+        assert r.code == 2, (extra, r.err)
+        assert "--all-namespaces" in r.err and "Traceback" not in r.err
+
+
+def test_lookup_forbidden_searches_the_context_namespace_and_says_so(live, srv, tmp_path):
+    from replay import Fault
+
+    srv.faults = [Fault(path="/apis/apps/v1/deployments", status=403)]
+    try:
+        r = live(srv, "-A", "--output", "json")
+    finally:
+        srv.faults = []
+    doc = json.loads(r.out)
+    assert sorted(_by_target(doc)) == [("airflow", "airflow")]
+    (n,) = doc["notices"]
+    assert "HTTP 403" in n["message"] and "only namespace airflow was searched" in n["message"]
