@@ -41,6 +41,7 @@ class LiveTarget:
     max_logs: int = 50
     page_size: int = 500
     now: str | None = None                   # RFC 3339: judge ages as of this time (replays, tests)
+    require_cluster: bool = False            # several contexts: a cluster that never answers is unreachable
 
 
 @dataclass
@@ -120,7 +121,7 @@ def live_options(lt: LiveTarget, namespace: str | None, release: str | None, ver
     return LiveOptions(project=lt.project, location=lt.location, cluster=lt.cluster, namespace=namespace,
                        release=release, context=lt.context, kubeconfig=lt.kubeconfig, timeout=lt.timeout,
                        request_timeout=lt.request_timeout, max_logs=lt.max_logs, page_size=lt.page_size,
-                       now=pinned, verbose=verbose, env=dict(env))
+                       now=pinned, verbose=verbose, env=dict(env), require_cluster=lt.require_cluster)
 
 
 def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progress=None, overlay=None):
@@ -329,6 +330,57 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
     finally:
         if hasattr(source, "close"):
             source.close()
+    fleet.duration_s = time.perf_counter() - t0
+    return fleet
+
+
+def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4, all_namespaces: bool = False,
+                      echo: Echo = _quiet):
+    """Several Kubernetes contexts (``--context`` repeated, ``--all-contexts``): each context is a
+    run of its own (its own reads and --timeout budget), at most ``parallel`` at a time; a context
+    that cannot be reached or holds no Airflow is one ``unreachable`` line, not the end of the run.
+    With ``all_namespaces`` each context contributes every release it holds."""
+    import concurrent.futures as cf
+    from dataclasses import replace
+
+    from .fleet import FleetReport, Unreached
+    from .registry import load_checks
+
+    if req.snapshot is not None:
+        raise UserError("several contexts apply to live mode only, not with --snapshot", usage=True)
+    for flag, v in (("--manifests", req.manifests), ("--save-snapshot", req.save_snapshot),
+                    ("--probe", req.probe or None), ("--probe-folder", req.probe_folder)):
+        if v is not None:
+            raise UserError(f"{flag} applies to one context, not with several", usage=True)
+    if all_namespaces and (req.namespace or req.release):
+        raise UserError(f"{'--namespace' if req.namespace else '--release'} does not apply with --all-namespaces "
+                        "(every release is diagnosed)", usage=True)
+    checks = select_checks(load_checks(), req.include, req.exclude, req.extended, req.min_severity)
+    _validate(req, checks)      # bad input ends the run before any context is read
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+
+    def one(context: str):
+        r = replace(req, live=replace(req.live, context=context, require_cluster=True))
+        try:
+            if all_namespaces:
+                return diagnose_fleet(r, echo=echo)
+            return diagnose(r, echo=echo)
+        except UserError as e:
+            return Unreached({"context": context, "namespace": req.namespace, "release": req.release}, str(e))
+
+    with cf.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="airflow-gke-target") as pool:
+        results = list(pool.map(one, contexts))
+    fleet = FleetReport(__version__, "live", started.isoformat().replace("+00:00", "Z"))
+    for res in results:
+        if isinstance(res, Unreached):
+            fleet.unreached.append(res)
+        elif hasattr(res, "reports"):
+            fleet.reports += res.reports
+            fleet.unreached += res.unreached
+            fleet.notices += res.notices
+        else:
+            fleet.reports.append(res)
     fleet.duration_s = time.perf_counter() - t0
     return fleet
 

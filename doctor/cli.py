@@ -62,7 +62,8 @@ def live_options(func):
                                                     "context, else the Application Default Credentials' project)."),
         click.option("--location", metavar="L", help="GKE cluster location, region or zone (default: from the context name)."),
         click.option("--cluster", metavar="C", help="GKE cluster name (default: from the context name)."),
-        click.option("--context", "kube_context", metavar="NAME", help="Kubernetes context (default: the current one)."),
+        click.option("--context", "kube_context", multiple=True, metavar="NAME",
+                     help="Kubernetes context (default: the current one); doctor: repeatable, one target each."),
         click.option("--kubeconfig", metavar="FILE", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config; in a pod: "
                                                          "the in-cluster configuration)."),
         click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
@@ -90,10 +91,21 @@ def _progress(verbose: bool):
     return None
 
 
+def _contexts(value) -> tuple[str, ...]:
+    """--context as given (repeatable), or the configuration file's one name."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(dict.fromkeys(value))
+
+
 def _live_target(project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs,
                  page_size, now):
     from .app import LiveTarget
 
+    contexts = _contexts(kube_context)
+    if len(contexts) > 1:
+        raise UserError("give one --context here (doctor diagnoses several)", usage=True)
+    kube_context = contexts[0] if contexts else None
     return LiveTarget(project=project, location=location, cluster=cluster, context=kube_context,
                       kubeconfig=kubeconfig, timeout=timeout, request_timeout=request_timeout, max_logs=max_logs,
                       page_size=page_size, now=now)
@@ -140,6 +152,10 @@ def with_config(func):
 @click.option("--all-namespaces", "-A", "all_namespaces", is_flag=True,
               help="Diagnose every release of the official chart in every namespace (live: the cluster-wide "
                    "tier=airflow look-up; snapshot: the namespaces it holds); table or json output.")
+@click.option("--all-contexts", "all_contexts", is_flag=True,
+              help="Diagnose every context of the kubeconfig (live), each a target of its own.")
+@click.option("--parallel", "parallel", type=click.IntRange(min=1, max=64), default=4, show_default=True,
+              metavar="N", help="With several contexts: how many are diagnosed at a time.")
 @click.option("--check", "only", multiple=True, metavar="SLUG", help="Run only this check (repeatable; globs allowed).")
 @click.option("--skip", "skip", multiple=True, metavar="SLUG", help="Do not run this check (repeatable; globs allowed).")
 @click.option("--include", "include", multiple=True, metavar="PATTERN",
@@ -175,7 +191,7 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
            now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
            probe=False, probe_folder=None, config=None, manifests=None, compact=False,
-           all_namespaces=False) -> None:
+           all_namespaces=False, all_contexts=False, parallel=4) -> None:
     """Find what stops Airflow on GKE, with evidence and the commands that fix it.
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
@@ -184,6 +200,12 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
     from .report.formats import output_targets
 
     targets = output_targets(output, tuple(output_file))     # bad FORMAT: prefixes end the run before it reads
+    contexts = _contexts(kube_context)
+    if all_contexts:
+        if contexts:
+            raise UserError("--all-contexts and --context: give one of them", usage=True)
+        contexts = _all_contexts(kubeconfig)
+    kube_context = contexts[0] if len(contexts) == 1 else None
 
     req = RunRequest(
         snapshot=snapshot, namespace=namespace, release=release, include=tuple(only) + tuple(include),
@@ -192,6 +214,9 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         probe=probe, probe_folder=probe_folder, save_snapshot=save_snapshot, manifests=manifests, verbose=verbose,
         live=_live_target(project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs,
                           page_size, now))
+    if len(contexts) > 1 or all_contexts:
+        _fleet(req, output, targets, fail_on, compact, snapshot, contexts=contexts, parallel=parallel,
+               all_namespaces=all_namespaces)
     if all_namespaces:
         _fleet(req, output, targets, fail_on, compact, snapshot)
     report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose))
@@ -199,16 +224,34 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
     sys.exit(report.exit_code(fail_on))
 
 
-def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot) -> None:
-    """``--all-namespaces``: one run over every release found (doctor/fleet.py); exits."""
-    from .app import diagnose_fleet
+def _all_contexts(kubeconfig) -> tuple[str, ...]:
+    """Every context of the kubeconfig (files merged by kubectl's rules), in file order."""
+    import os
+
+    from .live.kube import kubeconfig_files, read_kubeconfigs
+
+    files, how = kubeconfig_files(kubeconfig, dict(os.environ))
+    names = tuple(read_kubeconfigs([f for f in files if os.path.exists(f)]).contexts)
+    if not names:
+        raise UserError(f"--all-contexts: no context in the kubeconfig ({how})")
+    return names
+
+
+def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, contexts=(), parallel: int = 4,
+           all_namespaces: bool = True) -> None:
+    """Several targets: every release found (--all-namespaces, doctor/fleet.py) and/or several
+    contexts (--context repeated, --all-contexts); one fleet report; exits."""
+    from .app import diagnose_contexts, diagnose_fleet
     from .report import fleet as fleetfmt
 
     for fmt in [output] + [f for f, _p in targets]:
         if fmt not in fleetfmt.FLEET_FORMATS:
-            raise UserError(f"--all-namespaces reports as {' or '.join(fleetfmt.FLEET_FORMATS)}, not {fmt}",
-                            usage=True)
-    fleet = diagnose_fleet(req, echo=_err, progress=None if snapshot is not None else _progress(req.verbose))
+            raise UserError(f"--all-namespaces and several contexts report as "
+                            f"{' or '.join(fleetfmt.FLEET_FORMATS)}, not {fmt}", usage=True)
+    if contexts:
+        fleet = diagnose_contexts(req, list(contexts), parallel=parallel, all_namespaces=all_namespaces, echo=_err)
+    else:
+        fleet = diagnose_fleet(req, echo=_err, progress=None if snapshot is not None else _progress(req.verbose))
     for fmt, path in targets:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

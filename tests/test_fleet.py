@@ -206,3 +206,85 @@ def test_lookup_forbidden_searches_the_context_namespace_and_says_so(live, srv, 
     assert sorted(_by_target(doc)) == [("airflow", "airflow")]
     (n,) = doc["notices"]
     assert "HTTP 403" in n["message"] and "only namespace airflow was searched" in n["message"]
+
+
+# --- several contexts -------------------------------------------------------------------------
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                   # nothing listens there: connection refused, as for a deleted cluster
+    return port
+
+
+@pytest.fixture(scope="module")
+def two_clusters(tmp_path_factory):
+    """seed-incident's cluster (acme-data-prod) and healthy-minimal's (acme-data-dev), each with its
+    own Kubernetes API; Google answers for both projects come from the second server's endpoints
+    (one set of AIRFLOW_GKE_ENDPOINT_* per process), which holds both projects' Google data."""
+    root = tmp_path_factory.mktemp("ctx")
+    dev = root / "dev"
+    shutil.copytree(scenario("healthy-minimal"), dev)
+    shutil.copytree(scenario("seed-incident") / "gcp", dev / "gcp", dirs_exist_ok=True)
+    with ReplayServer(scenario("seed-incident")) as prod_srv, ReplayServer(dev) as dev_srv:
+        yield prod_srv, dev_srv
+
+
+def _kubeconfig(path: Path, *servers: ReplayServer, gone: str | None = None) -> Path:
+    doc = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
+    for i, s in enumerate(servers):
+        one = json.loads(s.write_kubeconfig(path.with_suffix(f".{i}")).read_text())
+        for key in ("clusters", "users", "contexts"):
+            doc[key] += one[key]
+    if gone:
+        doc["clusters"].append({"name": gone, "cluster": {"server": f"http://127.0.0.1:{_closed_port()}"}})
+        doc["users"].append({"name": gone, "user": {"token": "replay-dummy-token"}})
+        doc["contexts"].append({"name": gone, "context": {"cluster": gone, "user": gone, "namespace": "airflow"}})
+    doc["current-context"] = doc["contexts"][0]["name"]
+    path.write_text(json.dumps(doc))
+    os.chmod(path, 0o600)
+    return path
+
+
+GONE = "gke_acme-data-test_europe-west1_airflow-gone"
+
+
+def test_three_contexts_one_unreachable(run_cli, monkeypatch, tmp_path, two_clusters):
+    prod, dev = two_clusters
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kc = _kubeconfig(tmp_path / "kubeconfig", prod, dev, gone=GONE)
+    env = dev.env(kubeconfig=kc)
+    prod.log.clear()
+    dev.log.clear()
+    r = run_cli("doctor", "--now", dev.meta["captured_at"], "--all-contexts", "--parallel", "3",
+                "--request-timeout", "2", "--output", "json", env=env)
+    assert r.code == 1, r.err      # the worst target's: seed-incident's errors
+    doc = json.loads(r.out)
+    got = {t["run"]["context"]: t for t in doc["targets"]}
+    assert sorted(got) == sorted([prod.meta["context"], dev.meta["context"]])
+    assert {"pvc-access-mode-unsupported", "gcs-log-write-denied"} <= _ids(got[prod.meta["context"]], "error")
+    assert _ids(got[dev.meta["context"]], "error") == set()
+    (u,) = doc["unreachable"]
+    assert u["target"]["context"] == GONE and u["reason"].startswith("unreachable: Kubernetes API http://127.0.0.1:")
+    assert doc["summary"] == {"targets": 3, "diagnosed": 2, "unreachable": 1, "exit_code": 1}
+    # each context read its own cluster
+    assert prod.log.count("/api/v1/namespaces/airflow/pods", "k8s") == 1
+    assert dev.log.count("/api/v1/namespaces/airflow/pods", "k8s") == 1
+
+    t = run_cli("doctor", "--now", dev.meta["captured_at"], "--context", dev.meta["context"], "--context", GONE,
+                "--request-timeout", "2", env=env)
+    assert t.code == 3, t.err      # healthy + unreachable: incomplete
+    (line,) = [x for x in t.out.splitlines() if x.startswith(GONE)]
+    assert "not diagnosed: unreachable: Kubernetes API" in line
+    (row,) = [x.split() for x in t.out.splitlines() if x.startswith(dev.meta["context"] + "/airflow/airflow ")]
+    assert (row[1], row[2], row[-1]) == ("0", "0", "0")      # errors, warnings, exit code of the healthy one
+
+
+def test_all_contexts_and_context_are_one_or_the_other(run_cli):
+    r = run_cli("doctor", "--all-contexts", "--context", "a")
+    assert r.code == 2 and "--all-contexts and --context" in r.err
+    r = run_cli("collect", "--context", "a", "--context", "b")
+    assert r.code == 2 and "one --context" in r.err

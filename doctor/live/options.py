@@ -33,6 +33,7 @@ class LiveOptions:
     now: datetime | None = None        # judge ages at this time (replays); default: the clock
     verbose: bool = False
     env: dict = field(default_factory=lambda: dict(os.environ))
+    require_cluster: bool = False      # a fleet of contexts: a Kubernetes API that never answers is unreachable
 
 
 @dataclass(frozen=True)

@@ -371,6 +371,8 @@ class LiveReader:
         if gcp_tried:
             tried.append(f"Google Cloud APIs for project {self.target.project}: "
                          + (self.failed["gcp"][0] if gcp_down else "answered"))
+        if self.opts.require_cluster and (kt is None or k8s_down):
+            raise UserError("unreachable: " + tried[0])
         if (kt is None or k8s_down) and (not gcp_tried or gcp_down):
             extra = "".join(f"\n{w}" for w in self.warnings)
             raise UserError("nothing reachable: " + "; ".join(tried) + extra)
