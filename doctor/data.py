@@ -124,6 +124,7 @@ LOG_BUCKETS = Items("log bucket(s)", "airflow_gke.views.identity:log_buckets", W
 GSAS = Items("Google service account(s) named by Airflow KSAs", "airflow_gke.views.identity:gsa_emails",
              ("serviceaccounts",) + WORKLOADS)
 LOGS = Items("container log(s)", "airflow_gke.live.plan:container_logs", ("pods",))
+PRIVATE_REGIONS = Items("region of private nodes", "airflow_gke.views.google:private_node_regions", ("cluster",))
 
 # The APIs whose state snapshot v1 records.
 SERVICES = (
@@ -225,6 +226,15 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
     _gcp("gsa_iam", "gcp/iam/v1/projects/{project}/serviceAccounts/{email}:getIamPolicy", ("project",),
          "iam.serviceAccounts.getIamPolicy", "read the IAM policy of service account {email}", per="email",
          items=GSAS),
+    # Compute Engine: the Cloud Routers (with their Cloud NAT configurations) of the region of a
+    # cluster whose nodes have no external IP, read only for such a cluster: its internet egress
+    # goes through a NAT or nowhere.
+    _gcp("routers", "gcp/compute/compute/v1/projects/{project}/regions/{region}/routers", ("project",),
+         "compute.routers.list", "list Cloud Routers and their NATs in region {region} of project {project}",
+         per="region", items=PRIVATE_REGIONS, live="compute.list",
+         doc="only for a cluster with private nodes, in the region of its subnetwork (whether a Cloud NAT gives "
+             "them internet egress); every page merged into `items`, no `nextPageToken`; no `items` when the "
+             "region has no router"),
 ]}
 
 

@@ -119,6 +119,7 @@ GOOGLE_SERVICES = (
     "iam",
     "iamcredentials",
     "secretmanager",
+    "compute",
 )
 """One HTTP server each; the name is the first label of ``<name>.googleapis.com``."""
 

@@ -353,6 +353,29 @@ def test_service_disabled_on_the_cluster_get_feeds_container_api_disabled(live, 
     assert any(e.startswith("activation URL: ") for e in f["evidence"])
 
 
+def test_private_nodes_read_the_regions_cloud_routers_once_and_a_403_blocks_only_the_nat_check(live, run_cli):
+    """Compute Engine routers.list through google-auth's AuthorizedSession, only for a cluster with
+    private nodes; its 403 names compute.routers.list and leaves every other check as it was."""
+    srv = server("private-nodes-no-nat")
+    r = live(srv, "doctor", "--output", "json")
+    routers = "/compute/v1/projects/acme-data-prod/regions/europe-west1/routers"
+    assert srv.log.count(routers, service="compute") == 1
+    assert [f["check"] for f in r.json["findings"]] == ["private-nodes-no-egress"]
+    srv.log.clear()
+    srv.add_fault(Fault(service="compute", path=routers, status=403, permission="compute.routers.list"))
+    r = live(srv, "doctor", "--output", "json")
+    assert r.code == 1, r.err   # findings (the floor's) outrank the unread path's exit 3
+    st = {c["id"]: (c["status"], c["reason"] or "") for c in r.json["checks"]}
+    assert st["private-nodes-no-egress"][0] not in ("pass", "fail")
+    assert "compute.routers.list" in st["private-nodes-no-egress"][1]
+    # the floor's findings are top-level again: their cause could not be read
+    assert {f["check"] for f in r.json["findings"]} == {"component-not-ready"}
+    # a cluster with public nodes never reads Compute Engine
+    srv = server(_healthy())
+    live(srv, "doctor", "--output", "json")
+    assert srv.log.select(service="compute") == []
+
+
 def test_retries_honour_retry_after_then_succeed(live, run_cli):
     name = _healthy()
     _c, base = snapshot_doc(run_cli, SCEN_DIR / name)

@@ -29,6 +29,10 @@ from .options import Endpoint, endpoint
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
+# Services read through an authorized session only (their READERS get it as the client).
+REST_ONLY = ("compute",)
+
+
 def services() -> tuple[str, ...]:
     """The Google services of the declared data keys (first label of the API host)."""
     return tuple(dict.fromkeys(k.service for k in KEYS.values() if k.scope == "gcp"))
@@ -148,7 +152,8 @@ class Google:
     def _read(self, k, params: dict, timeout: float) -> Answer:
         if k.live == "rest":
             return self._rest(k, params, timeout)
-        return READERS[k.live](self, self.client(k.service), params, timeout)
+        # Compute Engine has no client library here: its reader gets the authorized session
+        return READERS[k.live](self, self.client(k.service, rest=k.service in REST_ONLY), params, timeout)
 
     def _rest(self, k, params: dict, timeout: float) -> Answer:
         """GET the key's path on its service (POST for ``:getIamPolicy``), through an authorized session."""
@@ -258,7 +263,33 @@ def _get_bucket_iam(g: Google, c, params: dict, timeout: float) -> Answer:
     return Answer(200, data=body)
 
 
+def _compute_list(g: Google, session, params: dict, timeout: float, key: str = "routers") -> Answer:
+    """A Compute Engine list (routers.list) as one body: ``items`` of every page, no
+    ``nextPageToken``, like the Kubernetes lists a snapshot stores. Through an authorized session
+    on the REST API (``google-cloud-compute`` would add a large dependency for one list call)."""
+    k = KEYS[key]
+    rel = k.path(Target(project=g.project, location=g.location, cluster=g.cluster), **params).split("/", 2)[2]
+    base = g.endpoints["compute"].url or "https://compute.googleapis.com"
+    url = f"{base.rstrip('/')}/{urllib.parse.quote(rel, safe='/@:')}"
+    body: dict | None = None
+    token = None
+    while True:
+        query = {"maxResults": "500"} | ({"pageToken": token} if token else {})
+        ans = _from_response(session.get(url, params=query, timeout=timeout))
+        if not ans.ok:
+            return ans
+        page = ans.data if isinstance(ans.data, dict) else {}
+        if body is None:
+            body = {f: v for f, v in page.items() if f != "nextPageToken"}
+        else:
+            body.setdefault("items", []).extend(page.get("items") or [])
+        token = page.get("nextPageToken")
+        if not token:
+            return Answer(200, data=body)
+
+
 READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
+    "compute.list": _compute_list,
     "serviceusage.get_service": _get_service,
     "resourcemanager.get_project": _get_project,
     "resourcemanager.get_iam_policy": _get_project_iam,

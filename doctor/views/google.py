@@ -38,6 +38,24 @@ class Repo:
         return f"//artifactregistry.googleapis.com/projects/{self.project}/locations/{self.location}/repositories/{self.name}"
 
 
+_ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
+
+
+def region_of(location: str) -> str:
+    """The region of a GKE location (``europe-west1-b`` -> ``europe-west1``; a region is itself)."""
+    m = _ZONE.match(location)
+    return m.group(1) if m else location
+
+
+def private_node_regions(ctx, opts=None) -> list[str]:
+    """Items of ``routers``: the region of the cluster's subnetwork when a node pool has private
+    nodes (their internet egress is a Cloud NAT there), else none."""
+    try:
+        return [ctx.cluster_network[2]] if ctx.private_pools() else []
+    except DataUnavailable:   # no cluster body: nothing to name (the checks say why)
+        return []
+
+
 def image_host(image: str) -> str | None:
     first = image.split("/", 1)[0]
     return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None
@@ -165,6 +183,30 @@ class GoogleViews(KubeViews):
             num = self.project_number
             return f"{num}-compute@developer.gserviceaccount.com" if num else "the Compute Engine default service account"
         return sa
+
+    # --- networking: private nodes and their egress (Cloud NAT) ----------------------------
+    @property
+    def cluster_network(self) -> tuple[str, str, str]:
+        """(network, subnetwork, region) of the cluster: short names, from ``networkConfig``
+        (full resource paths) or the top-level ``network``/``subnetwork`` and the location."""
+        c = self.cluster
+        net = str(dig(c, "networkConfig", "network") or c.get("network") or "default")
+        sub = str(dig(c, "networkConfig", "subnetwork") or c.get("subnetwork") or net)
+        m = re.search(r"/regions/([a-z0-9-]+)/", sub)
+        region = m.group(1) if m else region_of(str(c.get("location") or self.target.location or ""))
+        return net.rsplit("/", 1)[-1], sub.rsplit("/", 1)[-1], region
+
+    def private_pools(self) -> list[NodePool]:
+        """Node pools whose nodes have no external IP (the pool's ``networkConfig.enablePrivateNodes``,
+        else the cluster's ``privateClusterConfig.enablePrivateNodes``)."""
+        cluster_private = bool(dig(self.cluster, "privateClusterConfig", "enablePrivateNodes")
+                               or dig(self.cluster, "networkConfig", "defaultEnablePrivateNodes"))
+        out = []
+        for p in self.node_pools.values():
+            flag = dig(p.raw, "networkConfig", "enablePrivateNodes")
+            if (flag if isinstance(flag, bool) else cluster_private):
+                out.append(p)
+        return out
 
     def service_state(self, service: str) -> str | None:
         body = self.body("services", service=service)
