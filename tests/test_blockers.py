@@ -18,7 +18,8 @@ from airflow_gke.source import Entry
 DISABLED = "api-disabled-cluster-403"
 BODY = "Kubernetes Engine API has not been used in project 902177345108 before or it is disabled"
 BLOCKED_BY_CLUSTER = ["default-compute-sa-nodes", "gcs-log-write-denied", "node-storage-scope-read-only",
-                      "overprivileged-identity", "remote-log-read-denied", "workload-identity-not-enabled"]
+                      "overprivileged-identity", "private-nodes-no-egress", "remote-log-read-denied",
+                      "workload-identity-not-enabled"]
 
 
 def _section(out: str, start: str, end: str = "\nFindings:") -> str:
@@ -36,7 +37,7 @@ def test_disabled_api_is_one_cause_with_its_checks_terminal(run_cli):
             "SERVICE_DISABLED): not a missing permission; reported above (container-api-disabled) Read: get cluster "
             "projects/acme-data-dev/locations/europe-west1/clusters/airflow-dev Fix: enable the API, then wait a few "
             "minutes for it to propagate $ gcloud services enable container.googleapis.com --project acme-data-dev "
-            "Blocks 6 checks: " + ", ".join(BLOCKED_BY_CLUSTER)) in flat
+            f"Blocks {len(BLOCKED_BY_CLUSTER)} checks: " + ", ".join(BLOCKED_BY_CLUSTER)) in flat
     # the command is whole on a line of its own
     assert "          $ gcloud services enable container.googleapis.com --project acme-data-dev" in lines
     assert "grant" not in nc and "container.clusters.get" not in nc
