@@ -288,3 +288,16 @@ def test_explain_never_breaks_a_command():
     for block in code:
         for ln in block.rstrip("\n").splitlines():
             assert ("    " + ln).rstrip() in out, ln
+
+
+def test_pods_accepted_by_one_suppression_are_one_suppressed_entry(run_cli, tmp_path):
+    conf = tmp_path / "c.yaml"
+    conf.write_text("suppressions:\n  - check: task-pod-unschedulable\n    resource: 'sales-reconcile-*'\n"
+                    "    reason: pool resized in PLAT-9\n")
+    r = run_cli("doctor", "--snapshot", str(scenario("task-pods-selector-pool-full")), "--output", "json",
+                "--config", str(conf))
+    assert not [f for f in r.json["findings"] if f["check"] == "task-pod-unschedulable"]
+    [s] = r.json["suppressed"]
+    assert s["finding"]["count"] == 2 and s["suppression"]["reason"] == "pool resized in PLAT-9"
+    assert [x["name"] for x in s["finding"]["resources"]] == ["sales-reconcile-build-invoices-7jk1hr7z",
+                                                              "sales-reconcile-reconcile-ledger-1ey47rg5"]

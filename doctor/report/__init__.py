@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import SEVERITY_RANK, CheckRun, Finding
-from .arrange import merge, order
+from .arrange import merge, merge_suppressed, order
 
 SCHEMA_VERSION = "1"
 
@@ -57,6 +57,8 @@ class RunReport:
             if len(c.findings) > 1:
                 c.findings, more = merge(c.findings)
                 renamed.update(more)
+        if len(self.suppressed) > 1:      # accepted by the same suppression, one cause and one fix: one entry
+            self.suppressed = merge_suppressed(self.suppressed)
         if renamed:
             for c in self.checks:
                 for f in c.findings:

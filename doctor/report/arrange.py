@@ -63,6 +63,30 @@ def merge(findings: list[Finding]) -> tuple[list[Finding], dict[str, str]]:
     return out, renamed
 
 
+def merge_suppressed(suppressed: list) -> list:
+    """Suppressed findings (``Suppressed(finding, by)``) merged like findings, within each suppression."""
+    from dataclasses import replace as _replace
+
+    groups: dict[tuple, list] = {}
+    for x in suppressed:
+        key = (repr(sorted(x.by.items(), key=lambda kv: kv[0])) if isinstance(x.by, dict) else repr(x.by),
+               group_key(x.finding))
+        groups.setdefault(key, []).append(x)
+    out, done = [], set()
+    for x in suppressed:
+        key = (repr(sorted(x.by.items(), key=lambda kv: kv[0])) if isinstance(x.by, dict) else repr(x.by),
+               group_key(x.finding))
+        if key in done:
+            continue
+        done.add(key)
+        members = groups[key]
+        if len(members) == 1:
+            out.append(x)
+        else:
+            out.append(_replace(x, finding=_merged(sorted((m.finding for m in members), key=lambda f: f.resource.ref))))
+    return out
+
+
 def _merged(members: list[Finding]) -> Finding:
     first = members[0]
     resources: list = []
