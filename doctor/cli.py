@@ -151,7 +151,7 @@ def with_config(func):
 @click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
 @click.option("--all-namespaces", "-A", "all_namespaces", is_flag=True,
               help="Diagnose every release of the official chart in every namespace (live: the cluster-wide "
-                   "tier=airflow look-up; snapshot: the namespaces it holds); table or json output.")
+                   "tier=airflow look-up; snapshot: the namespaces it holds); table, json or junit output.")
 @click.option("--all-contexts", "all_contexts", is_flag=True,
               help="Diagnose every context of the kubeconfig (live), each a target of its own.")
 @click.option("--parallel", "parallel", type=click.IntRange(min=1, max=64), default=4, show_default=True,
@@ -262,7 +262,7 @@ def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, con
     if targets or output == "table":
         fleetfmt.render_table(fleet, fail_on, compact=compact)
     else:
-        sys.stdout.write(fleetfmt.render_json(fleet, fail_on))
+        sys.stdout.write(fleetfmt.render(fleet, output, fail_on))
     sys.exit(fleet.exit_code(fail_on))
 
 

@@ -188,7 +188,7 @@ def test_snapshot_of_several_namespaces_equals_live(run_cli, live, srv, cluster)
 
 
 def test_all_namespaces_rejects_what_names_one_target(run_cli, cluster):
-    for extra in (("--namespace", "airflow"), ("--release", "af2"), ("--output", "junit")):
+    for extra in (("--namespace", "airflow"), ("--release", "af2"), ("--output", "markdown")):
         r = run_cli("doctor", "--snapshot", str(cluster), "-A", *extra)
         assert r.code == 2, (extra, r.err)
         assert "--all-namespaces" in r.err and "Traceback" not in r.err
@@ -288,3 +288,37 @@ def test_all_contexts_and_context_are_one_or_the_other(run_cli):
     assert r.code == 2 and "--all-contexts and --context" in r.err
     r = run_cli("collect", "--context", "a", "--context", "b")
     assert r.code == 2 and "one --context" in r.err
+
+
+def test_junit_one_suite_per_target(run_cli, cluster, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    r = run_cli("doctor", "--snapshot", str(cluster), "-A", "--output", "junit")
+    assert r.code == 1, r.err
+    root = ET.fromstring(r.out.split("\n", 1)[1])
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    ctx = json.loads((cluster / "meta.json").read_text())["context"]
+    assert sorted(suites) == [f"{ctx}/airflow/airflow", f"{ctx}/data-pipelines/af2", f"{ctx}/data-pipelines/airflow"]
+    typo = suites[f"{ctx}/data-pipelines/airflow"]
+    failed = {c.get("name") for c in typo.findall("testcase") if c.find("failure") is not None}
+    assert any("remote-log-bucket-missing" in n for n in failed), failed
+    assert suites[f"{ctx}/data-pipelines/af2"].get("failures") == "0"
+    assert int(root.get("tests")) == sum(int(s.get("tests")) for s in suites.values())
+
+
+def test_an_unreached_target_is_one_errored_suite_and_one_row():
+    import xml.etree.ElementTree as ET
+
+    from airflow_gke.fleet import FleetReport, Unreached
+    from airflow_gke.report import fleet as fleetfmt
+
+    f = FleetReport("0", "live", "2026-11-21T15:40:00Z",
+                    unreached=[Unreached({"context": GONE, "namespace": None, "release": None},
+                                         "unreachable: Kubernetes API http://127.0.0.1:9: connection refused")])
+    root = ET.fromstring(fleetfmt.render_junit(f, "error").split("\n", 1)[1])
+    (suite,) = root.findall("testsuite")
+    assert suite.get("name") == f"{GONE}/?/?" and suite.get("errors") == "1"
+    assert suite.find("testcase/error").get("message").startswith("unreachable: Kubernetes API")
+    rows = [x for x in fleetfmt.summary_lines(f, "error") if x.startswith(GONE)]
+    assert len(rows) == 1 and "not diagnosed: unreachable" in rows[0]
+    assert f.exit_code("error") == 3 and f.exit_code("never") == 0

@@ -1,4 +1,4 @@
-"""Fleet reports (``doctor --all-namespaces``): JSON is one document whose ``targets`` are the
+"""Fleet reports (``doctor --all-namespaces``, several contexts): JSON is one document whose ``targets`` are the
 single-target reports (docs/schema/fleet-v1.json); the terminal shows a summary table (target x
 errors/warnings/incomplete) and then each target's own report. Other formats: see FLEET_FORMATS."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import TextIO
 
 import orjson
 
-FLEET_FORMATS = ("table", "json")
+FLEET_FORMATS = ("table", "json", "junit")
 
 
 def render_json(fleet, fail_on: str) -> str:
@@ -47,9 +47,48 @@ def render_table(fleet, fail_on: str, file: TextIO | None = None, compact: bool 
             out.write(FORMATS["table"].render(rep, fail_on, compact=compact))
 
 
+def render_junit(fleet, fail_on: str) -> str:
+    """One ``<testsuite>`` per target (named by it) holding that target's test cases as its own
+    JUnit report has them; a target not diagnosed is a suite with one errored case saying why."""
+    import xml.etree.ElementTree as ET
+
+    from ._text import xml_safe
+    from .junit import render as junit_render
+
+    root = ET.Element("testsuites", {"name": "airflow-gke doctor (fleet)"})
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    suites = []
+    for rep in fleet.reports:
+        one = ET.fromstring(junit_render(rep, fail_on).split("\n", 1)[1])
+        cases = [c for suite in one.findall("testsuite") for c in suite.findall("testcase")]
+        suites.append((fleet.label(rep), cases, one.findall("testsuite")[0].find("properties")))
+    for u in fleet.unreached:
+        label = "/".join(str(u.target.get(k) or "?") for k in ("context", "namespace", "release"))
+        case = ET.Element("testcase", {"classname": "airflow-gke.target", "name": "reachable", "time": "0"})
+        ET.SubElement(case, "error", {"message": xml_safe(u.reason), "type": "unreachable"})
+        suites.append((label, [case], None))
+    for i, (label, cases, props) in enumerate(suites):
+        counts = {k: sum(1 for c in cases if c.find(k) is not None) for k in ("failure", "error", "skipped")}
+        suite = ET.SubElement(root, "testsuite", {
+            "name": xml_safe(label), "tests": str(len(cases)), "failures": str(counts["failure"]),
+            "errors": str(counts["error"]), "skipped": str(counts["skipped"]), "id": str(i)})
+        if props is not None:
+            suite.append(props)
+        suite.extend(cases)
+        totals["tests"] += len(cases)
+        for k in ("failure", "error", "skipped"):
+            totals[k + ("s" if k != "skipped" else "")] += counts[k]
+    for k, v in totals.items():
+        root.set(k, str(v))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
 def render(fleet, fmt: str, fail_on: str, compact: bool = False) -> str:
     if fmt == "json":
         return render_json(fleet, fail_on)
+    if fmt == "junit":
+        return render_junit(fleet, fail_on)
     buf = io.StringIO()
     render_table(fleet, fail_on, file=buf, compact=compact)
     return buf.getvalue()
