@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, no_answer_reason
-from airflow_gke.views.iam import evaluate, member_roles, unless_in_groups
+from airflow_gke.views.iam import evaluate, member_roles, membership_lines, membership_of, unless_in_groups
 from airflow_gke.views.identity import LOG_WRITERS, Identity, bucket_of, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import Category, after_run, check
@@ -24,7 +24,8 @@ _GCS = re.compile(r"(?i)(storage\.googleapis\.com|gs://|\bgcs\b|google\.cloud\.s
 
 @check(id="gcs-log-write-denied", title="Airflow can write task logs to its Cloud Storage bucket",
        severity="error", category=Category.LOGGING, needs=("configmaps", "pods", "serviceaccounts", "cluster"),
-       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"),
+       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets",
+             "group_membership"),
        evidence="config",
        severity_note="warning when IAM could not be read")
 def run(ctx: Context) -> Result:
@@ -102,7 +103,7 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
         roles = member_roles(project_policy, members)
         ev = evaluate(PERM, members, [(f"bucket gs://{bucket}", bucket_policy, bucket_why),
                                       (f"project {p}", project_policy, project_why)],
-                      project_roles_of_member=roles, project_id=ctx.target.project)
+                      project_roles_of_member=roles, project_id=ctx.target.project, membership=membership_of(ctx))
         writable = [m for m in sorted(members) if not m.startswith("principal://")][:1]
         if kind == "node" and annotated:
             # no grant to the node service account: once Workload Identity is on, these pods act as
@@ -122,6 +123,7 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
                 problems.append(who)
         if ev.verdict == "granted":
             evidence.append(f"{who}: IAM grants {PERM} via {'; '.join(ev.grants)}")
+            evidence += membership_lines(ev, who)
         elif ev.verdict == "denied" or ev.only_groups:
             if who not in problems:
                 problems.append(who)
@@ -130,6 +132,7 @@ def _check_bucket(ctx: Context, bucket: str, idents: list[tuple[Identity, str, s
             evidence += [f"{who}: {x}" for x in ev.lacking]
             if ev.no_groups:
                 evidence.append(f"{who}: {ev.no_groups}")
+            evidence += membership_lines(ev, who)
             if ev.only_groups:
                 text, cmds_ = unless_in_groups(ev, (writable or sorted(members))[0])
                 caveats.append(text)

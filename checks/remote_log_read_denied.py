@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import Context, DataUnavailable, no_answer_reason
-from airflow_gke.views.iam import evaluate, member_roles, unless_in_groups
+from airflow_gke.views.iam import evaluate, member_roles, membership_lines, membership_of, unless_in_groups
 from airflow_gke.views.identity import LOG_READERS, LOG_WRITERS, Identity, bucket_of, label, remote_log_folder, resolve
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
@@ -25,7 +25,8 @@ _READ_ERR = re.compile(r"(?i)unable to read remote log|could not read logs from 
 
 @check(id="remote-log-read-denied", title="The api-server/webserver can read the remote task logs", severity="error",
        category=Category.LOGGING, needs=("configmaps", "pods", "serviceaccounts", "cluster"),
-       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets"),
+       uses=("bucket", "bucket_iam", "project_iam", "project", "gsa", "nodes", "logs", "deployments", "statefulsets",
+             "group_membership"),
        evidence="config",
        severity_note="warning when IAM could not be read")
 def run(ctx: Context) -> Result:
@@ -173,7 +174,9 @@ def _judge(ctx: Context, bucket: str, idents: list[tuple[Identity, str, str]]):
                 continue
         roles = member_roles(project_policy, members)
         verdicts = {perm: evaluate(perm, members, policies, project_roles_of_member=roles,
-                                   project_id=ctx.target.project) for perm in PERMS}
+                                   project_id=ctx.target.project, membership=membership_of(ctx)) for perm in PERMS}
+        for ev in verdicts.values():
+            evidence += [x for x in membership_lines(ev, who) if x not in evidence]
         missing = [perm for perm, ev in verdicts.items() if ev.verdict == "denied" or ev.only_groups]
         unsure = [perm for perm, ev in verdicts.items() if ev.verdict == "unknown" and not ev.only_groups]
         member = sorted(m for m in members if not m.startswith("principal://"))[:1]

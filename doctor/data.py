@@ -66,6 +66,8 @@ class DataKey:
     #                                   container's log text); Google "rest" (GET, POST for :getIamPolicy,
     #                                   through an authorized session) or a client call of live/gcloud.py
     doc: str = ""                     # what the docs tables add about this read
+    optional: str = ""                # an optional read: what its answer makes decisive (`permissions` lists
+    #                                   it apart; without it the doctor runs and says what stays open)
 
     def __post_init__(self) -> None:
         if not self.live:
@@ -107,9 +109,9 @@ def _k8s(name, template, resource, group="", namespaced=True, verb="list", per=N
 
 
 def _gcp(name, template, requires, iam, describe, not_found_is_data=False, per=None, items=None, live="rest",
-         doc=""):
+         doc="", optional=""):
     return DataKey(name, template, "gcp", requires, describe, iam=iam,
-                   not_found_is_data=not_found_is_data, per=per, items=items, live=live, doc=doc)
+                   not_found_is_data=not_found_is_data, per=per, items=items, live=live, doc=doc, optional=optional)
 
 
 NS = "k8s/api/v1/namespaces/{namespace}"
@@ -125,6 +127,10 @@ GSAS = Items("Google service account(s) named by Airflow KSAs", "airflow_gke.vie
              ("serviceaccounts",) + WORKLOADS)
 LOGS = Items("container log(s)", "airflow_gke.live.plan:container_logs", ("pods",))
 PRIVATE_REGIONS = Items("region of private nodes", "airflow_gke.views.google:private_node_regions", ("cluster",))
+# Group memberships: the groups from the IAM policies of the project and the log bucket (itself a
+# per-item read, so these are read after it), the members from the identities the log checks resolve.
+MEMBERSHIPS = Items("group membership(s) (optional, Cloud Identity)", "airflow_gke.views.identity:group_memberships",
+                    ("project_iam", "bucket_iam", "serviceaccounts", "cluster", "nodes") + WORKLOADS)
 
 # The APIs whose state snapshot v1 records.
 SERVICES = (
@@ -235,6 +241,22 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          doc="only for a cluster with private nodes, in the region of its subnetwork (whether a Cloud NAT gives "
              "them internet egress); every page merged into `items`, no `nextPageToken`; no `items` when the "
              "region has no router"),
+    # Optional: whether a service account is in a Google group that an IAM policy grants a storage
+    # role to. Cloud Identity Groups API, read-only: groups.lookup (the group's resource name from its
+    # email), then groups.memberships.checkTransitiveMembership (nested groups included); the snapshot
+    # stores the second answer ({"hasMembership": bool}) under the group's email. A 403 (no Groups
+    # Reader) leaves the group caveat in place.
+    _gcp("group_membership", "gcp/cloudidentity/v1/groups/{group}/memberships:checkTransitiveMembership/{member}",
+         (), "cloudidentity.groups.memberships.checkTransitiveMembership",
+         "check whether {member} is in Google group {group} (Cloud Identity)", per="member", items=MEMBERSHIPS,
+         live="cloudidentity.check_transitive_membership",
+         doc="optional: for each Google group the project or log bucket policy grants a storage role to, and each "
+             "service account the log writers and readers act as; `GET groups:lookup` then `GET "
+             "groups/<id>/memberships:checkTransitiveMembership` (the snapshot keys the group by email); "
+             "`{\"hasMembership\": true|false}`. Granted by Cloud Identity's Groups Reader admin role, not a project "
+             "role; without it the group caveat stays",
+         optional="whether a service account is in a Google group that holds a storage role: gcs-log-write-denied "
+                  "and remote-log-read-denied then decide instead of saying 'unless ... is in group ...'"),
 ]}
 
 

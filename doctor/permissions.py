@@ -50,7 +50,22 @@ def rbac_rules(keys: Iterable[str]) -> tuple[list[dict], list[dict]]:
 
 
 def iam_permissions(keys: Iterable[str]) -> list[str]:
-    return sorted({KEYS[k].iam for k in keys if KEYS[k].scope == "gcp" and KEYS[k].iam})
+    """The Google permissions the reads need (optional reads are listed apart: :func:`optional_reads`)."""
+    return sorted({KEYS[k].iam for k in keys if KEYS[k].scope == "gcp" and KEYS[k].iam and not KEYS[k].optional})
+
+
+def optional_reads(keys: Iterable[str]) -> list[tuple[str, str]]:
+    """(permission, what its answer makes decisive) of the optional reads: without them the doctor
+    runs and says what stays open."""
+    return [(KEYS[k].iam, KEYS[k].optional) for k in keys if KEYS[k].optional and KEYS[k].iam]
+
+
+# Where an optional permission is granted, when not through a project role.
+OPTIONAL_WHERE = {
+    "cloudidentity.groups.memberships.checkTransitiveMembership":
+        "granted in Cloud Identity / Google Workspace, not by a project role: the Groups Reader admin role, "
+        "or membership-visibility on the groups concerned",
+}
 
 
 def _yaml(doc: dict) -> str:
@@ -93,6 +108,10 @@ def render_yaml(keys: list[str], namespace: str, project: str | None, checks: li
         head += ["#", "# Google Cloud IAM permissions (not Kubernetes objects):"]
         head += [f"#   {x}" for x in perms]
         head += ["# As a custom role:", f"#   {custom_role_command(perms, p)}"]
+    for perm, what in optional_reads(keys):
+        head += ["#", f"# OPTIONAL (the doctor runs without it): {perm}", f"#   makes decisive {what}"]
+        if perm in OPTIONAL_WHERE:
+            head.append(f"#   {OPTIONAL_WHERE[perm]}")
     body = manifests(keys, namespace)
     return "\n".join(head) + "\n" + (body if body else "# (no Kubernetes reads for these checks)\n")
 
@@ -128,4 +147,11 @@ def render_text(keys: list[str], namespace: str, project: str | None, checks: li
         if any(x.startswith("storage.") for x in perms):
             lines += ["  (storage.buckets.* are read on the log bucket: the project grant covers it, or grant the",
                       "  role on that bucket instead.)"]
+    opt = optional_reads(keys)
+    if opt:
+        lines += ["", "OPTIONAL (the doctor runs without them; each makes an answer decisive):"]
+        for perm, what in opt:
+            lines += [f"  {perm}", f"    makes decisive {what}"]
+            if perm in OPTIONAL_WHERE:
+                lines.append(f"    ({OPTIONAL_WHERE[perm]})")
     return "\n".join(lines) + "\n"

@@ -32,6 +32,10 @@ Mapping (the snapshot-v1 contract, ``docs/snapshot-format.md``):
   body (legacy JSON API body for ``storage``).  GET is served, and POST for ``:getIamPolicy`` and
   ``:testIamPermissions``; every other method is recorded and refused with 405, unless
   ``allow_writes=True`` enables an in-memory Cloud Storage object create/read/delete cycle.
+  Cloud Identity: ``GET /v1/groups:lookup?groupKey.id=<email>`` answers an opaque group name when
+  the snapshot stores any membership answer for that group (else 403, as for a group the caller may
+  not see); ``GET /v1/groups/<id>/memberships:checkTransitiveMembership?query=member_key_id ==
+  '<email>'`` -> ``gcp/cloudidentity/v1/groups/<group email>/memberships:checkTransitiveMembership/<email>.json``.
 
 Faults (:class:`Fault`, or a dict of its fields), first matching rule wins:
 
@@ -120,6 +124,7 @@ GOOGLE_SERVICES = (
     "iamcredentials",
     "secretmanager",
     "compute",
+    "cloudidentity",
 )
 """One HTTP server each; the name is the first label of ``<name>.googleapis.com``."""
 
@@ -1149,6 +1154,7 @@ class ReplayServer:
         self.services = (*services, *extra)  # a service the snapshot has gets a server too
         self.host = host
         self.objects: dict[tuple[str, str], StoredObject] = {}
+        self._groups: dict[str, str] = {}   # Cloud Identity group id -> email (groups:lookup answers)
         self._objects_lock = threading.Lock()
         self._generation = 1_700_000_000_000_000
         self.storage_denied_principal: str | None = None
@@ -1824,6 +1830,10 @@ class ReplayServer:
             resp = self._storage_objects(method, p, raw_path, query, body, headers)
             if resp is not None:
                 return resp
+        if service == "cloudidentity" and method == "GET":
+            resp = self._cloudidentity(p, query)
+            if resp is not None:
+                return resp
         read = method == "GET" or (method == "POST" and p.endswith(READ_ONLY_POST_VERBS))
         if not read:
             return self._error(service, 405, path, message=f"Method {method} is not allowed here "
@@ -1835,6 +1845,37 @@ class ReplayServer:
         if err is not None:
             return _body_resp(err[0], err[1], _GOOGLE_JSON)
         return self._error(service, 404, path)
+
+    def _cloudidentity(self, p: str, query: str) -> _Resp | None:
+        """groups:lookup and memberships:checkTransitiveMembership over the stored answers, which a
+        snapshot keeps under the group's email (the API's group names are opaque ids)."""
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        base = "gcp/cloudidentity/v1/groups"
+        if p == "v1/groups:lookup":
+            email = params.get("groupKey.id", "")
+            if not email:
+                return self._error("cloudidentity", 400, p, message="Request contains an invalid argument.")
+            if "/" in email or not self.store.is_dir(f"{base}/{email}"):
+                return self._error("cloudidentity", 403, p, message="Error(4003): Permission denied for group "
+                                   "resource or it may not exist.", reason="PERMISSION_DENIED")
+            gid = "0" + hashlib.sha1(email.encode()).hexdigest()[:14]
+            self._groups[gid] = email
+            return _json_resp(200, {"name": f"groups/{gid}"}, _GOOGLE_JSON)
+        m = re.fullmatch(r"v1/groups/([^/]+)/memberships:checkTransitiveMembership", p)
+        if not m:
+            return None
+        email = self._groups.get(m.group(1))
+        q = re.fullmatch(r"\s*member_key_id\s*==\s*'([^']+)'\s*", params.get("query", ""))
+        if email is None or q is None:
+            return self._error("cloudidentity", 400 if q is None else 404, p)
+        path = f"{base}/{email}/memberships:checkTransitiveMembership/{q.group(1)}"
+        raw = self.store.read(path + ".json")
+        if raw is not None:
+            return _Resp(200, raw, _GOOGLE_JSON)
+        err = self.store.error(path)
+        if err is not None:
+            return _body_resp(err[0], err[1], _GOOGLE_JSON)
+        return _json_resp(200, {"hasMembership": False}, _GOOGLE_JSON)
 
     def _storage_objects(self, method: str, p: str, raw_path: str, query: str, body: bytes,
                          headers: Any) -> _Resp | None:

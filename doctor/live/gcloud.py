@@ -5,6 +5,9 @@ converted to the REST API's camelCase JSON, the same bodies a snapshot stores.
   (``resourcemanager_v3``): proto-plus / protobuf messages -> ``json_format.MessageToDict`` (JSON
   names, enum names, default values omitted as the REST API omits them).
 - Cloud Storage (``google.cloud.storage``): the bucket's ``_properties`` and the raw IAM resource.
+- Cloud Identity (the optional group membership): Google publishes no client library with a REST
+  transport for it, so an ``AuthorizedSession`` makes its two calls (``groups:lookup``, then
+  ``memberships:checkTransitiveMembership``); one lookup per group however many members are asked.
 - Every other read (``live="rest"`` in doctor/data.py, e.g. IAM service accounts:
   ``google-cloud-iam`` has no REST transport): an ``AuthorizedSession`` (google-auth) calls the
   REST API at the key's own path (GET; POST with ``requestedPolicyVersion: 3`` for
@@ -85,6 +88,7 @@ class Google:
         self._adc: tuple[Any, str | None] | None = None
         self._adc_error: str | None = None
         self.endpoints: dict[str, Endpoint] = {s: endpoint(s, env) for s in services()}
+        self.groups: dict[str, Answer] = {}   # Cloud Identity groups:lookup answers by group email
 
     # --- wiring -----------------------------------------------------------------------------
     def credentials(self, service: str):
@@ -115,7 +119,7 @@ class Google:
             return c
         creds = self.credentials(service)
         opts = self._options(service)
-        if rest:
+        if rest or service == "cloudidentity":   # no client library: its REST API through google-auth
             from google.auth.transport.requests import AuthorizedSession
 
             c = AuthorizedSession(creds)
@@ -286,6 +290,26 @@ def _compute_list(g: Google, session, params: dict, timeout: float, key: str = "
         token = page.get("nextPageToken")
         if not token:
             return Answer(200, data=body)
+def _check_transitive_membership(g: Google, c, params: dict, timeout: float) -> Answer:
+    """Cloud Identity: the group's resource name from its email (groups.lookup, once per group),
+    then whether the member is in it, directly or through nested groups."""
+    base = (g.endpoints["cloudidentity"].url or "https://cloudidentity.googleapis.com").rstrip("/")
+    group, member = params["group"], params["member"]
+    with g._lock:
+        found = g.groups.get(group)
+    if found is None:
+        found = _from_response(c.get(f"{base}/v1/groups:lookup", params={"groupKey.id": group}, timeout=timeout))
+        if found.ok or found.status in (403, 404):   # an answer: the other members of the group get it too
+            with g._lock:
+                found = g.groups.setdefault(group, found)
+    if not found.ok:
+        return found
+    name = found.data.get("name") if isinstance(found.data, dict) else None
+    if not isinstance(name, str) or not name.startswith("groups/"):
+        return failure("invalid", f"groups:lookup of {group} answered no group name")
+    resp = c.get(f"{base}/v1/{urllib.parse.quote(name, safe='/')}/memberships:checkTransitiveMembership",
+                 params={"query": f"member_key_id == '{member}'"}, timeout=timeout)
+    return _from_response(resp)
 
 
 READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
@@ -296,4 +320,5 @@ READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
     "container.get_cluster": _get_cluster,
     "storage.get_bucket": _get_bucket,
     "storage.get_bucket_iam": _get_bucket_iam,
+    "cloudidentity.check_transitive_membership": _check_transitive_membership,
 }

@@ -33,12 +33,19 @@ def keys_for(checks: Iterable) -> set[str]:
     return reads_for(keys)
 
 
+def phase_of(items: Items) -> int:
+    """1: named from nothing; 2: from keys read once (phase 1); 3: from per-item keys (phase 2's)."""
+    if not items.reads:
+        return 1
+    return 3 if any(KEYS[r].per is not None for r in items.reads) else 2
+
+
 def _groups(keys: set[str], phase: int) -> list[tuple[Items, list[DataKey]]]:
     """Per-item keys among ``keys`` grouped by their ``Items`` (one call names the items of all),
-    in catalogue order; phase 1 takes those named from nothing, phase 2 the others."""
+    in catalogue order, of one phase (:func:`phase_of`)."""
     out: dict[int, tuple[Items, list[DataKey]]] = {}
     for name, k in KEYS.items():
-        if name in keys and k.items is not None and (not k.items.reads) == (phase == 1):
+        if name in keys and k.items is not None and phase_of(k.items) == phase:
             out.setdefault(id(k.items), (k.items, []))[1].append(k)
     return list(out.values())
 
@@ -66,11 +73,13 @@ def static_reads(keys: set[str]) -> list[tuple[str, dict]]:
     return out
 
 
-def derived_reads(ctx: Context, keys: set[str], max_logs: int) -> tuple[list[tuple[str, dict]], list[str]]:
-    """Phase 2 reads (per-item keys named by phase 1's data), and notes for --verbose."""
+def derived_reads(ctx: Context, keys: set[str], max_logs: int, phase: int = 2
+                  ) -> tuple[list[tuple[str, dict]], list[str]]:
+    """Phase 2 reads (per-item keys named by phase 1's data), or phase 3's (named by phase 2's: the
+    optional group memberships, from the bucket's IAM policy), and notes for --verbose."""
     reads: list[tuple[str, dict]] = []
     opts = PlanOptions(max_logs=max_logs)
-    for items, ks in _groups(keys, 2):
+    for items, ks in _groups(keys, phase):
         ks = [k for k in ks if all(getattr(ctx.target, f) is not None for f in k.requires)]
         if not ks:
             continue

@@ -283,6 +283,10 @@ class LiveReader:
                 reads += [r for r in more if r not in reads]
                 self.notes += [f"plan: {n}" for n in notes]
             self._run_phase(reads, budget, pools, "reading logs, bucket, service accounts")
+            # phase 3: reads named by phase 2's (the optional group memberships, from the bucket policy)
+            more, notes = derived_reads(Context(self.source, self.target, now), usable_keys, 0, phase=3)
+            self.notes += notes
+            self._run_phase(more, budget, pools, "checking group membership")
         finally:
             with self._lock:
                 self._closed = True

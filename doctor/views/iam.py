@@ -57,6 +57,10 @@ class Evaluation:
     custom: list[str] = field(default_factory=list)     # custom roles held whose permissions were not read
     lacking: list[str] = field(default_factory=list)    # roles held that visibly lack the permission
     no_groups: str | None = None      # why group bindings cannot reach the members (federated principals)
+    # what Cloud Identity answered about group membership: "sa@p is in group g@x" / "... is not in ..."
+    answered: list[str] = field(default_factory=list)
+    # groups whose membership stayed unknown because the optional read failed or was not made
+    unasked: list[str] = field(default_factory=list)
 
     @property
     def only_groups(self) -> bool:
@@ -113,13 +117,21 @@ def binding_members(b: dict) -> set[str]:
     return {m for m in found if isinstance(m, str)} if isinstance(found, list) else set()
 
 
+# The optional read that settles a group caveat, and what grants it.
+MEMBERSHIP_READ = ("Cloud Identity groups.memberships.checkTransitiveMembership (permission "
+                   "cloudidentity.groups.memberships.checkTransitiveMembership, e.g. the Groups Reader admin role)")
+
+
 def evaluate(permission: str, members: set[str], policies: list[tuple[str, dict | None, str | None]],
-             project_roles_of_member: set[str] | None = None, project_id: str | None = None) -> Evaluation:
+             project_roles_of_member: set[str] | None = None, project_id: str | None = None,
+             membership=None) -> Evaluation:
     """Does any of ``members`` hold ``permission`` through the given policies?
 
     ``policies``: (where, policy body or None, why unreadable or None).
     ``project_roles_of_member``: the members' roles on the project, used for the GCS legacy
     convenience members ``projectOwner:<p>`` / ``projectEditor:<p>`` / ``projectViewer:<p>``.
+    ``membership``: (group email, member email) -> True / False / None (not known), the optional
+    Cloud Identity answer (:func:`membership_of`); a group it answers for is no longer a doubt.
     """
     ev = Evaluation("denied")
     convenience = set()
@@ -132,6 +144,7 @@ def evaluate(permission: str, members: set[str], policies: list[tuple[str, dict 
         if "roles/viewer" in roles:
             convenience.add(f"projectViewer:{project_id}")
     federated = bool(members) and all(is_federated(m) for m in members)
+    pending: list[tuple] = []   # group bindings that grant it: (role, where, cond, groups, their doubt)
     for where, policy, unreadable in policies:
         if policy is None:
             if unreadable:
@@ -171,10 +184,43 @@ def evaluate(permission: str, members: set[str], policies: list[tuple[str, dict 
                 continue
             if direct or conv or public:
                 ev.grants.append(f"{role} on {where} to {who}{cond}")
-            else:
-                ev.doubts.append(f"{role} on {where} is granted to {who}; group membership cannot be read")
-                for grp in sorted(groups):
-                    ev.groups.append((grp, role, where))
+                continue
+            doubt = f"{role} on {where} is granted to {who}; group membership cannot be read"
+            ev.doubts.append(doubt)
+            for grp in sorted(groups):
+                ev.groups.append((grp, role, where))
+            pending.append((role, where, cond, set(groups), doubt))
+    if membership is not None and pending and not ev.grants:
+        # asked only when no binding grants it outright: the answer can change nothing else
+        emails = [m.split(":", 1)[1] for m in sorted(members) if m.startswith(("serviceAccount:", "user:"))]
+        for role, where, cond, groups, doubt in pending:
+            before = set(groups)
+            for grp in sorted(before):
+                if not grp.startswith("group:") or not emails:
+                    continue
+                gname = grp.split(":", 1)[1]
+                said = {e: membership(gname, e) for e in emails}
+                inside = [e for e, v in said.items() if v is True]
+                if inside:
+                    ev.grants.append(f"{role} on {where} to {grp}{cond} (Cloud Identity answered: "
+                                     f"{inside[0]} is in group {gname})")
+                    ev.answered.append(f"{inside[0]} is in group {gname}")
+                    groups.discard(grp)
+                elif all(v is False for v in said.values()):
+                    note = f"{', '.join(emails)} {'is' if len(emails) == 1 else 'are'} not in group {gname}"
+                    if note not in ev.answered:
+                        ev.answered.append(note)
+                    groups.discard(grp)
+                elif gname not in ev.unasked:
+                    ev.unasked.append(gname)
+            if groups != before:   # answered: the doubt shrinks to the groups still unknown, or goes
+                i = ev.doubts.index(doubt)
+                if groups:
+                    ev.doubts[i] = f"{role} on {where} is granted to {', '.join(sorted(groups))}; " \
+                                   "group membership cannot be read"
+                else:
+                    del ev.doubts[i]
+                ev.groups = [t for t in ev.groups if not (t[1] == role and t[2] == where and t[0] in before - groups)]
     if ev.grants:
         ev.verdict = "granted"
     elif ev.doubts:
@@ -196,3 +242,37 @@ def unless_in_groups(ev: Evaluation, member: str) -> tuple[str, list[str]]:
 
 def member_roles(policy: dict | None, members: set[str]) -> set[str]:
     return {str(b.get("role")) for b in bindings(policy) if members & binding_members(b)}
+
+
+def membership_of(ctx):
+    """The optional Cloud Identity answers of a run, as ``membership`` for :func:`evaluate`:
+    (group email, member email) -> True / False, or None when the read was not made or failed."""
+    def ask(group: str, member: str) -> bool | None:
+        e = ctx.entry("group_membership", group=group, member=member)
+        if e is None or not e.ok or not isinstance(e.data, dict):
+            return None
+        has = e.data.get("hasMembership")
+        return has if isinstance(has, bool) else None
+    return ask
+
+
+def storage_groups(policy: dict | None, permissions: tuple[str, ...]) -> list[str]:
+    """Emails of the Google groups a policy grants one of the permissions to (by a known role)."""
+    out: list[str] = []
+    for b in bindings(policy):
+        if not any(role_grants(str(b.get("role") or ""), p) for p in permissions):
+            continue
+        for m in sorted(binding_members(b)):
+            if m.startswith("group:") and m[6:] not in out:
+                out.append(m[6:])
+    return out
+
+
+def membership_lines(ev: Evaluation, who: str) -> list[str]:
+    """Evidence about group membership: which read answered, or which optional read would settle
+    the caveat that stays."""
+    out = [f"{who}: Cloud Identity (groups.memberships.checkTransitiveMembership) answered: {a}" for a in ev.answered]
+    if ev.only_groups:
+        out.append(f"{who}: group membership was not answered (the optional read was denied or not made); "
+                   f"{MEMBERSHIP_READ} for the identity running the doctor would settle it")
+    return out

@@ -276,3 +276,34 @@ def log_buckets(ctx: Context, opts: object = None) -> list[str]:
             if _BUCKET.match(b) and b not in out:
                 out.append(b)
     return out
+
+
+# The permissions of the log checks whose group grants a membership answer can settle.
+_LOG_PERMISSIONS = ("storage.objects.create", "storage.objects.get")
+
+
+def group_memberships(ctx: Context, opts: object = None) -> list[dict]:
+    """The items of the optional ``group_membership`` key (doctor/data.py): each Google group that
+    the project or log bucket policy grants a storage role to, with each service account the log
+    writers and readers act as. Nothing when no policy names such a group."""
+    from .iam import storage_groups
+
+    groups: list[str] = []
+    for e in [ctx.entry("project_iam")] + [ctx.entry("bucket_iam", bucket=b) for b in log_buckets(ctx)]:
+        if e is not None and e.ok:
+            groups += [g for g in storage_groups(e.data, _LOG_PERMISSIONS) if g not in groups]
+    if not groups:
+        return []
+    members: list[str] = []
+    for comp in LOG_WRITERS + LOG_READERS:
+        try:
+            idents = resolve(ctx, comp)
+        except DataUnavailable:
+            continue
+        for ident in idents:
+            if ident.kind == "federated":
+                continue   # a federated principal cannot be a group member (doctor/views/iam.py)
+            for m in sorted(ident.members(ctx)):
+                if m.startswith("serviceAccount:") and ".svc.id.goog[" not in m and m[15:] not in members:
+                    members.append(m[15:])
+    return [{"group": g, "member": m} for g in groups for m in members]
