@@ -8,7 +8,7 @@ import re
 from airflow_gke.views import as_dict, as_list, Context, image_repo, image_tag, owner_of, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, project, q, release
+from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, ns, q, registry_path, release
 
 from ._gitsync import gitsync_containers
 
@@ -126,7 +126,7 @@ def _finding(ctx: Context, where: tuple[str, str], bad, runners, images, folder:
         evidence.append("also without a DAG source: " + ", ".join(comps)
                         + " (DAGs copied into a running pod by hand vanish with the pod)")
     n = q(ns(ctx))
-    image = f"REGION-docker.pkg.dev/{project(ctx)}/REPOSITORY/airflow"
+    image = f"{registry_path(ctx)}/REPOSITORY/airflow"
     commands = ["# Option A: DAGs from git (git-sync)\n"
                 + helm_upgrade(ctx, "--set dags.gitSync.enabled=true", "--set dags.gitSync.repo=GIT_REPOSITORY_URL",
                                "--set dags.gitSync.branch=main", "--set dags.gitSync.subPath=dags"),

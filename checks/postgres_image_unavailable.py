@@ -8,7 +8,7 @@ import re
 from airflow_gke.views import all_statuses, Context, human_age, image_repo, image_tag, Pod
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, quote_event, release
+from airflow_gke.remediation import helm_upgrade, k8s_resource, ns, q, project, quote_event, region, registry_path, release
 
 from ._db import postgres_pods
 
@@ -53,8 +53,8 @@ def _finding(ctx: Context, rel: str, pod: Pod, cs) -> Finding:
         summary = ("Pull through a mirror: an Artifact Registry remote repository for Docker Hub, and point "
                    "postgresql.image.registry at it; better, move the metadata DB to Cloud SQL.")
         commands = ["gcloud artifacts repositories create dockerhub --repository-format=docker --mode=remote-repository "
-                    "--remote-docker-repo=DOCKER-HUB --location=<region> --project <project>",
-                    helm_upgrade(ctx, "--set postgresql.image.registry=<region>-docker.pkg.dev/<project>/dockerhub")]
+                    f"--remote-docker-repo=DOCKER-HUB --location={q(region(ctx))} --project {q(project(ctx))}",
+                    helm_upgrade(ctx, f"--set postgresql.image.registry={registry_path(ctx)}/dockerhub")]
     elif NOT_FOUND.search(blob) or not DENIED.search(blob):
         cause = (f"the tag {repo}:{tag} no longer exists: Bitnami withdrew its versioned images from docker.io/bitnami "
                  "(they live on, unmaintained, under bitnamilegacy)")

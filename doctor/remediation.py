@@ -34,6 +34,18 @@ def location(ctx: Context) -> str:
     return ctx.target.location or "LOCATION"
 
 
+def region(ctx: Context) -> str:
+    """The cluster's region (a zonal cluster's zone without its suffix), ``REGION`` when unknown."""
+    loc = ctx.target.location or ""
+    return (loc.rsplit("-", 1)[0] if re.fullmatch(r"[a-z]+-[a-z]+\d+-[a-z]", loc) else loc) or "REGION"
+
+
+def registry_path(ctx: Context) -> str:
+    """``REGION-docker.pkg.dev/PROJECT``: an Artifact Registry host and project from what was read (the
+    cluster's region; ``REGION``/``PROJECT_ID`` only when the target does not name them)."""
+    return f"{region(ctx)}-docker.pkg.dev/{project(ctx)}"
+
+
 def cluster_name(ctx: Context) -> str:
     return ctx.target.cluster or "CLUSTER"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import doctor_json, scenario, scenario_names
+from airflow_gke.remediation import safe_placeholders
 
 import fixtures.build  # noqa: F401  (registers every scenario module first)
 from fixtures.scenarios_diagnoses import DIAGNOSES, SCENARIOS as _MINE
@@ -81,6 +82,34 @@ class Snap:
                                        f"{self.meta['cluster']}.json")
         self.project_policy = _load(gcp / f"cloudresourcemanager/v3/projects/{p}:getIamPolicy.json") if p else None
         self.gcp = gcp
+        self.pods = (_load(k8s / f"api/v1/namespaces/{ns}/pods.json") or {}).get("items") or []
+        self.nodes = (_load(k8s / "api/v1/nodes.json") or {}).get("items") or []
+
+    def containers(self) -> list[dict]:
+        out = []
+        for o in self.items["deployments"] + self.items["statefulsets"]:
+            spec = ((o.get("spec") or {}).get("template") or {}).get("spec") or {}
+            out += (spec.get("containers") or []) + (spec.get("initContainers") or [])
+        for o in self.pods:
+            spec = o.get("spec") or {}
+            out += (spec.get("containers") or []) + (spec.get("initContainers") or [])
+        return out
+
+    def cloud_sql_instance(self) -> bool:
+        """A Cloud SQL Auth Proxy container names its instance (PROJECT:REGION:INSTANCE)."""
+        for c in self.containers():
+            if "cloud-sql-proxy" in (c.get("image") or "") or "cloudsql" in (c.get("image") or ""):
+                words = " ".join((c.get("command") or []) + (c.get("args") or []))
+                if re.search(r"[a-z][a-z0-9-]*:[a-z0-9-]+:[a-z][a-z0-9-]*", words):
+                    return True
+        return False
+
+    def git_repo(self) -> bool:
+        return any(e.get("name") in ("GITSYNC_REPO", "GIT_SYNC_REPO") and e.get("value")
+                   for c in self.containers() for e in c.get("env") or [])
+
+    def node_zones(self) -> bool:
+        return any("topology.kubernetes.io/zone" in ((n.get("metadata") or {}).get("labels") or {}) for n in self.nodes)
 
     def pools(self) -> list[str]:
         return [np["name"] for np in (self.cluster or {}).get("nodePools") or []]
@@ -130,6 +159,19 @@ def _placeholders(snap: Snap, finding: dict) -> dict[str, bool]:
     }
 
 
+def _angle_placeholders(snap: Snap, finding: dict) -> dict[str, bool]:
+    """``<placeholder>`` -> does the snapshot hold the value it stands for (outside quotes the
+    runner prints them as TOKENS: ``<cloud-sql-instance>`` -> ``CLOUD_SQL_INSTANCE``)."""
+    words = _placeholders(snap, finding)
+    return {
+        "<project>": words["PROJECT"], "<release>": words["RELEASE"], "<namespace>": True, "<ns>": True,
+        "<pool>": words["POOL"], "<current zones>": words["POOL"] and snap.cluster is not None,
+        "<cloud-sql-instance>": snap.cloud_sql_instance(), "<git repository URL>": snap.git_repo(),
+        "<repository URL>": snap.git_repo(), "<a zone with nodes>": snap.node_zones(),
+        "<gsa>": words["GSA_EMAIL"], "<cluster>": words["CLUSTER"],
+    }
+
+
 def _lines(commands: list[str]) -> list[str]:
     out = []
     for c in commands:
@@ -151,10 +193,15 @@ def _walk(run_cli):
 def test_no_placeholder_for_a_value_the_snapshot_holds(run_cli):
     bad = []
     for name, snap, f, lines in _walk(run_cli):
-        known = _placeholders(snap, f)
+        angle = _angle_placeholders(snap, f)
+        known = {**{safe_placeholders(k): v for k, v in angle.items()}, **_placeholders(snap, f)}
         for line in lines:
             for tok in re.findall(r"(?<![\w$./=-])[A-Z][A-Z0-9_]{2,}(?![\w])", line):
                 if known.get(tok):
+                    bad.append(f"{name}: {f['id']}: {tok} in `{line[:160]}`")
+        for line in lines:
+            for tok in re.findall(r"<[a-zA-Z][^<>]{0,60}>", line):
+                if angle.get(tok):
                     bad.append(f"{name}: {f['id']}: {tok} in `{line[:160]}`")
     assert not bad, "\n".join(bad)
 
@@ -191,6 +238,11 @@ def test_the_walkers_detect_what_they_guard(run_cli):
     f = {"evidence": ["node pool airflow-tasks: machine e2-standard-4"], "message": ""}
     known = _placeholders(snap, f)
     assert known["POOL"] and known["PROJECT_ID"] and known["RELEASE"]
+    angle = _angle_placeholders(snap, f)
+    assert angle["<project>"] and angle["<a zone with nodes>"] and angle["<current zones>"]
+    assert not angle["<cloud-sql-instance>"]
+    assert _angle_placeholders(Snap("task-pods-sidecar-never-exits"), f)["<cloud-sql-instance>"]
+    assert safe_placeholders("gcloud sql instances describe <cloud-sql-instance>").endswith(" CLOUD_SQL_INSTANCE")
     assert snap.gitops() is None
     policy = snap.policy_of(shlex.split("gcloud storage buckets add-iam-policy-binding gs://acme-airflow-logs "
                                         "--member serviceAccount:x --role roles/storage.objectAdmin"))
