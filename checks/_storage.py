@@ -6,8 +6,8 @@ import re
 from typing import Iterator
 
 from airflow_gke.model import Resource, finding_id
-from airflow_gke.remediation import k8s_resource, workload_resource
-from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
+from airflow_gke.remediation import k8s_resource, kubectl, q, workload_resource
+from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig, owner_of
 
 ZONE_KEYS = ("topology.gke.io/zone", "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 PD_PROVISIONERS = ("pd.csi.storage.gke.io", "kubernetes.io/gce-pd")
@@ -164,3 +164,25 @@ def logs_denied_ids(ctx: Context, pod: Pod) -> list[str]:
     """Finding ids of ``logs-volume-permission-denied`` that explain ``pod``'s failure."""
     return [finding_id("logs-volume-permission-denied", denied_resource(ctx, g)) for g in logs_denied(ctx)
             if any(p.name == pod.name for p, *_ in g.hits)]
+# --- recreating a claim ------------------------------------------------------------------------
+
+def recreate_claim_steps(ctx: Context, claim: str, pods: list[Pod], holds_data: bool) -> list[str]:
+    """The steps that free and delete a claim so that a helm upgrade can recreate it, in an order
+    that works: a claim a pod still references stays Terminating (pvc-protection), so the workloads
+    that mount it scale to 0 first (the upgrade that recreates the claim restores their replicas).
+    The scale-down says on the line before it what it stops; the delete of a Pending claim that it
+    loses no data (the runner's comment on a delete says the volume's data goes with it)."""
+    owners: list[tuple[str, str]] = []
+    for p in pods:
+        o = owner_of(p)
+        if o and o[0] in ("Deployment", "StatefulSet") and o not in owners:
+            owners.append(o)
+    out: list[str] = []
+    if owners:
+        out.append(f"# stops pods: {', '.join(f'{k} {n}' for k, n in owners)} to 0 replicas, so no pod holds {claim} "
+                   "(the helm upgrade below restores them)")
+        out += [kubectl(ctx, f"scale {k.lower()} {q(n)}", "--replicas=0") for k, n in owners]
+    if not holds_data:   # (a bound claim's delete gets the runner's "its volume and the data go too")
+        out.append(f"# deletes {claim}: it is Pending and was never bound, so no data is lost")
+    out.append(kubectl(ctx, "delete pvc", q(claim)))
+    return out

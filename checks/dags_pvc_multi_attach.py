@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from airflow_gke.views import Context, PVC, owner_of
+from airflow_gke.views import Context, PVC
 from airflow_gke.model import Finding, Remediation, Result, from_findings
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, kubectl, project, q,
                                      quote_event)
 
-from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, pvc_role, rwx_class
+from ._storage import PD_PROVISIONERS, RWX_PROVISIONERS, pvc_role, recreate_claim_steps, rwx_class
 
 MULTI_ATTACH = re.compile(r"(?i)multi-attach error")
 SINGLE_NODE = {"ReadWriteOnce", "ReadWriteOncePod"}
@@ -68,15 +68,7 @@ def _finding(ctx: Context, pvc: PVC, pods, events, sc) -> Finding:
         enable = [f"gcloud services enable file.googleapis.com --project {q(project(ctx))}",
                   f"gcloud container clusters update {q(cluster_name(ctx))} {gke_flags(ctx)} "
                   "--update-addons=GcpFilestoreCsiDriver=ENABLED"]
-    # A claim mounted by running pods stays Terminating (pvc-protection) until they are gone: scale
-    # the workloads that mount it down first; the helm upgrade that recreates the claim restores them.
-    owners = []
-    for p in pods:
-        o = owner_of(p)
-        if o and o[0] in ("Deployment", "StatefulSet") and o not in owners:
-            owners.append(o)
-    scale = [kubectl(ctx, f"scale {k.lower()} {q(n)}", "--replicas=0") for k, n in owners]
-    delete = "\n".join(scale + [kubectl(ctx, "delete pvc", q(pvc.name))])
+    delete = "\n".join(recreate_claim_steps(ctx, pvc.name, pods, holds_data=True))
     filestore_min = (" Filestore's smallest instance is 1 TiB (the basic HDD tier behind standard-rwx), billed whole "
                      "however little the claim asks.")
     if role == "dags":

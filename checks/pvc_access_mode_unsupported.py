@@ -5,8 +5,9 @@ from __future__ import annotations
 from airflow_gke.views import Context, PVC, StorageClass, as_dict, dig, human_age
 from airflow_gke.model import Finding, Remediation, Resource, Result, from_findings
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, ns, planned, project, q,
+from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, planned, project, q,
                                      quote_event)
+from ._storage import recreate_claim_steps
 
 PD = frozenset({"ReadWriteOnce", "ReadOnlyMany"})
 PD_CSI = PD | {"ReadWriteOncePod"}
@@ -84,7 +85,7 @@ def _finding(ctx: Context, pvc: PVC, sc: StorageClass, bad: list[str], modes: fr
                                     "--update-addons=GcpFilestoreCsiDriver=ENABLED")
     if planned(ctx):
         return _planned_finding(ctx, pvc, sc, bad, modes, role, rwx_class, enable_filestore)
-    delete = f"kubectl delete pvc {q(pvc.name)} --namespace {q(ns(ctx))}"
+    delete = "\n".join(recreate_claim_steps(ctx, pvc.name, ctx.pods_by_claim.get(pvc.name, []), holds_data=False))
     if role == "logs":
         summary = ("Option A (recommended with KubernetesExecutor): turn off the logs PVC and ship logs to Cloud Storage "
                    "with remote logging. Option B: a ReadWriteMany class backed by Filestore. A PVC's storageClassName "
