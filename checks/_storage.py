@@ -179,9 +179,8 @@ def recreate_claim_steps(ctx: Context, claim: str, pods: list[Pod], holds_data: 
             owners.append(o)
     out: list[str] = []
     if owners:
-        out.append(f"# stops pods: {', '.join(f'{k} {n}' for k, n in owners)} to 0 replicas, so no pod holds {claim} "
-                   "(the helm upgrade below restores them)")
-        out += [kubectl(ctx, f"scale {k.lower()} {q(n)}", "--replicas=0") for k, n in owners]
+        out.append(f"# stops the pods that mount {claim} so none holds it (the helm upgrade below restores them)")
+        out.append(kubectl(ctx, "scale --replicas=0", *(q(f"{k.lower()}/{n}") for k, n in owners)))
     if not holds_data:   # (a bound claim's delete gets the runner's "its volume and the data go too")
         out.append(f"# deletes {claim}: it is Pending and was never bound, so no data is lost")
     out.append(kubectl(ctx, "delete pvc", q(claim)))

@@ -41,3 +41,20 @@ def test_pvc_pending_for_other_reasons_or_rwx_on_filestore_is_not_this_check(run
         _, doc = doctor_json(run_cli, name)
         assert findings_of(doc, "pvc-access-mode-unsupported") == [], name
         assert status_of(doc, "pvc-access-mode-unsupported") == "pass", name
+
+
+def test_the_pending_claim_is_deleted_after_the_workloads_that_mount_it_scale_down(run_cli):
+    """The Filestore option's steps in an order that works: a claim a pod references stays
+    Terminating (pvc-protection), so the workloads mounting it go to 0 first; each step says what it
+    stops or loses on the line before it (a Pending claim holds no data)."""
+    _, doc = doctor_json(run_cli, "logs-pvc-rwx-pd-csi")
+    [f] = findings_of(doc, "pvc-access-mode-unsupported")
+    option_b = f["remediation"]["commands"][1].splitlines()
+    assert option_b[3:] == [
+        "# stops the pods that mount af2-logs so none holds it (the helm upgrade below restores them)",
+        "kubectl scale --replicas=0 deployment/af2-scheduler statefulset/af2-triggerer deployment/af2-webserver "
+        "statefulset/af2-worker --namespace data-pipelines",
+        "# deletes af2-logs: it is Pending and was never bound, so no data is lost",
+        "kubectl delete pvc af2-logs --namespace data-pipelines",
+        "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+        "--set logs.persistence.enabled=true --set logs.persistence.storageClassName=standard-rwx"]
