@@ -177,11 +177,12 @@ def recreate_claim_steps(ctx: Context, claim: str, pods: list[Pod], holds_data: 
         o = owner_of(p)
         if o and o[0] in ("Deployment", "StatefulSet") and o not in owners:
             owners.append(o)
-    out: list[str] = []
-    if owners:
-        out.append(f"# stops the pods that mount {claim} so none holds it (the helm upgrade below restores them)")
-        out.append(kubectl(ctx, "scale --replicas=0", *(q(f"{k.lower()}/{n}") for k, n in owners)))
-    if not holds_data:   # (a bound claim's delete gets the runner's "its volume and the data go too")
-        out.append(f"# deletes {claim}: it is Pending and was never bound, so no data is lost")
-    out.append(kubectl(ctx, "delete pvc", q(claim)))
-    return out
+    delete = kubectl(ctx, "delete pvc", q(claim))
+    if not owners:
+        return ([] if holds_data else [f"# deletes {claim}: it is Pending and was never bound, so no data is lost"]) \
+            + [delete]
+    lost = ("its volume and the data on it go too with the Delete reclaim policy (copy what you need first)"
+            if holds_data else "it is Pending and was never bound, so no data is lost")
+    # one line, so the delete runs only once the scale-down was accepted
+    return [f"# stops the pods that mount {claim} (the helm upgrade below restores them), then deletes {claim}: {lost}",
+            kubectl(ctx, "scale --replicas=0", *(q(f"{k.lower()}/{n}") for k, n in owners)) + " && " + delete]

@@ -51,10 +51,9 @@ def test_the_pending_claim_is_deleted_after_the_workloads_that_mount_it_scale_do
     [f] = findings_of(doc, "pvc-access-mode-unsupported")
     option_b = f["remediation"]["commands"][1].splitlines()
     assert option_b[3:] == [
-        "# stops the pods that mount af2-logs so none holds it (the helm upgrade below restores them)",
+        "# stops the pods that mount af2-logs (the helm upgrade below restores them), then deletes af2-logs: it is "
+        "Pending and was never bound, so no data is lost",
         "kubectl scale --replicas=0 deployment/af2-scheduler statefulset/af2-triggerer deployment/af2-webserver "
-        "statefulset/af2-worker --namespace data-pipelines",
-        "# deletes af2-logs: it is Pending and was never bound, so no data is lost",
-        "kubectl delete pvc af2-logs --namespace data-pipelines",
+        "statefulset/af2-worker --namespace data-pipelines && kubectl delete pvc af2-logs --namespace data-pipelines",
         "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
         "--set logs.persistence.enabled=true --set logs.persistence.storageClassName=standard-rwx"]
