@@ -66,10 +66,13 @@ def run(ctx: Context) -> Result:
 
 def _fuse_volumes(ctx: Context, pod: Pod) -> list[dict]:
     """{name, bucket, read_only} of the pod's FUSE volumes: inline CSI volumes and claims bound to a FUSE PV."""
+    vols = as_list(pod.spec.get("volumes"))
+    if not any(isinstance(v, dict) and ("csi" in v or "persistentVolumeClaim" in v) for v in vols):
+        return []   # most pods (task pods) mount neither: no mount table to build
     out = []
     mounts = {str(m.get("name")): bool(m.get("readOnly")) for c in pod.containers for m in as_list(c.get("volumeMounts"))
               if isinstance(m, dict)}
-    for v in as_list(pod.spec.get("volumes")):
+    for v in vols:
         v = as_dict(v)
         csi = as_dict(v.get("csi"))
         name = str(v.get("name") or "")
