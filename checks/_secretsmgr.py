@@ -1,0 +1,108 @@
+"""Helpers of the Secret Manager secrets-backend checks: which components resolve connections,
+variables and config through Airflow's ``CloudSecretManagerBackend``, and with which
+``[secrets] backend_kwargs`` (as each component resolves them: airflow.cfg, then its env)."""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+
+from airflow_gke.views import Context, DataUnavailable, component_exists
+from airflow_gke.views.identity import label
+
+BACKEND = "airflow.providers.google.cloud.secrets.secret_manager.CloudSecretManagerBackend"
+# Every component that resolves connections, variables or config through the secrets backend.
+SECRET_USERS = ("scheduler", "task", "worker", "api-server", "webserver", "dag-processor", "triggerer")
+# The backend's defaults (apache-airflow-providers-google, CloudSecretManagerBackend.__init__).
+DEFAULTS = {"connections_prefix": "airflow-connections", "variables_prefix": "airflow-variables",
+            "config_prefix": "airflow-config", "sep": "-"}
+MASK = "<redacted>"   # what the snapshot's redaction leaves in place of a secret value
+
+
+@dataclass
+class BackendUse:
+    """One component that uses the Google Secret Manager backend, and its ``backend_kwargs``."""
+
+    component: str
+    backend_source: str
+    kwargs_text: str | None            # None: not set (the backend's defaults) or opaque
+    kwargs_source: str | None
+    kwargs_opaque: bool = False        # from a Secret or a _cmd: present, not read
+    kwargs: dict | None = None         # parsed; None when invalid or opaque
+    json_error: str | None = None
+    repaired: dict | None = None       # a Python-literal dict that is not JSON (single quotes, True)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return label(self.component)
+
+    def option(self, name: str) -> str | None:
+        v = (self.kwargs or {}).get(name)
+        if v is None:
+            v = DEFAULTS.get(name)
+        return v if isinstance(v, str) else None
+
+
+def backend_uses(ctx: Context) -> list[BackendUse]:
+    """The components that run and resolve secrets through CloudSecretManagerBackend (shared: do
+    not modify). Needs the chart's config map (airflow.cfg)."""
+    return ctx.derive("secret_manager_backend_uses", _backend_uses, ctx)
+
+
+def _backend_uses(ctx: Context) -> list[BackendUse]:
+    if ctx.airflow_cfg is None:
+        raise DataUnavailable("skip", "the chart's <release>-config ConfigMap (airflow.cfg) was not found")
+    out = []
+    for comp in SECRET_USERS:
+        try:
+            if not component_exists(ctx, comp):
+                continue
+        except DataUnavailable:
+            continue
+        cfg = ctx.config(comp)
+        backend = (cfg.get("secrets", "backend") or "").strip().strip("'\"")
+        if backend != BACKEND:
+            continue
+        v = cfg.lookup("secrets", "backend_kwargs")
+        use = BackendUse(comp, cfg.source("secrets", "backend") or "?",
+                         v.value if v is not None else None, v.source if v is not None else None,
+                         kwargs_opaque=bool(v is not None and v.opaque))
+        _parse(use)
+        out.append(use)
+    return out
+
+
+def _parse(use: BackendUse) -> None:
+    text = (use.kwargs_text or "").strip()
+    if use.kwargs_opaque:
+        return
+    if not text:
+        use.kwargs = {}
+        return
+    # The snapshot masks secret values in place (``"private_key": <redacted>``): read it as a string.
+    probe = text.replace(MASK, json.dumps(MASK))
+    try:
+        val = json.loads(probe)
+    except ValueError as e:
+        use.json_error = str(e)
+        try:
+            lit = ast.literal_eval(probe)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            lit = None
+        if isinstance(lit, dict) and all(isinstance(k, str) for k in lit):
+            use.repaired = lit
+        return
+    if not isinstance(val, dict):
+        use.json_error = f"a JSON {type(val).__name__}, not an object"
+        return
+    use.kwargs = val
+
+
+def project_of(ctx: Context, use: BackendUse) -> str | None:
+    """The project the backend reads secrets from: ``project_id``, else the credentials' (the
+    diagnosed project for Workload Identity and node service accounts)."""
+    pid = (use.kwargs or {}).get("project_id")
+    if isinstance(pid, str) and pid.strip():
+        return pid.strip()
+    return ctx.target.project
