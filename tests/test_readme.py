@@ -74,3 +74,22 @@ def test_the_sample_output_is_what_the_doctor_prints(run_cli):
             at += 1
         assert at < len(printed), f"README sample line not printed (in this order): {line!r}"
         at += 1
+
+
+def test_the_catalogue_table_has_49_rows_and_names_only_registered_checks():
+    import re
+    from pathlib import Path
+
+    from airflow_gke.registry import load_checks
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = text.split("<!-- catalogue:start -->", 1)[1].split("<!-- catalogue:end -->", 1)[0]
+    rows = [ln for ln in table.splitlines() if re.match(r"^\| \d+ \|", ln)]
+    assert [int(r.split("|")[1]) for r in rows] == list(range(1, 50))
+    registry = load_checks()
+    named = {s for r in rows for s in re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`", r.split("|")[3])}
+    assert named and named <= set(registry), named - set(registry)
+    for r in rows:   # a row names a check, or says honestly that none covers it
+        by = r.split("|")[3]
+        assert re.search(r"`[a-z0-9-]+`", by) or "not covered" in by, r
+    assert "Secrets" in next(r for r in rows if r.startswith("| 15 |"))
