@@ -13,7 +13,7 @@ from airflow_gke.model import Finding, Remediation, Result, from_findings, passe
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import CHART_KEY, clip, helm_upgrade, k8s_resource, masked, q, release
 from airflow_gke.views import Context, DataUnavailable, as_dict, as_list, component_pods, template_spec
-from airflow_gke.checks._secretsmgr import BackendUse, backend_uses
+from airflow_gke.views.secrets import BackendUse, backend_uses
 
 
 @check(id="secrets-backend-kwargs-invalid", title="The Secret Manager secrets backend's backend_kwargs can work",

@@ -125,6 +125,8 @@ WORKLOADS = ("configmaps", "pods", "deployments", "statefulsets")
 LOG_BUCKETS = Items("log bucket(s)", "airflow_gke.views.identity:log_buckets", WORKLOADS)
 GSAS = Items("Google service account(s) named by Airflow KSAs", "airflow_gke.views.identity:gsa_emails",
              ("serviceaccounts",) + WORKLOADS)
+SM_SECRETS = Items("secret(s) under the Secret Manager backend's prefixes", "airflow_gke.views.secrets:backend_secrets",
+                   ("sm_secrets",) + WORKLOADS)
 LOGS = Items("container log(s)", "airflow_gke.live.plan:container_logs", ("pods",))
 PRIVATE_REGIONS = Items("region of private nodes", "airflow_gke.views.google:private_node_regions", ("cluster",))
 # Group memberships: the groups from the IAM policies of the project and the log bucket (itself a
@@ -257,6 +259,18 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
              "role; without it the group caveat stays",
          optional="whether a service account is in a Google group that holds a storage role: gcs-log-write-denied "
                   "and remote-log-read-denied then decide instead of saying 'unless ... is in group ...'"),
+    # Airflow's own Secret Manager secrets backend ([secrets] backend = CloudSecretManagerBackend):
+    # the secrets' NAMES in the diagnosed project (never versions or payloads), and the IAM policy of
+    # each secret under the backend's prefixes.
+    _gcp("sm_secrets", "gcp/secretmanager/v1/projects/{project}/secrets", ("project",),
+         "secretmanager.secrets.list", "list the secrets (names only) of project {project}",
+         doc="names and metadata only, never versions or payloads: which secrets sit under the prefixes of "
+             "Airflow's Secret Manager secrets backend; a 403 `SERVICE_DISABLED` says the API is off"),
+    _gcp("sm_secret_iam", "gcp/secretmanager/v1/projects/{project}/secrets/{secret}:getIamPolicy", ("project",),
+         "secretmanager.secrets.getIamPolicy", "read the IAM policy of secret {secret} in project {project}",
+         per="secret", items=SM_SECRETS, live="secretmanager.get_iam_policy",
+         doc="each secret under the prefixes of Airflow's Secret Manager backend (at most 100): who may access its "
+             "versions"),
 ]}
 
 

@@ -614,3 +614,18 @@ def test_against_the_cluster_of_kubeconfig(request, run_cli):
     r = run_cli("doctor", "--output", "json", "--verbose")
     assert r.code in (0, 1, 3), r.err
     assert r.json["run"]["mode"] == "live"
+
+
+def test_secret_manager_backend_reads_names_and_policies_only(live, run_cli):
+    """The Secret Manager backend's reads go through the live reader once: the secrets' names (list),
+    then a GET :getIamPolicy (Secret Manager's verb) of each secret under the prefixes; never a version."""
+    srv = server("secrets-backend-access-denied")
+    r = live(srv, "doctor", "--output", "json")
+    assert r.code == 1, r.err
+    assert [f["check"] for f in r.json["findings"]] == ["secrets-backend-access-denied"]
+    sm = sorted((e.method, e.path) for e in srv.log.entries if e.service == "secretmanager")
+    base = "/v1/projects/acme-data-prod/secrets"
+    assert sm == [("GET", base)] + [("GET", f"{base}/{s}:getIamPolicy") for s in (
+        "airflow-connections-slack_alerts", "airflow-connections-warehouse_db", "airflow-variables-env_name")]
+    assert not any("/versions" in p for _m, p in sm)
+    assert_read_only_once(srv)

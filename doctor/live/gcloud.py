@@ -33,7 +33,7 @@ from .options import Endpoint, endpoint
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 # Services read through an authorized session only (their READERS get it as the client).
-REST_ONLY = ("compute",)
+REST_ONLY = ("compute", "secretmanager")
 
 
 def services() -> tuple[str, ...]:
@@ -312,6 +312,15 @@ def _check_transitive_membership(g: Google, c, params: dict, timeout: float) -> 
     return _from_response(resp)
 
 
+def _get_secret_iam(g: Google, c, params: dict, timeout: float) -> Answer:
+    # Secret Manager's getIamPolicy is a GET (options.requestedPolicyVersion in the query), not the
+    # POST of Resource Manager and IAM: the REST API through an authorized session.
+    base = g.endpoints["secretmanager"].url or "https://secretmanager.googleapis.com"
+    url = (f"{base.rstrip('/')}/v1/projects/{urllib.parse.quote(str(g.project))}/secrets/"
+           f"{urllib.parse.quote(params['secret'])}:getIamPolicy")
+    return _from_response(c.get(url, params={"options.requestedPolicyVersion": 3}, timeout=timeout))
+
+
 READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
     "compute.list": _compute_list,
     "serviceusage.get_service": _get_service,
@@ -321,4 +330,5 @@ READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
     "storage.get_bucket": _get_bucket,
     "storage.get_bucket_iam": _get_bucket_iam,
     "cloudidentity.check_transitive_membership": _check_transitive_membership,
+    "secretmanager.get_iam_policy": _get_secret_iam,
 }

@@ -34,8 +34,23 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+# Predefined roles that carry secretmanager.versions.access (reading a secret's payload). Editor and
+# Viewer do not; of the Secret Manager roles only the accessor and the admin do.
+SECRET_ACCESS_ROLES = frozenset({"roles/owner", "roles/secretmanager.admin", "roles/secretmanager.secretAccessor"})
+_SECRET_MANAGER_NO_ACCESS = frozenset({"roles/secretmanager.viewer", "roles/secretmanager.secretVersionAdder",
+                                       "roles/secretmanager.secretVersionManager"})
+
+
 def role_grants(role: str, permission: str) -> bool | None:
     """True/False for a known role; None for a custom or unknown role (cannot tell offline)."""
+    if permission == "secretmanager.versions.access":
+        if role in SECRET_ACCESS_ROLES:
+            return True
+        if role in _SECRET_MANAGER_NO_ACCESS or role in ("roles/editor", "roles/viewer"):
+            return False
+        if role.startswith("roles/secretmanager."):
+            return None
+        return False if role.startswith("roles/") else None
     perms = ROLE_PERMISSIONS.get(role)
     if perms is not None:
         return permission in perms

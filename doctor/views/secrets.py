@@ -1,14 +1,20 @@
-"""Helpers of the Secret Manager secrets-backend checks: which components resolve connections,
-variables and config through Airflow's ``CloudSecretManagerBackend``, and with which
-``[secrets] backend_kwargs`` (as each component resolves them: airflow.cfg, then its env)."""
+"""Airflow's own Google Secret Manager secrets backend: which components resolve connections,
+variables and config through ``CloudSecretManagerBackend``, with which ``[secrets] backend_kwargs``
+(as each component resolves them: airflow.cfg, then its env), from which project, and which secrets
+(names only, from ``secrets.list``) sit under its prefixes: the items of the ``sm_secret_iam`` read."""
 from __future__ import annotations
 
 import ast
 import json
 from dataclasses import dataclass, field
 
-from airflow_gke.views import Context, DataUnavailable, component_exists
-from airflow_gke.views.identity import label
+import re
+from typing import Any
+
+from .base import DataUnavailable, as_dict, as_list
+from .identity import component_exists, label
+
+Context = Any   # the views' Context (doctor/views/__init__.py)
 
 BACKEND = "airflow.providers.google.cloud.secrets.secret_manager.CloudSecretManagerBackend"
 # Every component that resolves connections, variables or config through the secrets backend.
@@ -106,3 +112,59 @@ def project_of(ctx: Context, use: BackendUse) -> str | None:
     if isinstance(pid, str) and pid.strip():
         return pid.strip()
     return ctx.target.project
+
+
+def backend_projects(ctx: Context) -> list[str]:
+    """The projects the backend reads secrets from (first-use order)."""
+    out: list[str] = []
+    for u in backend_uses(ctx):
+        if u.kwargs is None:
+            continue
+        p = project_of(ctx, u)
+        if p and p not in out:
+            out.append(p)
+    return out
+
+
+def prefixes(uses: list[BackendUse]) -> list[str]:
+    """Secret-name prefixes the backend looks up (``<prefix><sep>``), for every use (None disables one)."""
+    out: list[str] = []
+    for u in uses:
+        kw = u.kwargs or {}
+        sep = kw.get("sep", DEFAULTS["sep"])
+        sep = sep if isinstance(sep, str) else DEFAULTS["sep"]
+        for name in ("connections_prefix", "variables_prefix", "config_prefix"):
+            v = kw.get(name, DEFAULTS[name])
+            if isinstance(v, str) and v and f"{v}{sep}" not in out:
+                out.append(f"{v}{sep}")
+    return out
+
+
+_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+MAX_SECRET_POLICIES = 100   # secret IAM policies read per run (the rest: "not read", never granted)
+
+
+def secret_ids(ctx: Context) -> list[str]:
+    """Secret ids in the diagnosed project listed by ``sm_secrets`` (names only; raises when the
+    list is unreadable or not collected)."""
+    body = ctx.body("sm_secrets")
+    out = []
+    for s in as_list(as_dict(body).get("secrets")):
+        name = str(as_dict(s).get("name") or "")
+        sid = name.rsplit("/", 1)[-1]
+        if name and _SECRET_ID.match(sid):
+            out.append(sid)
+    return out
+
+
+def backend_secrets(ctx: Context, opts: object = None) -> list[str]:
+    """The items of ``sm_secret_iam``: the secrets of the diagnosed project under the prefixes of a
+    backend that reads from that project, at most MAX_SECRET_POLICIES."""
+    try:
+        uses = [u for u in backend_uses(ctx) if u.kwargs is not None and project_of(ctx, u) == ctx.target.project]
+        if not uses:
+            return []
+        pre = tuple(prefixes(uses))
+        return [s for s in secret_ids(ctx) if s.startswith(pre)][:MAX_SECRET_POLICIES]
+    except DataUnavailable:   # no config or no secret list: nothing to name
+        return []
