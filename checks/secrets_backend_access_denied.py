@@ -33,8 +33,7 @@ def run(ctx: Context) -> Result:
     """An identity using CloudSecretManagerBackend lacks secretmanager.versions.access on its secrets."""
     uses = [u for u in backend_uses(ctx) if u.kwargs is not None]
     if not uses:
-        return skipped("not applicable: no component uses [secrets] backend = CloudSecretManagerBackend "
-                       "with readable backend_kwargs")
+        return skipped("not applicable: no component uses the Secret Manager secrets backend")
     if ctx.target.project is None:
         return skipped("no project given")
     p = ctx.target.project

@@ -24,7 +24,7 @@ def run(ctx: Context) -> Result:
     """backend_kwargs of CloudSecretManagerBackend is invalid JSON, names a key file no volume mounts, or holds a key."""
     uses = backend_uses(ctx)
     if not uses:
-        return skipped("not applicable: no component uses [secrets] backend = CloudSecretManagerBackend")
+        return skipped("not applicable: no component uses the Secret Manager secrets backend")
     findings: list[Finding] = []
     invalid = [u for u in uses if u.json_error is not None]
     if invalid:
