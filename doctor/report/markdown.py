@@ -159,7 +159,13 @@ def _render(report: RunReport, fail_on: str, d: Detail, note: str) -> str:
     problems = [c for c in report.checks if c.status in ("skip", "error")]
     if problems or report.errors:
         out += ["### Not checked", ""]
-        for e in blocked_entries(report):
+        items = blocked_entries(report)
+        alone = [e for e in items if not e.checks and e.status == "skip"]
+        if not d.message and len(alone) > 1:   # the tightest cut: skips without a cause on one line
+            items = [e for e in items if e not in alone]
+            out.append("- **skip** (each reason is in the JSON report): "
+                       + ", ".join(code(e.head.partition(": ")[0]) for e in alone))
+        for e in items:
             if e.checks:
                 out.append(f"- **{e.status}**: {cell(e.head)}")
                 out += [f"  - {label}: {cell(txt)}" for label, txt in e.details]

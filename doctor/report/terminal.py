@@ -130,6 +130,9 @@ def render(report: RunReport, file: TextIO | None = None, verbose: bool = False,
         cut = ""
     else:
         body, cut = _fit(findings, by_id, width, escape, budget - len(lines) - len(tail) - 2, budget)
+        if cut and len(lines) + len(body) + len(tail) + 2 > budget:
+            # still over: the checks skipped for reasons of their own share one line (JSON has each reason)
+            tail = _tail(report, width, escape, verbose, brief=True)
     for ln in lines + body + tail:
         con.print(ln)
     if cut:
@@ -223,10 +226,10 @@ def _kinds(f: Finding) -> str:
     return f"{kinds.pop()}s" if len(kinds) == 1 else "resources"
 
 
-def _tail(report: RunReport, width: int, escape, verbose: bool) -> list[str]:
+def _tail(report: RunReport, width: int, escape, verbose: bool, brief: bool = False) -> list[str]:
     out: list[str] = []
     out += _accepted(report, width, escape)
-    out += _not_checked(report, width, escape)
+    out += _not_checked(report, width, escape, brief)
     for e in report.errors:
         text = wrap(str(e.get("message", "")), width, "error ", "      ")
         out += ["[red]error[/red]" + escape(text[0][5:])] + [escape(x) for x in text[1:]]
@@ -245,7 +248,7 @@ def _tail(report: RunReport, width: int, escape, verbose: bool) -> list[str]:
     return out
 
 
-def _not_checked(report: RunReport, width: int, escape) -> list[str]:
+def _not_checked(report: RunReport, width: int, escape, brief: bool = False) -> list[str]:
     """One entry per cause (a disabled API, a missing permission ...) with its fix, its command on
     a line of its own, the API's answer once and the checks it blocked; then the checks no read
     explains, one entry each (doctor/report/_blocked.py)."""
@@ -256,6 +259,13 @@ def _not_checked(report: RunReport, width: int, escape) -> list[str]:
         return []
     items = entries(report)
     causes = sum(1 for e in items if e.checks)
+    if brief:   # over the line budget: the skips no cause explains on one line, their reasons in JSON
+        alone = [e for e in items if not e.checks and e.status == "skip" and not e.details and not e.command]
+        if len(alone) > 1:
+            ids = ", ".join(e.head.split(": ", 1)[0] for e in alone)
+            items = [e for e in items if e not in alone]
+            items.append(type(alone[0])("skip", f"{len(alone)} checks not applicable or without their data "
+                                                f"(reasons in --output json): {ids}"))
     out = [f"[bold]Not checked[/bold] [dim]({len(problems)} check{'s' if len(problems) != 1 else ''}"
            + (f", {causes} cause{'s' if causes != 1 else ''}" if causes else "") + ")[/dim]"]
     pad = " " * 8
