@@ -368,6 +368,24 @@ def _arg(words: list[str], flag: str) -> str | None:
     return None
 
 
+_VALUE_FLAGS = ("-n", "--namespace", "-l", "--selector", "--context", "-o", "--output", "--field-selector",
+                "--grace-period", "-c", "--container", "--timeout")
+
+
+def _positionals(words: list[str]) -> list[str]:
+    """The arguments of a command that are not flags nor a flag's value (``--namespace x``)."""
+    out, skip = [], False
+    for x in words:
+        if skip:
+            skip = False
+            continue
+        if x.startswith("-"):
+            skip = "=" not in x and x in _VALUE_FLAGS
+            continue
+        out.append(x)
+    return out
+
+
 def disruption(line: str, ctx: Context | None = None) -> str | None:
     """What running ``line`` disrupts, as the comment to print on the line before it: recreating
     nodes, restarting pods, deleting data or objects, removing a role. None for a harmless command."""
@@ -390,12 +408,16 @@ def disruption(line: str, ctx: Context | None = None) -> str | None:
         if verb == "rollout" and w[2] == "restart":
             return "# restarts the pods of " + " ".join(x for x in w[3:] if not x.startswith("-"))[:80]
         if verb == "delete" and len(w) > 3:
-            kind, name = w[2], w[3]
+            kind, rest = w[2], _positionals(w[3:])
+            sel = _arg(w, "-l") or _arg(w, "--selector")
+            name = rest[0] if rest else (f"labelled {sel}" if sel else "(all)")
             if kind in ("pvc", "persistentvolumeclaim", "pv", "persistentvolume"):
                 return (f"# deletes {kind} {name}: with the Delete reclaim policy its volume and the data on it "
                         "go too (copy what you need first)")
             if kind in ("pod", "pods"):
-                return f"# deletes pod {name}: its controller restarts it"
+                what = f"the pods {name}" if sel and not rest else f"pod {name}"
+                return (f"# deletes {what}: a pod its controller owns comes back, a bare task pod does not "
+                        "(a task still running in it fails and may be retried)")
             if kind in ("statefulset", "sts") and "--cascade=orphan" in w:
                 return f"# deletes StatefulSet {name} but not its pods (--cascade=orphan): helm recreates it"
             return f"# deletes {kind} {name}"

@@ -194,3 +194,15 @@ def test_the_checks_of_one_object_agree_across_the_identity_scenarios(run_cli):
                        "--role roles/storage.objectUser") == [
         (("bucket role of", "gs://b", "serviceAccount:g"), "roles/storage.objectUser"),
         (("iam", "storage buckets", "gs://b", "serviceAccount:g", "roles/storage.objectUser"), "add")]
+
+
+def test_a_pod_delete_comment_names_the_pods_not_a_flag():
+    """``kubectl delete pods --namespace NS -l SEL`` once got '# deletes pod --namespace: its
+    controller restarts it': the name is the first argument that is not a flag or a flag's value."""
+    from airflow_gke.remediation import disruption
+
+    assert disruption("kubectl delete pods --namespace airflow -l kubernetes_executor=True").startswith(
+        "# deletes the pods labelled kubernetes_executor=True: a pod its controller owns comes back, a bare task pod "
+        "does not")
+    assert disruption("kubectl delete pod --namespace airflow etl-1").startswith("# deletes pod etl-1:")
+    assert disruption("kubectl delete pvc airflow-logs --namespace airflow").startswith("# deletes pvc airflow-logs:")
