@@ -35,8 +35,11 @@ def run(ctx: Context) -> Result:
         if pod.is_task_pod:
             continue
         hits = _hits(ctx, pod)
-        if hits and (_finished_task_pods(ctx) or not _deletes_pods(ctx)):
-            findings.append(_finding(ctx, pod, hits))
+        if not hits:
+            continue
+        stuck = _finished_task_pods(ctx)
+        if stuck or not _deletes_pods(ctx):
+            findings.append(_finding(ctx, pod, hits, stuck))
     return from_findings(findings) if findings else passed()
 
 
@@ -77,14 +80,13 @@ def _finished_task_pods(ctx: Context) -> list[Pod]:
     return out
 
 
-def _finding(ctx: Context, pod: Pod, hits: list[tuple[str, str, str]]) -> Finding:
+def _finding(ctx: Context, pod: Pod, hits: list[tuple[str, str, str]], stuck: list[Pod]) -> Finding:
     container = hits[0][0]
     gone = [h for h in hits if _GONE.search(h[2])]
     evidence = [f"{which} of {pod.name}/{c}: {excerpt(ln, _GONE.search(ln) or _FAILING.search(ln))}"
                 for c, which, ln in (gone[-1:] + [h for h in hits if h not in gone][-1:])]
     if len(gone) > 1:
         evidence.append(f"{len(gone)} `too old resource version` lines in the collected log of {pod.name}/{container}")
-    stuck = _finished_task_pods(ctx)
     if stuck:
         oldest = sorted(stuck, key=lambda p: p.created or ctx.now)[:3]
         evidence.append(f"{len(stuck)} finished task pod(s) still present although delete_worker_pods = True "

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from ..errors import UserError
 
-# Google APIs whose endpoint can be overridden with AIRFLOW_GKE_ENDPOINT_<SERVICE>.
-ENDPOINT_SERVICES = ("container", "serviceusage", "cloudresourcemanager", "storage", "iam", "secretmanager")
+# A Google API's endpoint can be overridden with AIRFLOW_GKE_ENDPOINT_<SERVICE> (the services come
+# from the declared data keys when a run starts).
 ENDPOINT_ENV = "AIRFLOW_GKE_ENDPOINT_"
 
 
