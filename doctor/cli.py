@@ -243,6 +243,9 @@ def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, con
     contexts (--context repeated, --all-contexts); one fleet report; exits."""
     from .app import diagnose_contexts, diagnose_fleet
     from .report import fleet as fleetfmt
+    from .report.formats import gcs_locations, local_files
+
+    uploads, targets = gcs_locations(targets), local_files(targets)
 
     for fmt in [output] + [f for f, _p in targets]:
         if fmt not in fleetfmt.FLEET_FORMATS:
@@ -263,6 +266,7 @@ def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, con
         fleetfmt.render_table(fleet, fail_on, compact=compact)
     else:
         sys.stdout.write(fleetfmt.render(fleet, output, fail_on))
+    _upload([rep.to_dict() for rep in fleet.reports], fleet.started_at, uploads)
     sys.exit(fleet.exit_code(fail_on))
 
 
@@ -272,11 +276,30 @@ def _emit(report, output: str, targets, fail_on: str, compact: bool = False) -> 
     report the same run writes."""
     from .report import formats
 
+    uploads, targets = formats.gcs_locations(targets), formats.local_files(targets)
     json_path = next((str(p) for f, p in targets if f == "json"), None)
     for fmt, path in targets:
         formats.write(report, fmt, path, fail_on, json_path=json_path)
         _err(f"wrote {fmt} report: {path}")
     FORMATS["table" if targets else output].print(report, fail_on, compact=compact, json_path=json_path)
+    _upload([report.to_dict()], report.run.started_at, uploads)
+
+
+def _upload(docs: list[dict], started_at: str, locations) -> None:
+    """``--output-file gs://...``: each target's JSON report as one object under each location
+    (doctor/gcs.py), after the report is printed; a failure is one line and exit 2."""
+    if not locations or not docs:
+        return
+    import orjson
+
+    from . import gcs
+
+    sys.stdout.flush()
+    for loc in locations:
+        names = gcs.object_names(loc, [d["run"] for d in docs], started_at)
+        data = [orjson.dumps(d, option=orjson.OPT_INDENT_2) + b"\n" for d in docs]
+        for url in gcs.upload(loc, list(zip(names, data))):
+            _err(f"wrote json report: {url}")
 
 
 @cli.command()

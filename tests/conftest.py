@@ -151,13 +151,39 @@ def is_probe_write(req, allow_writes: bool) -> bool:
     return "airflow-gke-probe/" in name
 
 
+# `doctor --output-file gs://...`: <prefix>/<project>/<cluster>/<namespace>/<timestamp>[-<release>].json
+_REPORT_OBJECT = r"(?:[^/]+/)*[^/]+/[^/]+/[^/]+/\d{8}T\d{6}Z(?:-[^/]+)?\.json"
+
+
+def is_report_write(req, allow_writes: bool) -> bool:
+    """The other write the tool makes: ``--output-file gs://...``'s report object, created (never
+    replaced: ``ifGenerationMatch=0``) by one upload, named by the report's target and time; no
+    delete, no other object."""
+    import fnmatch
+    import re
+
+    if not allow_writes or req.service != "storage" or req.method != "POST":
+        return False
+    if not fnmatch.fnmatchcase(req.path, "/upload/storage/v1/b/*/o") or req.params.get("ifGenerationMatch") != "0":
+        return False
+    name = req.params.get("name", "")
+    if req.params.get("uploadType") == "multipart":
+        from replay import _parse_multipart
+
+        try:
+            name = _parse_multipart(req.headers.get("Content-Type", ""), req.body)[0].get("name", "")
+        except ValueError:
+            return False
+    return bool(re.fullmatch(_REPORT_OBJECT, name or ""))
+
+
 def unexpected_writes(records, sends_writes: set[str]) -> list[str]:
     """The mutating requests of ``records`` ((request, server allowed writes, PYTEST_CURRENT_TEST))
-    that neither the write probe nor a ``replay_sends_writes`` test explains."""
+    that neither the write probe, a report written to gs://, nor a ``replay_sends_writes`` test explains."""
     out = []
     for req, allow_writes, test in records:
         nodeid = test.rsplit(" (", 1)[0]
-        if is_probe_write(req, allow_writes) or nodeid in sends_writes:
+        if is_probe_write(req, allow_writes) or is_report_write(req, allow_writes) or nodeid in sends_writes:
             continue
         out.append(f"{req.method} {req.service} {req.path} (answered {req.status}) during {nodeid or 'no test'}")
     return out
@@ -170,7 +196,8 @@ def pytest_sessionfinish(session, exitstatus):
     records = list(replay.SESSION_WRITES)
     bad = unexpected_writes(records, _SENDS_WRITES)
     _READ_ONLY.update(requests=sum(replay.SESSION_REQUESTS.values()), writes=len(records), bad=bad,
-                      probe=sum(is_probe_write(r, a) for r, a, _t in records))
+                      probe=sum(is_probe_write(r, a) for r, a, _t in records),
+                      reports=sum(is_report_write(r, a) for r, a, _t in records))
     if bad and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -181,7 +208,8 @@ def pytest_terminal_summary(terminalreporter):
     r = _READ_ONLY
     terminalreporter.write_line(
         f"read-only: {r['requests']} requests to replay servers, {r['writes']} mutating: {r['probe']} by the write "
-        f"probe, {r['writes'] - r['probe'] - len(r['bad'])} sent by tests proving they are refused, "
+        f"probe, {r['reports']} reports written to gs://, "
+        f"{r['writes'] - r['probe'] - r['reports'] - len(r['bad'])} sent by tests proving they are refused, "
         f"{len(r['bad'])} unexpected")
     for line in r["bad"]:
         terminalreporter.write_line(f"  UNEXPECTED WRITE: {line}", red=True)

@@ -32,6 +32,8 @@ Mapping (the snapshot-v1 contract, ``docs/snapshot-format.md``):
   body (legacy JSON API body for ``storage``).  GET is served, and POST for ``:getIamPolicy`` and
   ``:testIamPermissions``; every other method is recorded and refused with 405, unless
   ``allow_writes=True`` enables an in-memory Cloud Storage object create/read/delete cycle.
+  Objects seeded with :meth:`ReplayServer.put_object` (or written) are served to ``objects.get``
+  (``alt=media`` too) and ``objects.list`` (``prefix``, ``delimiter``, ``maxResults``/``pageToken``).
   Cloud Identity: ``GET /v1/groups:lookup?groupKey.id=<email>`` answers an opaque group name when
   the snapshot stores any membership answer for that group (else 403, as for a group the caller may
   not see); ``GET /v1/groups/<id>/memberships:checkTransitiveMembership?query=member_key_id ==
@@ -1154,6 +1156,7 @@ class ReplayServer:
         self.services = (*services, *extra)  # a service the snapshot has gets a server too
         self.host = host
         self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.buckets: set[str] = set()      # buckets objects were put in (put_object): they exist
         self._groups: dict[str, str] = {}   # Cloud Identity group id -> email (groups:lookup answers)
         self._objects_lock = threading.Lock()
         self._generation = 1_700_000_000_000_000
@@ -1826,7 +1829,7 @@ class ReplayServer:
         segs = p.split("/")
         if ".." in segs or "\x00" in p:
             return self._error(service, 400, path, message=f"Invalid resource path: /{p}")
-        if service == "storage" and self.allow_writes:
+        if service == "storage" and (self.allow_writes or self.objects or self.buckets):
             resp = self._storage_objects(method, p, raw_path, query, body, headers)
             if resp is not None:
                 return resp
@@ -1877,10 +1880,63 @@ class ReplayServer:
             return _body_resp(err[0], err[1], _GOOGLE_JSON)
         return _json_resp(200, {"hasMembership": False}, _GOOGLE_JSON)
 
+    def put_object(self, bucket: str, name: str, data: bytes, content_type: str = "application/json") -> None:
+        """Seed an object (as if written earlier by someone else): served to reads, not a request."""
+        with self._objects_lock:
+            self._generation += 1
+            self.objects[(bucket, name)] = StoredObject(bucket, name, data, content_type, self._generation,
+                                                        time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
+        self.buckets.add(bucket)
+
+    def _bucket_exists(self, bucket: str) -> bool:
+        return (bucket in self.buckets or any(b == bucket for b, _n in self.objects)
+                or self.store.read(f"gcp/storage/storage/v1/b/{bucket}.json") is not None)
+
+    def _list_objects(self, bucket: str, params: dict, base_url: str) -> _Resp:
+        """``objects.list``: the in-memory objects of the bucket under ``prefix`` (``delimiter``
+        folds deeper names into ``prefixes``), in name order, ``maxResults`` (default 1,000) a page."""
+        err = self.store.error(f"gcp/storage/storage/v1/b/{bucket}")
+        if err is not None:
+            return _body_resp(err[0], err[1], _GOOGLE_JSON)
+        if not self._bucket_exists(bucket):
+            return _json_resp(404, gcs_error(404, "The specified bucket does not exist."), _GOOGLE_JSON)
+        prefix, delim = params.get("prefix", ""), params.get("delimiter", "")
+        with self._objects_lock:
+            objs = sorted((o for (b, n), o in self.objects.items() if b == bucket and n.startswith(prefix)),
+                          key=lambda o: o.name)
+        items, prefixes = [], []
+        for o in objs:
+            rest = o.name[len(prefix):]
+            if delim and delim in rest:
+                sub = prefix + rest.split(delim, 1)[0] + delim
+                if sub not in prefixes:
+                    prefixes.append(sub)
+            else:
+                items.append(o)
+        try:
+            size = max(1, min(int(params.get("maxResults") or 1000), 1000))
+            start = int(params.get("pageToken") or 0)
+        except ValueError:
+            return _json_resp(400, gcs_error(400, "Invalid argument."), _GOOGLE_JSON)
+        page = items[start:start + size]
+        out: dict = {"kind": "storage#objects"}
+        if page:
+            out["items"] = [o.resource(base_url) for o in page]
+        if prefixes and start == 0:
+            out["prefixes"] = prefixes
+        if start + size < len(items):
+            out["nextPageToken"] = str(start + size)
+        return _json_resp(200, out, _GOOGLE_JSON)
+
     def _storage_objects(self, method: str, p: str, raw_path: str, query: str, body: bytes,
                          headers: Any) -> _Resp | None:
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         base_url = self._url("storage")
+        if method != "GET" and not self.allow_writes:
+            return None                       # refused with 405 like every write
+        m = re.fullmatch(r"storage/v1/b/([^/]+)/o", p)
+        if m and method == "GET":
+            return self._list_objects(m.group(1), params, base_url)
         m = re.fullmatch(r"upload/storage/v1/b/([^/]+)/o", p)
         if m and method == "POST":
             bucket = m.group(1)

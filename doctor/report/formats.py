@@ -74,9 +74,15 @@ _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]+$")   # FORMAT in FORMAT:PATH (not
 def output_targets(output: str, files: tuple[str, ...], output_given: bool = False) -> list[tuple[str, Path]]:
     """``--output-file`` values as (format, path): ``FORMAT:PATH`` (FORMAT in any case), else the
     extension (.json .xml .md .markdown), else ``--output``'s format (table by default). A prefix
-    that looks like a format but is none (``yaml:x.yaml``) is a UserError naming the valid ones."""
+    that looks like a format but is none (``yaml:x.yaml``) is a UserError naming the valid ones.
+    ``gs://BUCKET/PREFIX/`` (or ``json:gs://...``) is ("json", a doctor.gcs.GcsPrefix): the JSON
+    report as objects in Cloud Storage (doctor/gcs.py); any other format there is a UserError."""
     out = []
     for spec in files:
+        gs = _gcs_target(spec)
+        if gs is not None:
+            out.append(gs)
+            continue
         fmt, sep, rest = spec.partition(":")
         if sep and _PREFIX.match(fmt):
             if fmt.lower() not in FORMATS:
@@ -92,6 +98,30 @@ def output_targets(output: str, files: tuple[str, ...], output_given: bool = Fal
     return out
 
 
+def _gcs_target(spec: str):
+    fmt, sep, rest = spec.partition(":")
+    if sep and rest[:5].lower() == "gs://" and _PREFIX.match(fmt) and fmt.lower() != "gs":
+        if fmt.lower() != "json":
+            raise UserError(f"--output-file {spec}: a gs:// location takes the JSON report only (json:gs://... "
+                            "or gs://...)", usage=True)
+        spec = rest
+    if spec[:5].lower() != "gs://":
+        return None
+    from ..gcs import parse
+
+    return ("json", parse(spec))
+
+
+def local_files(targets: list) -> list[tuple[str, Path]]:
+    """The targets that are files (not gs:// locations)."""
+    return [(f, p) for f, p in targets if isinstance(p, Path)]
+
+
+def gcs_locations(targets: list) -> list:
+    """The gs:// locations of ``--output-file`` (doctor.gcs.GcsPrefix)."""
+    return [p for _f, p in targets if not isinstance(p, Path)]
+
+
 def write(report, fmt: str, path: Path, fail_on: str, **opts) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,4 +135,5 @@ def files_help() -> str:
     exts = " ".join(e for f in FORMATS.values() for e in f.extensions)
     return (f"Also write the report to PATH (repeatable) while the terminal report prints: FORMAT is "
             f"{', '.join(names[:-1])} or {names[-1]} (any case); without it the extension ({exts}) decides, "
-            "else --output's format.")
+            "else --output's format. gs://BUCKET/PREFIX/: the JSON report as one object per target, "
+            "PREFIX/PROJECT/CLUSTER/NAMESPACE/TIMESTAMP.json (needs storage.objects.create on the bucket).")
