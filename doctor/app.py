@@ -42,6 +42,8 @@ class LiveTarget:
     page_size: int = 500
     now: str | None = None                   # RFC 3339: judge ages as of this time (replays, tests)
     require_cluster: bool = False            # several contexts: a cluster that never answers is unreachable
+    gke: object = None                       # --fleet-project: the live.gke.GkeCluster reached without a kubeconfig
+    bearer: object = None                    # ... with this live.gke.BearerToken (Application Default Credentials)
 
 
 @dataclass
@@ -121,7 +123,8 @@ def live_options(lt: LiveTarget, namespace: str | None, release: str | None, ver
     return LiveOptions(project=lt.project, location=lt.location, cluster=lt.cluster, namespace=namespace,
                        release=release, context=lt.context, kubeconfig=lt.kubeconfig, timeout=lt.timeout,
                        request_timeout=lt.request_timeout, max_logs=lt.max_logs, page_size=lt.page_size,
-                       now=pinned, verbose=verbose, env=dict(env), require_cluster=lt.require_cluster)
+                       now=pinned, verbose=verbose, env=dict(env), require_cluster=lt.require_cluster,
+                       gke=lt.gke, bearer=lt.bearer)
 
 
 def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progress=None, overlay=None):
@@ -325,8 +328,9 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
                                             guard_from=("discovered (--all-namespaces)",
                                                         "discovered (--all-namespaces)")))
             except UserError as e:
-                fleet.unreached.append(Unreached({"context": target.context, "namespace": ns, "release": rel},
-                                                 str(e)))
+                fleet.unreached.append(Unreached({"context": target.context, "project": target.project,
+                                                  "location": target.location, "cluster": target.cluster,
+                                                  "namespace": ns, "release": rel}, str(e)))
     finally:
         if hasattr(source, "close"):
             source.close()
@@ -335,11 +339,13 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
 
 
 def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4, all_namespaces: bool = False,
-                      echo: Echo = _quiet):
-    """Several Kubernetes contexts (``--context`` repeated, ``--all-contexts``): each context is a
-    run of its own (its own reads and --timeout budget), at most ``parallel`` at a time; a context
-    that cannot be reached or holds no Airflow is one ``unreachable`` line, not the end of the run.
-    With ``all_namespaces`` each context contributes every release it holds."""
+                      echo: Echo = _quiet, projects: list[str] = ()):
+    """Several Kubernetes contexts (``--context`` repeated, ``--all-contexts``) and/or the GKE
+    clusters of projects (``--fleet-project``, doctor/live/gke.py: reached with their endpoint, CA
+    and Application Default Credentials, no kubeconfig): each is a run of its own (its own reads and
+    --timeout budget), at most ``parallel`` at a time; a target that cannot be reached or holds no
+    Airflow is one ``unreachable`` line, not the end of the run. With ``all_namespaces`` each
+    cluster contributes every release it holds."""
     import concurrent.futures as cf
     from dataclasses import replace
 
@@ -347,7 +353,14 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
     from .registry import load_checks
 
     if req.snapshot is not None:
-        raise UserError("several contexts apply to live mode only, not with --snapshot", usage=True)
+        raise UserError(f"{'--fleet-project' if projects else 'several contexts'} appl"
+                        f"{'ies' if projects else 'y'} to live mode only, not with --snapshot", usage=True)
+    if projects:
+        for flag, v in (("--project", req.live.project), ("--location", req.live.location),
+                        ("--cluster", req.live.cluster)):
+            if v is not None:
+                raise UserError(f"{flag} names one cluster; --fleet-project diagnoses every cluster of the project",
+                                usage=True)
     for flag, v in (("--manifests", req.manifests), ("--save-snapshot", req.save_snapshot),
                     ("--probe", req.probe or None), ("--probe-folder", req.probe_folder)):
         if v is not None:
@@ -359,19 +372,50 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
     _validate(req, checks)      # bad input ends the run before any context is read
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    env = dict(os.environ) if req.env is None else req.env
+    targets: list = list(contexts)
+    notes: list[str] = []
+    bearer = None
+    if projects:
+        from .live import gke
+        from .live.gcloud import CredentialsProblem, adc
 
-    def one(context: str):
-        r = replace(req, live=replace(req.live, context=context, require_cluster=True))
+        try:
+            creds, _p = adc(env)     # every cluster is reached with these: none, nothing to reach
+        except CredentialsProblem as e:
+            raise UserError(f"--fleet-project: {e}") from None
+        bearer = gke.BearerToken(creds)
+        try:
+            bearer.token()
+        except Exception as e:  # noqa: BLE001 - google-auth's RefreshError, TransportError ...
+            raise UserError(f"--fleet-project: the Application Default Credentials give no access token "
+                            f"({type(e).__name__}: {e}); run: gcloud auth application-default login") from None
+        clusters, notes = gke.list_clusters(list(projects), env, req.live.timeout, req.live.request_timeout)
+        echo(f"--fleet-project: {len(clusters)} cluster(s): {', '.join(c.label for c in clusters)}")
+        targets += clusters
+
+    def one(t):
+        base = {"namespace": req.namespace, "release": req.release}
+        if isinstance(t, str):
+            r = replace(req, live=replace(req.live, context=t, require_cluster=True))
+            where = {"context": t}
+        else:
+            where = t.target()
+            if t.problem:
+                return Unreached({**where, **base}, f"not reached: {t.problem}")
+            r = replace(req, live=replace(req.live, context=None, kubeconfig=None, require_cluster=True,
+                                          gke=t, bearer=bearer))
         try:
             if all_namespaces:
                 return diagnose_fleet(r, echo=echo)
             return diagnose(r, echo=echo)
         except UserError as e:
-            return Unreached({"context": context, "namespace": req.namespace, "release": req.release}, str(e))
+            return Unreached({**where, **base}, str(e))
 
     with cf.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="airflow-gke-target") as pool:
-        results = list(pool.map(one, contexts))
-    fleet = FleetReport(__version__, "live", started.isoformat().replace("+00:00", "Z"))
+        results = list(pool.map(one, targets))
+    fleet = FleetReport(__version__, "live", started.isoformat().replace("+00:00", "Z"),
+                        notices=[{"level": "warning", "message": n} for n in notes])
     for res in results:
         if isinstance(res, Unreached):
             fleet.unreached.append(res)
@@ -458,7 +502,9 @@ def collect(req: CollectRequest, *, echo: Echo = _quiet, progress=None) -> str:
     if req.only or req.skip:
         keys = keys_for(select_checks(load_checks(), req.only, req.skip, True))
     else:
-        keys = set(KEYS)
+        from .data import FLEET_KEYS
+
+        keys = set(KEYS) - set(FLEET_KEYS)     # what one target's snapshot holds
     opts = live_options(req.live, req.namespace, req.release, req.verbose, env)
     live = read_live(opts, keys, verbose=req.verbose, echo=echo, progress=progress)
     ctx = Context(live.source, live.target, now=live.now)

@@ -154,8 +154,11 @@ def with_config(func):
                    "tier=airflow look-up; snapshot: the namespaces it holds); table, json or junit output.")
 @click.option("--all-contexts", "all_contexts", is_flag=True,
               help="Diagnose every context of the kubeconfig (live), each a target of its own.")
+@click.option("--fleet-project", "fleet_projects", multiple=True, metavar="P",
+              help="Diagnose every GKE cluster of project P (all locations; repeatable), each reached with its "
+                   "endpoint, CA and Application Default Credentials, without a kubeconfig.")
 @click.option("--parallel", "parallel", type=click.IntRange(min=1, max=64), default=4, show_default=True,
-              metavar="N", help="With several contexts: how many are diagnosed at a time.")
+              metavar="N", help="With several contexts or clusters: how many are diagnosed at a time.")
 @click.option("--check", "only", multiple=True, metavar="SLUG", help="Run only this check (repeatable; globs allowed).")
 @click.option("--skip", "skip", multiple=True, metavar="SLUG", help="Do not run this check (repeatable; globs allowed).")
 @click.option("--include", "include", multiple=True, metavar="PATTERN",
@@ -191,7 +194,7 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
            now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
            probe=False, probe_folder=None, config=None, manifests=None, compact=False,
-           all_namespaces=False, all_contexts=False, parallel=4) -> None:
+           all_namespaces=False, all_contexts=False, parallel=4, fleet_projects=()) -> None:
     """Find what stops Airflow on GKE, with evidence and the commands that fix it.
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
@@ -205,7 +208,10 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         if contexts:
             raise UserError("--all-contexts and --context: give one of them", usage=True)
         contexts = _all_contexts(kubeconfig)
-    kube_context = contexts[0] if len(contexts) == 1 else None
+    fleet_projects = tuple(dict.fromkeys(p.strip() for p in fleet_projects or ()))
+    if any(not p for p in fleet_projects):
+        raise UserError("--fleet-project needs a project ID", usage=True)
+    kube_context = contexts[0] if len(contexts) == 1 and not fleet_projects else None
 
     req = RunRequest(
         snapshot=snapshot, namespace=namespace, release=release, include=tuple(only) + tuple(include),
@@ -214,9 +220,9 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         probe=probe, probe_folder=probe_folder, save_snapshot=save_snapshot, manifests=manifests, verbose=verbose,
         live=_live_target(project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs,
                           page_size, now))
-    if len(contexts) > 1 or all_contexts:
+    if len(contexts) > 1 or all_contexts or fleet_projects:
         _fleet(req, output, targets, fail_on, compact, snapshot, contexts=contexts, parallel=parallel,
-               all_namespaces=all_namespaces)
+               all_namespaces=all_namespaces, projects=fleet_projects)
     if all_namespaces:
         _fleet(req, output, targets, fail_on, compact, snapshot)
     report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose))
@@ -238,7 +244,7 @@ def _all_contexts(kubeconfig) -> tuple[str, ...]:
 
 
 def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, contexts=(), parallel: int = 4,
-           all_namespaces: bool = True) -> None:
+           all_namespaces: bool = True, projects=()) -> None:
     """Several targets: every release found (--all-namespaces, doctor/fleet.py) and/or several
     contexts (--context repeated, --all-contexts); one fleet report; exits."""
     from .app import diagnose_contexts, diagnose_fleet
@@ -251,8 +257,9 @@ def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, con
         if fmt not in fleetfmt.FLEET_FORMATS:
             raise UserError(f"--all-namespaces and several contexts report as "
                             f"{' or '.join(fleetfmt.FLEET_FORMATS)}, not {fmt}", usage=True)
-    if contexts:
-        fleet = diagnose_contexts(req, list(contexts), parallel=parallel, all_namespaces=all_namespaces, echo=_err)
+    if contexts or projects:
+        fleet = diagnose_contexts(req, list(contexts), parallel=parallel, all_namespaces=all_namespaces, echo=_err,
+                                  projects=list(projects))
     else:
         fleet = diagnose_fleet(req, echo=_err, progress=None if snapshot is not None else _progress(req.verbose))
     for fmt, path in targets:

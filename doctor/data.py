@@ -205,6 +205,13 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          doc="cluster-wide, asked with the label selector `tier=airflow` (the chart's Deployments only): finds "
              "the namespace when none is given, and names where Airflow is when the target holds none. Optional: "
              "without it the doctor still runs; absent in snapshots written before it was added (not collected)"),
+    # -A when the cluster-wide look-up above is refused: which namespaces exist, to search each one
+    # (doctor/fleet.py). Only read by such a run (FLEET_KEYS); optional like the look-up.
+    _k8s("namespaces", "k8s/api/v1/namespaces", "namespaces", namespaced=False,
+         describe="list namespaces (cluster-wide)",
+         doc="only by `-A` when the cluster-wide `tier=airflow` look-up is refused (never in a snapshot): the "
+             "namespaces to search one by one (without it: the context's namespace and `--namespace` values). "
+             "Optional"),
     _gcp("services", "gcp/serviceusage/v1/projects/{project}/services/{service}", ("project",),
          "serviceusage.services.get", "get the state of {service} in project {project}", per="service",
          items=API_SERVICES, live="serviceusage.get_service",
@@ -220,6 +227,15 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          ("project", "location", "cluster"), "container.clusters.get",
          "get cluster projects/{project}/locations/{location}/clusters/{cluster}", live="container.get_cluster",
          doc="node pools included"),
+    # doctor --fleet-project P: the project's GKE clusters in every location (doctor/live/gke.py),
+    # each then reached with its endpoint, CA and Application Default Credentials. Only read by
+    # such a run (FLEET_KEYS), before any target; never stored in a target's snapshot.
+    _gcp("project_clusters", "gcp/container/v1/projects/{project}/locations/-/clusters", ("project",),
+         "container.clusters.list", "list the GKE clusters of project {project} (all locations)",
+         live="container.list_clusters",
+         doc="only by `doctor --fleet-project`, before any target (never in a snapshot): each cluster's name, "
+             "location, status, endpoints and CA certificate (`masterAuth.clusterCaCertificate`), and `missingZones` "
+             "(locations that did not answer)"),
     _gcp("bucket", "gcp/storage/storage/v1/b/{bucket}", (), "storage.buckets.get",
          "get bucket gs://{bucket}", not_found_is_data=True, per="bucket", items=LOG_BUCKETS,
          live="storage.get_bucket", doc="the bucket of `[logging] remote_base_log_folder` when it is a `gs://` URL: "
@@ -288,6 +304,10 @@ def reads_for(keys) -> set[str]:
 # What the target guard reads in every run that reads the cluster, whatever the checks selected:
 # the namespace's chart workloads and config (small lists), and the cluster-wide look-up.
 GUARD_KEYS = ("deployments", "statefulsets", "configmaps", "chart_deployments")
+
+# Reads of fleet runs only, never of a check nor of a single-target run (nor of `collect`):
+# `--fleet-project` lists a project's clusters; `-A` lists namespaces when the look-up is refused.
+FLEET_KEYS = ("project_clusters", "namespaces")
 
 
 def key(name: str) -> DataKey:

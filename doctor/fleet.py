@@ -89,11 +89,27 @@ def releases(source, target: Target) -> list[tuple[str, str]]:
     return sorted((ns, r) for ns, rels in found.items() for r in rels)
 
 
+def where(context=None, project=None, location=None, cluster=None) -> str:
+    """How a target's cluster is named: its kube context, else (``--fleet-project``, no context)
+    ``project/location/cluster``, else the cluster name."""
+    if context:
+        return context
+    if project and location and cluster:
+        return f"{project}/{location}/{cluster}"
+    return cluster or "snapshot"
+
+
 @dataclass
 class Unreached:
     """A target that produced no report (unreachable cluster, bad credentials, no Airflow ...)."""
     target: dict
     reason: str
+
+    @property
+    def label(self) -> str:
+        t = self.target
+        return "/".join([where(*(t.get(k) for k in ("context", "project", "location", "cluster"))),
+                         *(str(t.get(k) or "?") for k in ("namespace", "release"))])
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": dict(self.target), "status": "unreachable", "reason": self.reason}
@@ -112,8 +128,8 @@ class FleetReport:
     @staticmethod
     def label(report) -> str:
         r = report.run
-        where = r.context or r.cluster or "snapshot"
-        return f"{where}/{r.namespace}/{r.release or '?'}"
+        return f"{where(context=r.context, project=r.project, location=r.location, cluster=r.cluster)}/" \
+               f"{r.namespace}/{r.release or '?'}"
 
     def rows(self, fail_on: str) -> list[dict]:
         """One row per target: label, errors, warnings, incomplete (checks not run), exit code."""
@@ -126,7 +142,7 @@ class FleetReport:
                         "exit_code": rep.exit_code(fail_on), "reason": ""})
         for u in self.unreached:
             t = u.target
-            out.append({"target": "/".join(str(t.get(k) or "?") for k in ("context", "namespace", "release")),
+            out.append({"target": u.label,
                         "errors": None, "warnings": None, "incomplete": None, "exit_code": 3,
                         "reason": u.reason})
         return out

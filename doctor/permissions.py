@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from .data import GUARD_KEYS, KEYS, reads_for
+from .data import FLEET_KEYS, GUARD_KEYS, KEYS, reads_for
 
 ROLE_NAME = "airflow-gke-doctor"
 CUSTOM_ROLE_ID = "airflowGkeDoctor"
@@ -68,6 +68,26 @@ OPTIONAL_WHERE = {
 }
 
 
+def fleet_lines() -> list[str]:
+    """What fleet runs read besides the checks' reads (data.FLEET_KEYS), each with when it is
+    read: granted only to who runs them."""
+    out = []
+    for name in FLEET_KEYS:
+        k = KEYS[name]
+        if k.scope == "gcp":
+            out += [f"{k.iam} on each project P (doctor --fleet-project P: {k.describe.format(project='P')})",
+                    "  e.g. roles/container.clusterViewer (clusters.list and clusters.get, which the caller's token",
+                    "  needs to be let into each cluster; its reads then need the RBAC above); a cluster reached",
+                    "  at its DNS endpoint also asks container.clusters.connect"]
+        else:
+            group, resource, verb = k.rbac
+            out += [f"{verb} {resource}{f' (apiGroup {group})' if group else ''} cluster-wide (optional; doctor -A "
+                    "when the cluster-wide",
+                    "  tier=airflow look-up is refused: the namespaces to search; without it only the context's",
+                    "  namespace and --namespace values are)"]
+    return out
+
+
 def _yaml(doc: dict) -> str:
     import yaml
 
@@ -112,6 +132,8 @@ def render_yaml(keys: list[str], namespace: str, project: str | None, checks: li
         head += ["#", f"# OPTIONAL (the doctor runs without it): {perm}", f"#   makes decisive {what}"]
         if perm in OPTIONAL_WHERE:
             head.append(f"#   {OPTIONAL_WHERE[perm]}")
+    head += ["#", "# Fleet runs only (not in the roles below; grant them to who runs these):"]
+    head += [f"#   {x}" for x in fleet_lines()]
     body = manifests(keys, namespace)
     return "\n".join(head) + "\n" + (body if body else "# (no Kubernetes reads for these checks)\n")
 
@@ -147,6 +169,8 @@ def render_text(keys: list[str], namespace: str, project: str | None, checks: li
         if any(x.startswith("storage.") for x in perms):
             lines += ["  (storage.buckets.* are read on the log bucket: the project grant covers it, or grant the",
                       "  role on that bucket instead.)"]
+    lines += ["", "Fleet runs only (not in the role above; grant them to who runs these):"]
+    lines += [f"  {x}" for x in fleet_lines()]
     opt = optional_reads(keys)
     if opt:
         lines += ["", "OPTIONAL (the doctor runs without them; each makes an answer decisive):"]

@@ -132,6 +132,9 @@ GOOGLE_SERVICES = (
 
 ENV_PREFIX = "AIRFLOW_GKE_ENDPOINT_"
 
+OAUTH2 = "oauth2"
+"""Service name of the OAuth 2.0 token endpoint (``ReplayServer(issue_token=...)``)."""
+
 READ_ONLY_POST_VERBS = (":getIamPolicy", ":testIamPermissions")
 
 _JSON = "application/json"
@@ -405,6 +408,8 @@ class Request:
 
     @property
     def mutating(self) -> bool:
+        if self.service == OAUTH2 and self.method == "POST" and self.path == "/token":
+            return False   # an access-token exchange: the caller's credentials, nothing in the project
         return _is_mutating(self.method, self.path)
 
 
@@ -1132,8 +1137,21 @@ class ReplayServer:
     def __init__(self, snapshot: str | os.PathLike, faults: Iterable[Fault | dict] = (), *,
                  allow_writes: bool = False, principal: str | None = None,
                  synthesize: bool = True, services: Iterable[str] = GOOGLE_SERVICES,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", tls: bool = False, bearer: str | None = None,
+                 issue_token: str | None = None) -> None:
         self._tmp: str | None = None
+        # tls: the Kubernetes API over HTTPS with a certificate of its own CA (``ca_pem``), as a GKE
+        # control plane's IP endpoint (masterAuth.clusterCaCertificate). bearer: the Kubernetes API
+        # answers 401 Unauthorized unless ``Authorization: Bearer <bearer>``. issue_token: an OAuth 2.0
+        # token endpoint (service ``oauth2``, ``POST /token``) that answers this access token, the
+        # ``token_uri`` of an authorized_user ADC file (:meth:`write_adc`).
+        self.tls = tls
+        self.bearer = bearer
+        self.issue_token = issue_token
+        self.ca_pem: str | None = None
+        self._tls_files: tuple[str, str] | None = None
+        if issue_token is not None and OAUTH2 not in tuple(services):
+            services = (*services, OAUTH2)
         root = Path(snapshot)
         if root.is_file():
             root = self._extract(root)
@@ -1174,6 +1192,8 @@ class ReplayServer:
         try:
             for service in (K8S, *self.services):
                 srv = _HTTPServer(self, service, self.host)
+                if service == K8S and self.tls:
+                    srv.socket = self._tls_context().wrap_socket(srv.socket, server_side=True)
                 self._servers[service] = srv
                 t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
                                      name=f"replay-{service}", daemon=True)
@@ -1218,7 +1238,88 @@ class ReplayServer:
         if srv is None:
             raise RuntimeError("ReplayServer is not started (use it as a context manager)")
         host, port = srv.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if service == K8S and self.tls else 'http'}://{host}:{port}"
+
+    @property
+    def k8s_address(self) -> str:
+        """``host:port`` of the Kubernetes API (a cluster's ``endpoint`` in a Container API answer)."""
+        return self.k8s_url.split("://", 1)[1]
+
+    def _tls_context(self):
+        """A server context whose certificate (127.0.0.1 and localhost) is signed by a CA made for
+        this server alone; the CA's PEM is :attr:`ca_pem`."""
+        import datetime
+        import ipaddress
+        import ssl
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+
+        def cert(subject: str, key, issuer_name, issuer_key, ca: bool):
+            b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                 .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                 .not_valid_before(now - datetime.timedelta(minutes=5))
+                 .not_valid_after(now + datetime.timedelta(days=1))
+                 .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+            if ca:
+                b = b.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                                  content_commitment=False, key_encipherment=False,
+                                                  data_encipherment=False, key_agreement=False,
+                                                  encipher_only=False, decipher_only=False), critical=True)
+                b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            else:
+                b = b.add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address(self.host)), x509.DNSName("localhost")]), critical=False)
+                b = b.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                                    critical=False)
+            return b.sign(issuer_key, hashes.SHA256())
+
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "replay cluster CA")])
+        ca_cert = cert("replay cluster CA", ca_key, ca_name, ca_key, True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = cert(self.host, key, ca_name, ca_key, False)
+        pem = serialization.Encoding.PEM
+        self.ca_pem = ca_cert.public_bytes(pem).decode()
+        tmp = tempfile.mkdtemp(prefix="replay-tls-")
+        crt, keyf = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        with open(crt, "wb") as fh:
+            fh.write(leaf.public_bytes(pem))
+        with open(keyf, "wb") as fh:
+            fh.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self._tls_files = (crt, keyf)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt, keyf)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return ctx
+
+    def write_adc(self, path: str | os.PathLike) -> Path:
+        """A service account key file as Application Default Credentials
+        (``GOOGLE_APPLICATION_CREDENTIALS``) whose ``token_uri`` is this server's token endpoint:
+        google-auth signs its JWT grant with the (freshly made) key, posts it there and gets
+        :attr:`issue_token`. (An ``authorized_user`` file cannot serve: google-auth always sends
+        those to oauth2.googleapis.com.)"""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        if self.issue_token is None:
+            raise RuntimeError("ReplayServer(issue_token=...) serves no token endpoint")
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        project = self.meta.get("project") or "example-project"
+        path = Path(path)
+        path.write_text(json.dumps({
+            "type": "service_account", "project_id": project, "private_key_id": "0" * 40,
+            "private_key": pem, "client_email": f"airflow-gke-doctor@{project}.iam.gserviceaccount.com",
+            "client_id": "100000000000000000000", "token_uri": f"{self._url(OAUTH2)}/token"}))
+        os.chmod(path, 0o600)
+        return path
 
     @property
     def k8s_url(self) -> str:
@@ -1403,7 +1504,15 @@ class ReplayServer:
     def _route(self, service: str, method: str, path: str, raw_path: str, query: str,
                body: bytes, headers: Any) -> _Resp:
         if service == K8S:
+            if self.bearer is not None and (headers.get("Authorization") or "") != f"Bearer {self.bearer}":
+                return _json_resp(401, k8s_status(401, "Unauthorized", "Unauthorized"))
             return self._route_k8s(method, path, query)
+        if service == OAUTH2:
+            if method == "POST" and path == "/token" and self.issue_token is not None:
+                return _json_resp(200, {"access_token": self.issue_token, "expires_in": 3599,
+                                        "token_type": "Bearer",
+                                        "scope": "https://www.googleapis.com/auth/cloud-platform"})
+            return _json_resp(400, {"error": "invalid_request"})
         return self._route_google(service, method, path, raw_path, query, body, headers)
 
     # ---- Kubernetes ------------------------------------------------------------------------

@@ -322,3 +322,212 @@ def test_an_unreached_target_is_one_errored_suite_and_one_row():
     rows = [x for x in fleetfmt.summary_lines(f, "error") if x.startswith(GONE)]
     assert len(rows) == 1 and "not diagnosed: unreachable" in rows[0]
     assert f.exit_code("error") == 3 and f.exit_code("never") == 0
+
+
+# --- the GKE clusters of a project (--fleet-project) -----------------------------------------------
+
+TOKEN = "ya29.replay-adc-access-token"
+LIST = "/v1/projects/acme-data-prod/locations/-/clusters"
+
+
+def _cluster_body(snap: Path, meta: dict) -> dict:
+    return json.loads((snap / "gcp/container/v1/projects" / meta["project"] / "locations" / meta["location"]
+                       / "clusters" / f"{meta['cluster']}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def project_fleet(tmp_path_factory):
+    """Project acme-data-prod with three GKE clusters, as clusters.list (locations/-) answers them:
+    airflow-prod (seed-incident, europe-west1) and data-platform (remote-logging-readonly-scope,
+    europe-west1-b) each with a Kubernetes API of its own over TLS with its own CA, accepting only
+    the Application Default Credentials' token; airflow-gone's endpoint refuses connections. The
+    first server also answers the Google APIs (both clusters' Google data: one project) and the
+    OAuth 2.0 token endpoint the ADC file names."""
+    import base64
+
+    root = tmp_path_factory.mktemp("project")
+    prod, dp = root / "prod", root / "dp"
+    shutil.copytree(scenario("seed-incident"), prod)
+    shutil.copytree(scenario("remote-logging-readonly-scope"), dp)
+    for f in sorted((dp / "gcp").rglob("*")):     # one project: seed-incident's answers win where both have one
+        dest = prod / f.relative_to(dp)
+        if f.is_file() and not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dest)
+    with ReplayServer(prod, tls=True, bearer=TOKEN, issue_token=TOKEN) as p, \
+            ReplayServer(dp, tls=True, bearer=TOKEN) as d:
+        clusters = []
+        for srv, snap in ((p, prod), (d, dp)):
+            body = _cluster_body(snap, srv.meta)
+            # a real endpoint is an address on port 443; a loopback server has a port of its own
+            body["endpoint"] = srv.k8s_address
+            body["masterAuth"] = {"clusterCaCertificate": base64.b64encode(srv.ca_pem.encode()).decode()}
+            clusters.append(body)
+        gone = dict(clusters[0], name="airflow-gone", location="europe-west1-c", zone="europe-west1-c",
+                    endpoint=f"127.0.0.1:{_closed_port()}",
+                    selfLink=clusters[0]["selfLink"].replace("airflow-prod", "airflow-gone"))
+        clusters.append(gone)
+        # data-platform's address with airflow-prod's CA: the TLS handshake must fail
+        clusters.append(dict(clusters[1], name="wrong-ca", selfLink=clusters[1]["selfLink"].replace("data-platform", "wrong-ca"),
+                             masterAuth=clusters[0]["masterAuth"]))
+        dest = prod / "gcp/container" / LIST.strip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.with_suffix(".json").write_text(json.dumps({"clusters": clusters}))
+        p.invalidate()
+        yield p, d
+
+
+@pytest.fixture
+def fleet_env(monkeypatch, tmp_path, project_fleet):
+    p, _d = project_fleet
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    for k in list(os.environ):
+        if k.startswith("AIRFLOW_GKE_ENDPOINT_"):
+            monkeypatch.delenv(k)
+    # no kubeconfig anywhere: the clusters are reached from the Container API's answer alone
+    return {**p.env(), "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
+            "GOOGLE_APPLICATION_CREDENTIALS": str(p.write_adc(tmp_path / "adc.json"))}
+
+
+def test_fleet_project_reaches_every_cluster_with_endpoint_ca_and_adc(run_cli, project_fleet, fleet_env, tmp_path):
+    p, d = project_fleet
+    p.log.clear()
+    d.log.clear()
+    r = run_cli("doctor", "--fleet-project", "acme-data-prod", "--parallel", "3", "--now", p.meta["captured_at"],
+                "--request-timeout", "2", "--output", "json", env=fleet_env)
+    assert r.code == 1, r.err          # the worst target's: seed-incident's errors
+    doc = json.loads(r.out)
+    got = {(t["run"]["project"], t["run"]["location"], t["run"]["cluster"]): t for t in doc["targets"]}
+    assert sorted(got) == [("acme-data-prod", "europe-west1", "airflow-prod"),
+                           ("acme-data-prod", "europe-west1-b", "data-platform")]
+    prod_rep = got["acme-data-prod", "europe-west1", "airflow-prod"]
+    dp_rep = got["acme-data-prod", "europe-west1-b", "data-platform"]
+    assert {"pvc-access-mode-unsupported", "gcs-log-write-denied"} <= _ids(prod_rep, "error")
+    assert {"node-storage-scope-read-only", "gcs-log-write-denied"} <= _ids(dp_rep, "error")
+    assert (prod_rep["run"]["context"], dp_rep["run"]["release"]) == (None, "af2")   # no kube context at all
+    u, bad_ca = sorted(doc["unreachable"], key=lambda x: x["target"]["cluster"])
+    assert u["target"]["cluster"] == "airflow-gone" and u["target"]["location"] == "europe-west1-c"
+    assert u["reason"].startswith("unreachable: Kubernetes API https://127.0.0.1:"), u["reason"]
+    # the cluster's own CA is what verifies its endpoint: another CA fails the handshake
+    assert bad_ca["target"]["cluster"] == "wrong-ca" and "CERTIFICATE_VERIFY_FAILED" in bad_ca["reason"], bad_ca
+    assert doc["summary"] == {"targets": 4, "diagnosed": 2, "unreachable": 2, "exit_code": 1}
+    # One clusters.list; every Kubernetes request over TLS carried the ADC token (a wrong or missing
+    # one is answered 401); the token came from google-auth's refresh at the ADC file's token_uri.
+    assert p.log.count(LIST, "container") == 1
+    for srv in (p, d):
+        k8s = [e for e in srv.log if e.service == "k8s"]
+        assert k8s and all(e.status != 401 for e in k8s), [e.path for e in k8s if e.status == 401]
+        assert srv.log.count("/api/v1/namespaces/airflow/pods", "k8s") == 1
+    assert p.log.count("/token", "oauth2", "POST") == 1
+    assert not (tmp_path / "no-kubeconfig").exists()
+    # the table names each cluster project/location/cluster
+    t = run_cli("doctor", "--fleet-project", "acme-data-prod", "--now", p.meta["captured_at"],
+                "--request-timeout", "2", env=fleet_env)
+    assert t.code == 1
+    (line,) = [x for x in t.out.splitlines() if x.startswith("acme-data-prod/europe-west1-c/airflow-gone/")]
+    assert "not diagnosed: unreachable: Kubernetes API https://127.0.0.1:" in line
+    assert any(x.startswith("acme-data-prod/europe-west1-b/data-platform/airflow/af2 ") for x in t.out.splitlines())
+
+
+def test_fleet_project_with_all_namespaces(run_cli, project_fleet, fleet_env):
+    p, _d = project_fleet
+    r = run_cli("doctor", "--fleet-project", "acme-data-prod", "-A", "--now", p.meta["captured_at"],
+                "--request-timeout", "2", "--output", "json", env=fleet_env)
+    assert r.code == 1, r.err
+    doc = json.loads(r.out)
+    assert sorted((t["run"]["cluster"], t["run"]["namespace"], t["run"]["release"]) for t in doc["targets"]) == [
+        ("airflow-prod", "airflow", "airflow"), ("data-platform", "airflow", "af2")]
+    assert sorted(u["target"]["cluster"] for u in doc["unreachable"]) == ["airflow-gone", "wrong-ca"]
+
+
+def test_fleet_project_bad_input_exit_2(run_cli, project_fleet, fleet_env, tmp_path):
+    from replay import Fault
+
+    p, _d = project_fleet
+    base = ("doctor", "--now", p.meta["captured_at"], "--request-timeout", "2")
+    # no Application Default Credentials: nothing can reach a cluster
+    r = run_cli(*base, "--fleet-project", "acme-data-prod",
+                env={**fleet_env, "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "none.json")})
+    assert r.code == 2 and "--fleet-project: no Google credentials" in r.err and "Traceback" not in r.err
+    env = fleet_env
+    # a project the caller may not list (or that does not exist: Google answers 403 alike)
+    p.faults = [Fault(service="container", path="/v1/projects/acme-nosuch/locations/-/clusters", status=403,
+                      permission="container.clusters.list")]
+    try:
+        r = run_cli(*base, "--fleet-project", "acme-nosuch", env=env)
+    finally:
+        p.faults = []
+    assert r.code == 2 and "acme-nosuch" in r.err and "container.clusters.list" in r.err, r.err
+    # the Kubernetes Engine API is off: no cluster there
+    p.faults = [Fault(service="container", status=403, reason="SERVICE_DISABLED")]
+    try:
+        r = run_cli(*base, "--fleet-project", "acme-data-prod", env=env)
+    finally:
+        p.faults = []
+    assert r.code == 2 and "Kubernetes Engine API is disabled" in r.err, r.err
+    # a project without clusters: clusters.list answers {}
+    empty = p.root / "gcp/container/v1/projects/acme-empty/locations/-/clusters.json"
+    empty.parent.mkdir(parents=True, exist_ok=True)
+    empty.write_text("{}")
+    p.invalidate()
+    r = run_cli(*base, "--fleet-project", "acme-empty", env=env)
+    assert r.code == 2 and "no GKE cluster in any location of project acme-empty" in r.err, r.err
+    # ... beside one that has clusters it is a notice, not the end of the run
+    r = run_cli(*base, "--fleet-project", "acme-empty", "--fleet-project", "acme-data-prod", "--output", "json",
+                env=env)
+    assert r.code == 1, r.err
+    assert "project acme-empty has no GKE cluster (in any location)" in [n["message"] for n in r.json["notices"]]
+    # flags that name one cluster
+    r = run_cli(*base, "--fleet-project", "acme-data-prod", "--cluster", "airflow-prod", env=env)
+    assert r.code == 2 and "--fleet-project diagnoses every cluster" in r.err
+
+
+def test_fleet_project_endpoint_choice():
+    """Which endpoint a cluster of clusters.list is reached at (the API's field names)."""
+    import base64
+
+    from airflow_gke.live.gke import clusters_of
+
+    ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+    body = {"clusters": [
+        {"name": "public", "location": "europe-west1", "status": "RUNNING", "endpoint": "34.1.2.3",
+         "masterAuth": {"clusterCaCertificate": ca}},
+        {"name": "dns", "location": "europe-west1", "status": "RUNNING", "endpoint": "10.0.0.2",
+         "masterAuth": {"clusterCaCertificate": ca},
+         "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": True,
+                                  "privateEndpoint": "10.0.0.2"},
+         "controlPlaneEndpointsConfig": {
+             "dnsEndpointConfig": {"endpoint": "gke-0123456789abcdef-123456789012.europe-west1.gke.goog",
+                                   "allowExternalTraffic": True},
+             "ipEndpointsConfig": {"enabled": True, "enablePublicEndpoint": False,
+                                   "privateEndpoint": "10.0.0.2"}}},
+        {"name": "private", "location": "europe-west1", "status": "RUNNING", "endpoint": "10.0.0.3",
+         "masterAuth": {"clusterCaCertificate": ca},
+         "controlPlaneEndpointsConfig": {"dnsEndpointConfig": {"endpoint": "gke-x.europe-west1.gke.goog"},
+                                         "ipEndpointsConfig": {"enabled": True, "enablePublicEndpoint": False,
+                                                               "privateEndpoint": "10.0.0.3"}}},
+        {"name": "creating", "location": "europe-west1-b", "status": "PROVISIONING", "endpoint": "34.1.2.4",
+         "masterAuth": {"clusterCaCertificate": ca}},
+        {"name": "no-ca", "location": "europe-west1-b", "status": "RUNNING", "endpoint": "34.1.2.5"},
+    ], "missingZones": ["us-central1-a"]}
+    got, notes = clusters_of("acme", body)
+    by = {c.name: c for c in got}
+    assert (by["public"].url, by["public"].via, bool(by["public"].ca_pem)) == ("https://34.1.2.3", "public IP endpoint", True)
+    # public IP endpoint off, DNS endpoint open to external traffic: Google's front end, system roots
+    assert (by["dns"].url, by["dns"].ca_pem) == ("https://gke-0123456789abcdef-123456789012.europe-west1.gke.goog", None)
+    assert (by["private"].url, by["private"].via) == ("https://10.0.0.3", "private IP endpoint")
+    assert by["creating"].problem == "cluster status PROVISIONING"
+    assert "clusterCaCertificate" in by["no-ca"].problem and by["no-ca"].url is None
+    assert notes and "us-central1-a" in notes[0]
+
+
+def test_permissions_name_the_fleet_reads(run_cli):
+    for args in ((), ("--output", "yaml")):
+        r = run_cli("permissions", *args)
+        assert r.code == 0, r.err
+        fleet = r.out[r.out.index("Fleet runs only"):]
+        assert "container.clusters.list on each project P (doctor --fleet-project P" in fleet
+        assert "list namespaces cluster-wide (optional; doctor -A" in fleet
+    # not in the checks' custom role: only who runs --fleet-project needs it
+    role = next(x for x in run_cli("permissions").out.splitlines() if "gcloud iam roles create" in x)
+    assert "container.clusters.list" not in role

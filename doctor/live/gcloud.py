@@ -254,6 +254,13 @@ def _get_cluster(g: Google, c, params: dict, timeout: float) -> Answer:
     return Answer(200, data=_to_dict(c.get_cluster(name=t, retry=None, timeout=timeout)))
 
 
+def _list_clusters(g: Google, c, params: dict, timeout: float) -> Answer:
+    """clusters.list of every location (``locations/-``): one answer, ``clusters`` and
+    ``missingZones`` as the REST API returns them (the API does not page this list)."""
+    msg = c.list_clusters(parent=f"projects/{g.project}/locations/-", retry=None, timeout=timeout)
+    return Answer(200, data=_to_dict(msg))
+
+
 def _get_bucket(g: Google, c, params: dict, timeout: float) -> Answer:
     b = c.get_bucket(params["bucket"], timeout=timeout, retry=None)
     return Answer(200, data=dict(b._properties))
@@ -327,6 +334,7 @@ READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
     "resourcemanager.get_project": _get_project,
     "resourcemanager.get_iam_policy": _get_project_iam,
     "container.get_cluster": _get_cluster,
+    "container.list_clusters": _list_clusters,
     "storage.get_bucket": _get_bucket,
     "storage.get_bucket_iam": _get_bucket_iam,
     "cloudidentity.check_transitive_membership": _check_transitive_membership,

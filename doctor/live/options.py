@@ -34,6 +34,8 @@ class LiveOptions:
     verbose: bool = False
     env: dict = field(default_factory=lambda: dict(os.environ))
     require_cluster: bool = False      # a fleet of contexts: a Kubernetes API that never answers is unreachable
+    gke: object = None                 # --fleet-project: the live.gke.GkeCluster to reach (no kubeconfig)
+    bearer: object = None              # ... and the live.gke.BearerToken of the Application Default Credentials
 
 
 @dataclass(frozen=True)

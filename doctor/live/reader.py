@@ -77,12 +77,20 @@ class LiveReader:
 
     def discover(self) -> tuple[Target, Any]:
         o = self.opts
-        kt, tried = kubemod.load(o.kubeconfig, o.context, o.env)
+        if o.gke is not None:      # --fleet-project: the cluster's endpoint, CA and ADC token (live/gke.py)
+            from . import gke
+
+            kt = gke.kube_target(o.gke, o.bearer, max(1, o.workers))
+            tried = kt.source
+        else:
+            kt, tried = kubemod.load(o.kubeconfig, o.context, o.env)
         self.kube_tried = tried
         self.notes.append(f"Kubernetes: {kt.source} -> {kt.server}" if kt else f"Kubernetes: none ({tried})")
         if kt is not None and kt.auth_problem:
             self.warnings.append(kt.auth_problem)
         project, location, cluster = o.project, o.location, o.cluster
+        if o.gke is not None:
+            project, location, cluster = o.gke.project, o.gke.location, o.gke.name
         ctx_name = kt.context if kt else None
         m = GKE_CONTEXT.match(ctx_name or "")
         if m and (project is None or project == m["project"]):

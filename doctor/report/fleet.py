@@ -19,12 +19,12 @@ def render_json(fleet, fail_on: str) -> str:
 def summary_lines(fleet, fail_on: str) -> list[str]:
     rows = fleet.rows(fail_on)
     width = max([len(r["target"]) for r in rows] + [len("TARGET")])
-    out = [f"airflow-gke doctor --all-namespaces · {fleet.mode} · {len(rows)} target(s)", "",
+    out = [f"airflow-gke doctor · fleet · {fleet.mode} · {len(rows)} target(s)", "",
            f"{'TARGET':<{width}}  {'ERRORS':>6}  {'WARNINGS':>8}  {'INCOMPLETE':>10}  EXIT"]
     for r in rows:
         if r["reason"]:
             out.append(f"{r['target']:<{width}}  {'-':>6}  {'-':>8}  {'-':>10}  {r['exit_code']}  "
-                       f"not diagnosed: {r['reason']}")
+                       f"not diagnosed: {' '.join(r['reason'].split())}")     # one line per target
         else:
             out.append(f"{r['target']:<{width}}  {r['errors']:>6}  {r['warnings']:>8}  {r['incomplete']:>10}  "
                        f"{r['exit_code']}")
@@ -63,7 +63,7 @@ def render_junit(fleet, fail_on: str) -> str:
         cases = [c for suite in one.findall("testsuite") for c in suite.findall("testcase")]
         suites.append((fleet.label(rep), cases, one.findall("testsuite")[0].find("properties")))
     for u in fleet.unreached:
-        label = "/".join(str(u.target.get(k) or "?") for k in ("context", "namespace", "release"))
+        label = u.label
         case = ET.Element("testcase", {"classname": "airflow-gke.target", "name": "reachable", "time": "0"})
         ET.SubElement(case, "error", {"message": xml_safe(u.reason), "type": "unreachable"})
         suites.append((label, [case], None))
