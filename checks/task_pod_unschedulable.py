@@ -12,7 +12,7 @@ from airflow_gke.views import as_dict, as_list, Context, DataUnavailable, human_
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (cluster_name, gke_flags, helm_upgrade, k8s_resource, memory_text, ns, project, q,
-                                     quote_event)
+                                     quote_event, region, region_resource)
 
 from ._scheduling import Verdict, parse_autoscaler, parse_scheduler
 
@@ -288,6 +288,7 @@ def _causes(ctx: Context, pod: Pod, blob: str, verdict: Verdict | None, scale_re
                     + " is at its maximum size"))
     if _QUOTA.search(blob):
         out.append(("quota", "a Compute Engine quota blocks the scale-up"))
+        caused_by.append(finding_id("gcp-quota-exceeded", region_resource(ctx, region(ctx))))
     if _TOO_MANY.search(blob):
         out.append(("pods", "the nodes are at their pod limit"))
     if _PVC.search(blob):
@@ -315,7 +316,7 @@ def _fix(ctx: Context, pod: Pod, keys: list[str], pools, too_big: list[str], blo
                      "on a node pool with larger machines")
         cmds.append(f"gcloud container node-pools create airflow-tasks-highmem --cluster {q(cluster_name(ctx))} "
                     f"{gke_flags(ctx)} --machine-type e2-highmem-8 --enable-autoscaling --min-nodes 0 --max-nodes 3")
-    if "resources" in keys or "max-size" in keys:
+    if ("resources" in keys and "quota" not in keys) or "max-size" in keys:   # a quota: the pool cannot grow
         cur, low, enabled = 0, 0, False
         for pl in pools:
             a = as_dict(pl.raw.get("autoscaling"))
@@ -340,10 +341,9 @@ def _fix(ctx: Context, pod: Pod, keys: list[str], pools, too_big: list[str], blo
                      "(cloud.google.com/gke-nodepool=<pool>)")
         cmds.append("kubectl get nodes --label-columns cloud.google.com/gke-nodepool")
     if "quota" in keys:
-        region = (ctx.target.location or "REGION")
-        region = region.rsplit("-", 1)[0] if region.count("-") == 2 else region
-        parts.append("raise the Compute Engine quota (CPUs, instances or disks) that blocks the scale-up")
-        cmds.append(f"gcloud compute regions describe {q(region)} --project {q(project(ctx))} "
+        parts.append("raise the Compute Engine quota (CPUs, instances or disks) that blocks the scale-up (the "
+                     "gcp-quota-exceeded finding names it when the region's quotas were read)")
+        cmds.append(f"gcloud compute regions describe {q(region(ctx))} --project {q(project(ctx))} "
                     "--format='table(quotas.metric,quotas.limit,quotas.usage)'")
     if "pvc" in keys or "zone" in keys:
         parts.append("fix the volume the pod mounts (see the linked PersistentVolumeClaim finding)")

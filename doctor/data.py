@@ -129,6 +129,10 @@ SM_SECRETS = Items("secret(s) under the Secret Manager backend's prefixes", "air
                    ("sm_secrets",) + WORKLOADS)
 LOGS = Items("container log(s)", "airflow_gke.live.plan:container_logs", ("pods",))
 PRIVATE_REGIONS = Items("region of private nodes", "airflow_gke.views.google:private_node_regions", ("cluster",))
+# The cluster's region (and any region a quota message names) when an event of the namespace says a
+# scale-up or a disk failed on a quota, or the autoscaler backs off after a failed scale-up.
+QUOTA_REGIONS = Items("region whose Compute Engine quotas an event implicates", "airflow_gke.views.google:quota_regions",
+                      ("events",))
 # Group memberships: the groups from the IAM policies of the project and the log bucket (itself a
 # per-item read, so these are read after it), the members from the identities the log checks resolve.
 MEMBERSHIPS = Items("group membership(s) (optional, Cloud Identity)", "airflow_gke.views.identity:group_memberships",
@@ -259,6 +263,15 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          doc="only for a cluster with private nodes, in the region of its subnetwork (whether a Cloud NAT gives "
              "them internet egress); every page merged into `items`, no `nextPageToken`; no `items` when the "
              "region has no router"),
+    # Compute Engine: the region's quotas (metric, limit, usage), read only when an event says a
+    # scale-up or a disk provisioning failed on a quota (or the autoscaler backs off after a failed
+    # scale-up): what settles which regional quota is exhausted.
+    _gcp("compute_region", "gcp/compute/compute/v1/projects/{project}/regions/{region}", ("project",),
+         "compute.regions.get", "get region {region} of project {project} (its Compute Engine quotas)",
+         per="region", items=QUOTA_REGIONS,
+         doc="only when an event of the namespace names a quota failure (`FailedScaleUp` `GCE quota exceeded`, "
+             "`ProvisioningFailed` `Quota '...' exceeded`) or the autoscaler's back-off after a failed scale-up: the "
+             "region's `quotas[]` (metric, limit, usage), nothing else of the project"),
     # Optional: whether a service account is in a Google group that an IAM policy grants a storage
     # role to. Cloud Identity Groups API, read-only: groups.lookup (the group's resource name from its
     # email), then groups.memberships.checkTransitiveMembership (nested groups included); the snapshot

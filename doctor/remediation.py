@@ -168,6 +168,11 @@ def node_pool_resource(ctx: Context, pool: str) -> Resource:
                     f"/clusters/{cluster_name(ctx)}/nodePools/{pool}")
 
 
+def region_resource(ctx: Context, region: str) -> Resource:
+    """A Compute Engine region of the project (what its regional quotas belong to)."""
+    return Resource("Region", region, None, f"//compute.googleapis.com/projects/{project(ctx)}/regions/{region}")
+
+
 def bucket_resource(bucket: str) -> Resource:
     return Resource("Bucket", bucket, None, f"//storage.googleapis.com/projects/_/buckets/{bucket}")
 

@@ -376,6 +376,28 @@ def test_private_nodes_read_the_regions_cloud_routers_once_and_a_403_blocks_only
     assert srv.log.select(service="compute") == []
 
 
+def test_quota_events_read_the_regions_quotas_once_and_a_403_keeps_the_finding_from_the_event(live, run_cli):
+    """Compute Engine regions.get through google-auth's AuthorizedSession, only when an event
+    implicates a quota; denied, the autoscaler's 'GCE quota exceeded' still decides, saying the
+    quotas were not read (compute.regions.get)."""
+    srv = server("task-pods-cpu-quota")
+    r = live(srv, "doctor", "--output", "json")
+    region = "/compute/v1/projects/acme-data-prod/regions/europe-west1"
+    assert srv.log.count(region, service="compute") == 1
+    (f,) = [f for f in r.json["findings"] if f["check"] == "gcp-quota-exceeded"]
+    assert any("quota CPUS: usage 24 of limit 24" in e for e in f["evidence"])
+    srv.log.clear()
+    srv.add_fault(Fault(service="compute", path=region, status=403, permission="compute.regions.get"))
+    r = live(srv, "doctor", "--output", "json")
+    (f,) = [f for f in r.json["findings"] if f["check"] == "gcp-quota-exceeded"]
+    assert "compute.regions.get" in f["message"] and f["resource"]["name"] == "europe-west1"
+    # the look-alike reads the quotas too (a back-off names no cause) and finds room: a pass
+    srv = server("task-pods-scale-up-stockout")
+    r = live(srv, "doctor", "--output", "json")
+    assert srv.log.count(region, service="compute") == 1
+    assert {c["id"]: c["status"] for c in r.json["checks"]}["gcp-quota-exceeded"] == "pass"
+
+
 def test_retries_honour_retry_after_then_succeed(live, run_cli):
     name = _healthy()
     _c, base = snapshot_doc(run_cli, SCEN_DIR / name)

@@ -91,8 +91,10 @@ def grant_text(name: str) -> str:
     return f"grant IAM permission {k.iam}"
 
 
-# private-nodes-no-nat: the only read planned from the cluster body (Compute Engine routers of its region)
-SCENES = [n for n in ("seed-incident", "healthy-af3-k8s-wi", "private-nodes-no-nat") if n in scenario_names()]
+# private-nodes-no-nat: the only read planned from the cluster body (Compute Engine routers of its region);
+# task-pods-cpu-quota: the region's quotas, planned from the events
+SCENES = [n for n in ("seed-incident", "healthy-af3-k8s-wi", "private-nodes-no-nat", "task-pods-cpu-quota")
+          if n in scenario_names()]
 
 
 @pytest.fixture(scope="module")

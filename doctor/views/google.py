@@ -56,6 +56,62 @@ def private_node_regions(ctx, opts=None) -> list[str]:
         return []
 
 
+# Compute Engine quota failures as GKE reports them in events: the PD CSI driver / in-tree
+# provisioner (``googleapi: Error 403: Quota 'SSD_TOTAL_GB' exceeded.  Limit: 500.0 in region
+# europe-west1., quotaExceeded``), the cluster autoscaler (``Node scale up in zones europe-west1-c
+# associated with this pod failed: GCE quota exceeded. Pod is at risk of not being scheduled.``),
+# GKE's own ``Insufficient regional quota to satisfy request: resource "CPUS"``, and the autoscaler's
+# back-off after a failed scale-up (``pod didn't trigger scale-up (it wouldn't fit if a new node is
+# added): 1 in backoff after failed scale-up``), which names no cause: only the quotas can tell.
+# Kubernetes ResourceQuota (``exceeded quota: compute-resources``) is not a Compute Engine quota.
+QUOTA_NAMED = re.compile(r"Quota '([A-Z0-9_]+)' exceeded\.?\s+Limit: ([\d.]+) in region ([a-z]+-[a-z]+\d+)")
+QUOTA_RESOURCE = re.compile(r'Insufficient regional quota to satisfy request: resource "([A-Z0-9_]+)"')
+QUOTA_GENERIC = re.compile(r"GCE quota exceeded|GCE_QUOTA_EXCEEDED|QUOTA_EXCEEDED|quotaExceeded|"
+                           r"scale\.up\.error\.quota\.exceeded")
+SCALE_UP_BACKOFF = re.compile(r"in backoff after failed scale-up")
+QUOTA_EVENT_REASONS = ("ProvisioningFailed", "FailedScaleUp", "NotTriggerScaleUp")
+
+
+def quota_signal(message: str) -> tuple[str, str | None, str | None] | None:
+    """(kind, metric, region) of an event message that implicates a Compute Engine quota: kind
+    ``named`` (the message names the metric), ``generic`` (a quota, unnamed) or ``backoff`` (the
+    autoscaler backs off after a failed scale-up, cause unnamed); None otherwise."""
+    m = QUOTA_NAMED.search(message)
+    if m:
+        return "named", m.group(1), m.group(3)
+    m = QUOTA_RESOURCE.search(message)
+    if m:
+        return "named", m.group(1), None
+    if QUOTA_GENERIC.search(message):
+        return "generic", None, None
+    if SCALE_UP_BACKOFF.search(message):
+        return "backoff", None, None
+    return None
+
+
+def quota_regions(ctx, opts=None) -> list[str]:
+    """Items of ``compute_region``: when an event of the namespace implicates a Compute Engine
+    quota, the cluster's region and every region a quota message names; else none."""
+    try:
+        events = ctx.items("events")
+    except DataUnavailable:   # no events: nothing implicates a quota (the checks say why)
+        return []
+    named: list[str] = []
+    hit = False
+    for e in events:
+        if e.get("reason") not in QUOTA_EVENT_REASONS:
+            continue
+        sig = quota_signal(str(e.get("message") or ""))
+        if sig is not None:
+            hit = True
+            if sig[2]:
+                named.append(sig[2])
+    if not hit:
+        return []
+    own = [region_of(ctx.target.location)] if ctx.target.location else []
+    return list(dict.fromkeys(own + named))
+
+
 def image_host(image: str) -> str | None:
     first = image.split("/", 1)[0]
     return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None
