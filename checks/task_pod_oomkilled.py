@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow_gke.views import as_dict, container_spec, ContainerStatus, Context, dig, human_age, Pod
-from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (clip, doubled_memory, helm_upgrade, k8s_resource, ns, q, quote_event,
-                                     resources_text, telling_lines)
+                                     release_resource, resources_text, telling_lines)
 
+from ._autopilot import memory_lowered
 from ._runtime import finished_at, task_like_pods
 
 WORKER_WINDOW = timedelta(days=7)   # a Celery worker's lastState stays until its next restart
@@ -123,7 +124,11 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict, earlier: l
     if not limit:
         evidence.append(f"{cs.name} has no memory limit: the node ran out of memory and the kernel killed the "
                         "largest process")
-    if ctx.has("cluster") and dig(ctx.cluster, "autopilot", "enabled"):
+    autopilot_cut = memory_lowered(ctx, pod, cs.name)
+    if autopilot_cut:
+        evidence.append("Autopilot lowered this container's memory limit at admission (autopilot.gke.io/"
+                        "resource-adjustment): see autopilot-resources-adjusted")
+    elif ctx.has("cluster") and dig(ctx.cluster, "autopilot", "enabled"):
         evidence.append("the cluster is GKE Autopilot, which sets memory limits equal to requests")
     if ctx.has("events"):
         for e in [e for e in ctx.events_for("Pod", pod.name) if e.get("type") == "Warning"][-2:]:
@@ -168,4 +173,5 @@ def _finding(ctx: Context, pod: Pod, cs: ContainerStatus, term: dict, earlier: l
                        if is_task else
                        f"{{n}} Celery worker pods were killed for exceeding their memory limit "
                        f"({limit or 'none, node memory'}); every task they were running died with them."),
+        caused_by=[finding_id("autopilot-resources-adjusted", release_resource(ctx))] if autopilot_cut else [],
     )
