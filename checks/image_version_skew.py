@@ -2,16 +2,25 @@
 api-server/webserver, triggerer, dag-processor and Celery workers, the task pods (their image, and
 the ``airflow_version`` label the scheduler stamps on them), the pod template and
 ``[kubernetes_executor] worker_container_tag``; and an image whose major version is not the one
-the chart rendered for (``airflowVersion``: api-server and dag-processor for 3, webserver for 2)."""
+the chart rendered for (``airflowVersion``: api-server and dag-processor for 3, webserver for 2).
+
+Airflow 2 values reused with an Airflow 3 image (every image on 3, the chart's objects those of
+Airflow 2: a webserver, no api-server or dag-processor) is its own finding, an error: the webserver
+crash-loops on the removed ``airflow webserver`` command and no process parses DAG files; its fix
+moves what the rendered objects show of the Airflow 2 values (the webserver's replicas and resources,
+``[webserver]`` options Airflow 3 reads elsewhere, a custom secret-key Secret) to their Airflow 3
+keys in the same upgrade that sets ``airflowVersion``.
+
+Severity: warning; error for Airflow 2 values with an Airflow 3 image."""
 from __future__ import annotations
 
 import re
 from collections import Counter
 
-from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, as_dict, dig
+from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, as_dict, dig, secret_ref
 from airflow_gke.model import Finding, Remediation, Result, passed
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import helm_upgrade, ns, q, release_resource
+from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource
 
 
 _VERSION = re.compile(r"(?:^|[-_])(\d\.\d+\.\d+)(?=$|[-_+.])")
@@ -34,7 +43,8 @@ def _label_version(v: str | None) -> str | None:
 
 
 @check(id="image-version-skew", title="All Airflow components run the same Airflow version", severity="warning",
-       category=Category.RUNTIME, needs=("pods", "configmaps"), uses=("deployments", "statefulsets"))
+       category=Category.RUNTIME, needs=("pods", "configmaps"), uses=("deployments", "statefulsets", "logs"),
+       severity_note="error for Airflow 2 values with an Airflow 3 image")
 def run(ctx: Context) -> Result:
     """Components, task pods and the pod template run different Airflow versions, or not the chart's major version."""
     sources = _sources(ctx)
@@ -45,6 +55,8 @@ def run(ctx: Context) -> Result:
     wrong_major = rendered is not None and majors and rendered not in majors
     if len(distinct) <= 1 and not wrong_major:
         return passed()
+    if wrong_major and rendered == 2 and majors == {3}:
+        return Result("fail", [_af2_values(ctx, sources, distinct[-1])])
     return Result("fail", [_finding(ctx, sources, versions, distinct, rendered if wrong_major else None)])
 
 
@@ -170,4 +182,106 @@ def _finding(ctx: Context, sources, versions: dict[str, str], distinct: list[str
         remediation=Remediation(
             f"Pin one version everywhere (defaultAirflowTag and airflowVersion {target}, no per-image tag overrides, no "
             "worker_container_tag override) and run the migration job for it.", cmds),
+    )
+
+
+# Airflow 2 options that Airflow 3 reads under another section (the chart's config.<section>.<key>);
+# the deprecated [webserver] names of [api] options still work with a warning, [fab] ones do not.
+MOVED = {("webserver", "base_url"): ("api", "base_url"), ("webserver", "workers"): ("api", "workers"),
+         ("webserver", "web_server_worker_timeout"): ("api", "worker_timeout"),
+         ("webserver", "expose_config"): ("api", "expose_config"),
+         ("webserver", "enable_proxy_fix"): ("fab", "enable_proxy_fix"),
+         ("webserver", "expose_hostname"): ("fab", "expose_hostname"),
+         ("webserver", "navbar_color"): ("fab", "navbar_color")}
+_REMOVED = re.compile(r"(?i)(command `airflow webserver` has been removed|invalid choice: 'webserver')")
+
+
+def _workload(ctx: Context, component: str):
+    for kind in ("deployments", "statefulsets"):
+        try:
+            coll = getattr(ctx, kind)
+        except DataUnavailable:
+            continue
+        for w in coll.values():
+            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
+                return w
+    return None
+
+
+def _af2_values(ctx: Context, sources, version: str) -> Finding:
+    """Airflow 2 values (airflowVersion 2.x) with an Airflow 3 image: what the rendered objects show of
+    the values, and the one upgrade that moves them."""
+    rel = release(ctx)
+    web = _workload(ctx, "webserver")
+    evidence = [f"{where}: {img} (Airflow {v})" for where, (img, v) in sources.items() if v]
+    evidence.append(f"chart objects: Deployment {web.name if web is not None else rel + '-webserver'} (component "
+                    "webserver), no api-server and no dag-processor workload: what the chart renders for "
+                    "airflowVersion 2.x")
+    sets = [f"--set-string airflowVersion={q(version)}", f"--set-string defaultAirflowTag={q(version)}"]
+    subjects = []
+    webpods: list[Pod] = [p for p in ctx.pods_by_component.get("webserver", []) if not p.is_task_pod]
+    for p in webpods[:3]:
+        subjects.append(f"Pod/{ctx.target.namespace}/{p.name}")
+        hits = grep(ctx.log_history(p, "webserver"), _REMOVED)
+        if hits:
+            which, ln = hits[-1]
+            evidence.append(f"{which} {p.name}/webserver: {clip(ln)}")
+            break
+    cfg = ctx.config("scheduler")
+    if cfg.get("scheduler", "standalone_dag_processor") not in (None, "True", "true"):
+        evidence.append("[scheduler] standalone_dag_processor = "
+                        f"{cfg.get('scheduler', 'standalone_dag_processor')}: Airflow 3's scheduler never parses DAG "
+                        "files, and no dag-processor runs, so no DAG is parsed or updated")
+    if not cfg.get("core", "execution_api_server_url"):
+        evidence.append("[core] execution_api_server_url is not set and no api-server runs: Airflow 3 workers run "
+                        "every task through the api-server's Execution API")
+    if web is not None:
+        tpl = as_dict(dig(web.raw, "spec", "template", "spec"))
+        main = next((c for c in tpl.get("containers") or [] if isinstance(c, dict) and c.get("name") == "webserver"), {})
+        replicas = as_dict(web.raw.get("spec")).get("replicas")
+        if isinstance(replicas, int) and replicas != 1:
+            sets.append(f"--set apiServer.replicas={replicas}")
+        res = as_dict(main.get("resources"))
+        for side in ("requests", "limits"):
+            for r, v in sorted(as_dict(res.get(side)).items()):
+                sets.append(f"--set-string apiServer.resources.{side}.{r}={q(str(v))}")
+        if res:
+            evidence.append(f"webserver resources (webserver.resources, ignored for Airflow 3): "
+                            + "; ".join(f"{side} " + ", ".join(f"{r} {v}" for r, v in sorted(as_dict(res.get(side)).items()))
+                                        for side in ("requests", "limits") if res.get(side)))
+        ref = secret_ref(main, "AIRFLOW__WEBSERVER__SECRET_KEY")
+        if ref and ref[0] != f"{rel}-webserver-secret-key":
+            sets.append(f"--set apiSecretKeySecretName={q(ref[0])}")
+            evidence.append(f"env AIRFLOW__WEBSERVER__SECRET_KEY from Secret {ref[0]} (webserverSecretKeySecretName): "
+                            "Airflow 3 takes apiSecretKeySecretName")
+    for (sec, key), (new_sec, new_key) in MOVED.items():
+        v = cfg.lookup(sec, key)
+        if v is None or v.value is None or not v.source.startswith("airflow.cfg"):
+            continue
+        evidence.append(f"airflow.cfg [{sec}] {key} = {v.value}: Airflow 3 reads it as [{new_sec}] {new_key}"
+                        + (" (the old name still works, with a deprecation warning)" if new_sec == "api" else
+                           " (the old name is ignored)"))
+        sets.append(f"--set-string config.{new_sec}.{new_key}={q(v.value)}")
+        sets.append(f"--set config.{sec}.{key}=null")
+    cmds = [helm_upgrade(ctx, *sets),
+            f"kubectl get deployments --namespace {q(ns(ctx))} -l release={q(rel)},tier=airflow "
+            "-o custom-columns=NAME:.metadata.name,COMPONENT:.metadata.labels.component"]
+    return Finding(
+        title=f"Airflow 2 values deployed with an Airflow {version} image: the chart rendered a webserver and no "
+              "api-server or dag-processor",
+        message=(f"The images run Airflow {version}, but the chart rendered the objects of Airflow 2 (its airflowVersion "
+                 "value is still 2.x): a webserver Deployment whose `airflow webserver` command Airflow 3 removed, so it "
+                 "crash-loops and there is no UI or REST API; no api-server for the Execution API every Airflow 3 task "
+                 "calls; no dag-processor, so no DAG is parsed. The Airflow 2 values under webserver:, ingress.web and "
+                 "config.webserver are ignored once the chart renders for Airflow 3: move them in the same upgrade."),
+        resource=release_resource(ctx),
+        evidence=evidence,
+        remediation=Remediation(
+            f"Render the chart for Airflow 3 (airflowVersion {version}) and move the Airflow 2 values the objects show to "
+            "their Airflow 3 keys in the same upgrade (webserver.* to apiServer.*, config.webserver options to "
+            "config.api / config.fab, webserverSecretKeySecretName to apiSecretKeySecretName; ingress.web to "
+            "ingress.apiServer if you use it); the chart then creates the api-server and dag-processor. Run helm "
+            "template and diff first: the upgrade replaces the webserver with the api-server.", cmds),
+        severity="error",
+        subjects=subjects,
     )

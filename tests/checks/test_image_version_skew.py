@@ -28,3 +28,28 @@ def test_skew_pod_template_and_worker_tag_pinned_to_an_old_version(doc):
 def test_skew_passes_when_every_component_agrees(doc):
     for name in ("healthy-af3-k8s-wi", "healthy-af2-celery", "fernet-key-changed-af2"):
         assert status_of(doc(name), "image-version-skew") == "pass", name
+
+
+def test_airflow_2_values_with_an_airflow_3_image(doc):
+    d = doc("af2-values-on-af3-image")
+    f = _one(d, "image-version-skew", "HelmRelease", "af2")
+    assert f["severity"] == "error"
+    assert f["title"].startswith("Airflow 2 values deployed with an Airflow 3.0.6 image")
+    ev = _ev(f)
+    assert "webserver (Deployment af2-webserver): apache/airflow:3.0.6 (Airflow 3.0.6)" in ev
+    assert "Command `airflow webserver` has been removed. Please use `airflow api-server`" in ev
+    assert "[scheduler] standalone_dag_processor = False" in ev
+    assert "airflow.cfg [webserver] enable_proxy_fix = True: Airflow 3 reads it as [fab] enable_proxy_fix" in ev
+    assert ("helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+            "--set-string airflowVersion=3.0.6 --set-string defaultAirflowTag=3.0.6 "
+            "--set-string apiServer.resources.requests.cpu=250m --set-string apiServer.resources.requests.memory=1536Mi "
+            "--set-string apiServer.resources.limits.memory=3Gi "
+            "--set-string config.api.base_url=https://airflow.acme-data.example/ --set config.webserver.base_url=null "
+            "--set-string config.fab.enable_proxy_fix=True --set config.webserver.enable_proxy_fix=null") in _cmds(f)
+    # the crash-looping webserver is a consequence, not a second cause
+    web = next(x for x in d["findings"] if x["check"] == "component-crashloop")
+    assert web["caused_by"] == ["image-version-skew:HelmRelease/data-pipelines/af2"]
+
+
+def test_airflow_3_release_with_a_leftover_webserver_option_passes(doc):
+    assert status_of(doc("af3-values-with-webserver-leftovers"), "image-version-skew") == "pass"
