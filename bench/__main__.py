@@ -13,7 +13,10 @@ For each size N (task pods; default 1,000, 10,000 and 50,000) it generates a sna
   whether the findings equal the offline run's;
 * start-up: ``airflow-gke --version``, ``airflow-gke checks`` and ``doctor --snapshot`` on the
   ``seed-incident`` fixture (median of 5), and which client libraries ``doctor --snapshot``
-  imports (``python -X importtime``).
+  imports (``python -X importtime``);
+* ``airflow-gke report`` on a folder of ``--reports`` (100) stored reports of 40 targets
+  (``bench/reports.py``): the grid with each target's findings, with each target's whole report
+  (``--full``), and the fleet JSON, median of 5.
 
 It prints a table and writes ``bench/out/bench-<time>.json`` (and ``bench/out/latest.json``).
 No number here is asserted by a test; ``tests/test_scale.py`` only checks correctness at small N.
@@ -234,6 +237,21 @@ def startup() -> dict:
     return out
 
 
+def report_grid(n: int, log) -> dict:
+    """``airflow-gke report`` on a folder of n stored reports (generated once into bench/out/)."""
+    from bench import reports as store
+
+    dest = OUT / f"reports-{n}"
+    if not dest.is_dir() or len(list(dest.rglob("*.json"))) != n:
+        log(f"writing {n} stored reports into {dest.relative_to(ROOT)} ...")
+        store.write(dest, n, min(40, n))
+    now = ["--now", store.NOW.isoformat().replace("+00:00", "Z")]
+    out = {"reports": n, "targets": min(40, n)}
+    for label, args in (("table", ["--output", "table"]), ("full", ["--full"]), ("json", ["--output", "json"])):
+        out[label] = median_wall(CLI + ["report", str(dest), *args, *now])
+    return out
+
+
 def profile(snap: Path, n: int) -> Path:
     """cProfile of the offline run; the top of the listing goes to ``bench/out/profile-n<N>.txt``."""
     import io
@@ -305,6 +323,12 @@ def table(result: dict) -> str:
         lines.append(f"start-up (median of 5): --version {s['version']['wall_s']:.3f} s, checks "
                      f"{s['checks']['wall_s']:.3f} s, doctor --snapshot seed-incident {s['seed_incident']['wall_s']:.3f} s;"
                      f" client libraries imported by doctor --snapshot: {', '.join(s['snapshot_imports']) or 'none'}")
+    g = result.get("report_grid")
+    if g:
+        lines.append(f"airflow-gke report on {g['reports']} stored reports ({g['targets']} targets, median of 5): "
+                     f"grid and findings {g['table']['wall_s']:.3f} s, --full {g['full']['wall_s']:.3f} s, "
+                     f"json {g['json']['wall_s']:.3f} s, peak RSS "
+                     f"{max(g[k]['rss_mb'] for k in ('table', 'full', 'json')):.0f} MB")
     return "\n".join(lines)
 
 
@@ -319,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-logs", type=int, default=50, help="--max-logs of the live runs (default: %(default)s)")
     ap.add_argument("--profile", type=int, metavar="N", help="also cProfile the offline run of size N")
     ap.add_argument("--label", default="", help="a note stored with the results (e.g. 'before')")
+    ap.add_argument("--reports", type=int, default=100, metavar="N",
+                    help="time `airflow-gke report` on N stored reports (0: skip; default: %(default)s)")
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -333,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_startup:
         log("start-up timings ...")
         result["startup"] = startup()
+    if args.reports:
+        log(f"airflow-gke report on {args.reports} stored reports ...")
+        result["report_grid"] = report_grid(args.reports, log)
     for n in sizes:
         snap = snapshot(n, log)
         meta = json.loads((snap / "EXPECTED.json").read_text())

@@ -262,19 +262,26 @@ def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, con
                                   projects=list(projects))
     else:
         fleet = diagnose_fleet(req, echo=_err, progress=None if snapshot is not None else _progress(req.verbose))
+    _print_fleet(fleet, output, targets, fail_on, compact)
+    _upload([rep.to_dict() for rep in fleet.reports], fleet.started_at, uploads)
+    sys.exit(fleet.exit_code(fail_on))
+
+
+def _print_fleet(fleet, output: str, targets, fail_on: str, compact: bool) -> None:
+    """The fleet report's files, then stdout (the summary table and each target's report when a
+    file took the chosen format), each format through its fleet renderer (report/formats.py)."""
+    from .report import fleet as fleetfmt
+
+    json_path = next((str(p) for f, p in targets if f == "json"), None)
     for fmt, path in targets:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(fleetfmt.render(fleet, fmt, fail_on, compact=compact), encoding="utf-8")
+            path.write_text(fleetfmt.render(fleet, fmt, fail_on, compact=compact, json_path=json_path),
+                            encoding="utf-8")
         except OSError as e:
             raise UserError(f"cannot write the {fmt} report to {path}: {e.strerror or e}") from None
         _err(f"wrote {fmt} report: {path}")
-    if targets or output == "table":
-        fleetfmt.render_table(fleet, fail_on, compact=compact)
-    else:
-        sys.stdout.write(fleetfmt.render(fleet, output, fail_on))
-    _upload([rep.to_dict() for rep in fleet.reports], fleet.started_at, uploads)
-    sys.exit(fleet.exit_code(fail_on))
+    FORMATS["table" if targets else output].print_fleet(fleet, fail_on, compact=compact, json_path=json_path)
 
 
 def _emit(report, output: str, targets, fail_on: str, compact: bool = False) -> None:
@@ -307,6 +314,48 @@ def _upload(docs: list[dict], started_at: str, locations) -> None:
         data = [orjson.dumps(d, option=orjson.OPT_INDENT_2) + b"\n" for d in docs]
         for url in gcs.upload(loc, list(zip(names, data))):
             _err(f"wrote json report: {url}")
+
+
+@cli.command("report")
+@click.argument("source", metavar="SOURCE")
+@click.option("--output", "-o", "output", type=click.Choice(FORMAT_NAMES), default="table", show_default=True,
+              help="Format on stdout.")
+@click.option("--output-file", "output_file", multiple=True, metavar="[FORMAT:]PATH",
+              help="Also write the fleet view to PATH (repeatable): FORMAT: or the extension decides.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error", show_default=True,
+              help="Lowest finding severity (in the latest report of any target) that makes the exit code 1.")
+@click.option("--full", is_flag=True,
+              help="Terminal: each target's whole report under the grid (default: its findings, one line each).")
+@click.option("--compact", is_flag=True, help="With --full: each target's report one line per finding.")
+@click.option("--now", "now", metavar="RFC3339", hidden=True, help="Compute ages as of this time (tests).")
+def report(source, output, output_file, fail_on, full, compact, now) -> None:
+    """Print the fleet view of stored JSON reports: SOURCE is a folder (or one file) or a
+    gs://BUCKET/PREFIX/ of reports written by `doctor --output json` / `--output-file gs://...`
+    (single-target reports and fleet documents). The latest report of each target (project,
+    cluster, namespace, release) is shown, with its age; exit code: the worst of them."""
+    from .report import fleet as fleetfmt
+    from .report.formats import gcs_locations, output_targets
+    from .report.stored import load
+
+    targets = output_targets(output, tuple(output_file))
+    if gcs_locations(targets):
+        raise UserError("report --output-file: a file here (gs:// is for doctor's reports)", usage=True)
+    for fmt in [output] + [f for f, _p in targets]:
+        if fmt not in fleetfmt.FLEET_FORMATS:
+            raise UserError(f"report prints as {', '.join(fleetfmt.FLEET_FORMATS)}, not {fmt}", usage=True)
+    when = None
+    if now:
+        from datetime import datetime, timezone
+
+        try:
+            when = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(f"--now {now}: not an RFC 3339 time", usage=True) from None
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    fleet = load(source, warn=lambda m: _err(f"airflow-gke: warning: {m}"), now=when)
+    fleet.full = full
+    _print_fleet(fleet, output, targets, fail_on, compact)
+    sys.exit(fleet.exit_code(fail_on))
 
 
 @cli.command()
@@ -348,9 +397,11 @@ def collect(out_path, old_out_path, namespace, release, only, skip, project, loc
 @click.option("--extended", is_flag=True, help="Include the heuristic checks.")
 @click.option("--namespace", "-n", metavar="NS", default="airflow", show_default=True, help="Namespace of the Role.")
 @click.option("--project", metavar="P", help="Project to fill in the gcloud commands.")
+@click.option("--all-namespaces", "-A", "all_namespaces", is_flag=True,
+              help="For `doctor --all-namespaces`: every rule cluster-wide (one ClusterRole, no Role).")
 @click.option("--output", "-o", "output", type=click.Choice(["text", "yaml"]), default="text", show_default=True,
               help="yaml: Role + ClusterRole for `kubectl apply -f -` (Google permissions as comments).")
-def permissions(only, skip, extended, namespace, project, output) -> None:
+def permissions(only, skip, extended, namespace, project, output, all_namespaces=False) -> None:
     """Print the least privilege the selected checks need: Kubernetes RBAC and Google IAM."""
     from .app import select_checks
     from .permissions import keys_of, render_text, render_yaml
@@ -360,7 +411,7 @@ def permissions(only, skip, extended, namespace, project, output) -> None:
     keys = keys_of(checks)
     ids = [c.id for c in checks]
     render = render_yaml if output == "yaml" else render_text
-    sys.stdout.write(render(keys, namespace, project, ids))
+    sys.stdout.write(render(keys, namespace, project, ids, all_namespaces=all_namespaces))
 
 
 @cli.command("checks")

@@ -40,7 +40,7 @@ def k8s_validate(obj: dict) -> None:
         kubernetes_validate.validate(obj, v, strict=True)
 
 
-MANIFEST_FILES = ["rbac.yaml", "config.yaml", "job.yaml", "probe-job.yaml"]
+MANIFEST_FILES = ["rbac.yaml", "config.yaml", "job.yaml", "probe-job.yaml", "cronjob.yaml", "cronjob-rbac.yaml"]
 
 
 @pytest.mark.parametrize("name", MANIFEST_FILES)
@@ -92,9 +92,18 @@ def test_kustomization_lists_existing_files_and_the_jobs_image():
     assert all((MANIFESTS / r).is_file() for r in k["resources"])
     assert set(k["resources"]) == {"rbac.yaml", "config.yaml", "job.yaml"}
     images = {i["name"] for i in k["images"]}
-    for name in ("job.yaml", "probe-job.yaml"):
-        c = docs_of(MANIFESTS / name)[0]["spec"]["template"]["spec"]["containers"][0]
+    for name in ("job.yaml", "probe-job.yaml", "cronjob.yaml"):
+        c = pod_spec(docs_of(MANIFESTS / name)[0])["containers"][0]
         assert c["image"].rsplit(":", 1)[0] in images
+    # the optional files, commented out, name files that exist
+    optional = re.findall(r"(?m)^# - ([\w.-]+\.yaml)", (MANIFESTS / "kustomization.yaml").read_text())
+    assert optional == ["probe-job.yaml", "cronjob-rbac.yaml", "cronjob.yaml"]
+    assert all((MANIFESTS / f).is_file() for f in optional)
+
+
+def pod_spec(obj: dict) -> dict:
+    spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+    return spec["template"]["spec"]
 
 
 def cli_accepts(args: list[str]) -> dict:
@@ -192,3 +201,62 @@ def test_dockerfile_builds_the_package_as_a_non_root_entrypoint():
     assert user.split()[1].split(":")[0] not in ("0", "root")
     job_uid = docs_of(MANIFESTS / "job.yaml")[0]["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     assert user.split()[1].split(":")[0] == str(job_uid)
+
+
+# --- the CronJob: `doctor -A` on a schedule, reports to Cloud Storage ---------------------------
+def test_cronjob_runs_doctor_all_namespaces_into_gs_and_never_overlaps():
+    cj = docs_of(MANIFESTS / "cronjob.yaml")[0]
+    assert cj["kind"] == "CronJob" and cj["apiVersion"] == "batch/v1"
+    spec = cj["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid" and spec["timeZone"] == "Etc/UTC"
+    assert len(spec["schedule"].split()) == 5
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] > 0
+    pod = pod_spec(cj)
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    c = pod["containers"][0]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
+    assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"]
+    params = cli_accepts(c["args"])
+    assert params["all_namespaces"] is True and params["output"] == "json" and params["fail_on"] == "never"
+    assert params["config_path"] == "/etc/airflow-gke/config.yaml"
+    (spec_,) = params["output_file"]
+    assert spec_ == "gs://BUCKET/airflow-gke/"
+    # the placeholder is refused with a clear message until it is replaced; a bucket name is accepted
+    from airflow_gke.errors import UserError
+    from airflow_gke.report.formats import gcs_locations, output_targets
+
+    with pytest.raises(UserError, match="'BUCKET' is not a Cloud Storage bucket name"):
+        output_targets("json", (spec_,))
+    (loc,) = gcs_locations(output_targets("json", (spec_.replace("BUCKET", "acme-airflow-reports"),)))
+    assert (loc.bucket, loc.prefix) == ("acme-airflow-reports", "airflow-gke")
+    cm = docs_of(MANIFESTS / "config.yaml")[0]
+    assert next(v for v in pod["volumes"] if v["name"] == "config")["configMap"]["name"] == cm["metadata"]["name"]
+
+
+def test_cronjob_rbac_is_permissions_all_namespaces_bound_to_its_account(run_cli):
+    r = run_cli("permissions", "--output", "yaml", "--all-namespaces")
+    want = [d for d in yaml.safe_load_all(r.out) if d]
+    assert [d["kind"] for d in want] == ["ClusterRole"]          # -A: one ClusterRole, no Role
+    docs = {d["kind"]: d for d in docs_of(MANIFESTS / "cronjob-rbac.yaml")}
+    assert set(docs) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+    assert docs["ClusterRole"]["rules"] == want[0]["rules"]
+    # every rule of the namespaced Job, here cluster-wide (doctor -A reads every namespace)
+    plain = {d["kind"]: d for d in docs_of(MANIFESTS / "rbac.yaml")}
+    granted = {(g, res, v) for rule in docs["ClusterRole"]["rules"] for g in rule["apiGroups"]
+               for res in rule["resources"] for v in rule["verbs"]}
+    for kind in ("Role", "ClusterRole"):
+        for rule in plain[kind]["rules"]:
+            assert {(g, res, v) for g in rule["apiGroups"] for res in rule["resources"] for v in rule["verbs"]} <= granted
+    assert {v for _g, _r, v in granted} <= {"get", "list", "watch"}       # read-only
+    assert not any(res == "secrets" for _g, res, _v in granted)
+    sa = docs["ServiceAccount"]["metadata"]
+    assert sa["annotations"]["iam.gke.io/gcp-service-account"] == "airflow-gke-fleet@PROJECT_ID.iam.gserviceaccount.com"
+    assert "PLACEHOLDER: replace PROJECT_ID" in (MANIFESTS / "cronjob-rbac.yaml").read_text()
+    b = docs["ClusterRoleBinding"]
+    assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": docs["ClusterRole"]["metadata"]["name"]}
+    assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
+    assert pod_spec(docs_of(MANIFESTS / "cronjob.yaml")[0])["serviceAccountName"] == sa["name"]

@@ -188,10 +188,30 @@ def test_snapshot_of_several_namespaces_equals_live(run_cli, live, srv, cluster)
 
 
 def test_all_namespaces_rejects_what_names_one_target(run_cli, cluster):
-    for extra in (("--namespace", "airflow"), ("--release", "af2"), ("--output", "markdown")):
+    for extra in (("--namespace", "airflow"), ("--release", "af2")):
         r = run_cli("doctor", "--snapshot", str(cluster), "-A", *extra)
         assert r.code == 2, (extra, r.err)
         assert "--all-namespaces" in r.err and "Traceback" not in r.err
+
+
+def test_markdown_fits_one_comment_with_the_table_and_the_worst_findings(run_cli, cluster, tmp_path):
+    r = run_cli("doctor", "--snapshot", str(cluster), "-A", "--output-file", str(tmp_path / "fleet.md"),
+                "--output-file", str(tmp_path / "fleet.json"))
+    assert r.code == 1, r.err
+    # the comment points at the full JSON the same run wrote
+    assert (tmp_path / "fleet.md").read_text().rstrip().endswith(f"evidence and fix: `{tmp_path / 'fleet.json'}`.")
+    assert json.loads((tmp_path / "fleet.json").read_text())["summary"]["targets"] == 3
+    r = run_cli("doctor", "--snapshot", str(cluster), "-A", "--output", "markdown")
+    md = r.out
+    assert md.startswith("## 🔴 airflow-gke doctor · fleet · snapshot · 3 target(s)")
+    assert "| Target | Errors | Warnings | Incomplete | Exit |" in md
+    ctx = json.loads((cluster / "meta.json").read_text())["context"]
+    assert f"| {ctx}/data-pipelines/af2 | 0 | 0 | " in md
+    # errors first across the fleet, each naming its target and check
+    worst = [x for x in md.splitlines() if x.startswith("- **")]
+    assert worst and all(x.startswith("- **ERROR**") for x in worst[:4])
+    assert f"- **ERROR** `{ctx}/data-pipelines/airflow` · `remote-log-bucket-missing`: " in md
+    assert md.rstrip().endswith("the JSON report (`--output-file json:airflow-gke.json`).")
 
 
 def test_lookup_forbidden_searches_the_context_namespace_and_says_so(live, srv, tmp_path):

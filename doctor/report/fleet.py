@@ -1,6 +1,9 @@
-"""Fleet reports (``doctor --all-namespaces``, several contexts): JSON is one document whose ``targets`` are the
+"""Fleet reports (``doctor --all-namespaces``, several contexts, ``airflow-gke report``): JSON is one document whose ``targets`` are the
 single-target reports (docs/schema/fleet-v1.json); the terminal shows a summary table (target x
-errors/warnings/incomplete) and then each target's own report. Other formats: see FLEET_FORMATS."""
+errors/warnings/incomplete) and then each target's own report; JUnit has one suite per target;
+Markdown fits one comment (the summary table and the worst findings, pointing at the full JSON).
+Each format's fleet renderer is named in the formats table (doctor/report/formats.py, ``fleet``):
+FLEET_FORMATS are the formats that have one."""
 from __future__ import annotations
 
 import io
@@ -9,35 +12,72 @@ from typing import TextIO
 
 import orjson
 
-FLEET_FORMATS = ("table", "json", "junit")
+from .formats import FORMATS
+
+FLEET_FORMATS = tuple(n for n, f in FORMATS.items() if f.fleet)
 
 
 def render_json(fleet, fail_on: str) -> str:
     return orjson.dumps(fleet.to_dict(fail_on), option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
+def _age(row: dict) -> str:
+    from .stored import age_text
+
+    return age_text(row.get("age"))
+
+
 def summary_lines(fleet, fail_on: str) -> list[str]:
     rows = fleet.rows(fail_on)
     width = max([len(r["target"]) for r in rows] + [len("TARGET")])
-    out = [f"airflow-gke doctor · fleet · {fleet.mode} · {len(rows)} target(s)", "",
-           f"{'TARGET':<{width}}  {'ERRORS':>6}  {'WARNINGS':>8}  {'INCOMPLETE':>10}  EXIT"]
+    aged = any("age" in r for r in rows)
+    age_w = max([len(_age(r)) for r in rows] + [3]) if aged else 0
+    head = fleet.heading(len(rows)) if hasattr(fleet, "heading") else \
+        f"airflow-gke doctor · fleet · {fleet.mode} · {len(rows)} target(s)"
+    out = [head, "",
+           f"{'TARGET':<{width}}  " + (f"{'AGE':>{age_w}}  " if aged else "")
+           + f"{'ERRORS':>6}  {'WARNINGS':>8}  {'INCOMPLETE':>10}  EXIT"]
     for r in rows:
+        age = f"{_age(r):>{age_w}}  " if aged else ""
         if r["reason"]:
-            out.append(f"{r['target']:<{width}}  {'-':>6}  {'-':>8}  {'-':>10}  {r['exit_code']}  "
+            out.append(f"{r['target']:<{width}}  {age}{'-':>6}  {'-':>8}  {'-':>10}  {r['exit_code']}  "
                        f"not diagnosed: {' '.join(r['reason'].split())}")     # one line per target
         else:
-            out.append(f"{r['target']:<{width}}  {r['errors']:>6}  {r['warnings']:>8}  {r['incomplete']:>10}  "
+            out.append(f"{r['target']:<{width}}  {age}{r['errors']:>6}  {r['warnings']:>8}  {r['incomplete']:>10}  "
                        f"{r['exit_code']}")
     for n in fleet.notices:
         out.append(f"{n.get('level', 'warning')}: {n['message']}")
     return out
 
 
-def render_table(fleet, fail_on: str, file: TextIO | None = None, compact: bool = False) -> None:
-    from .formats import FORMATS
+def finding_lines(fleet, width: int = 120) -> list[str]:
+    """Under the summary, when a fleet prints no full reports (``airflow-gke report`` without
+    ``--full``): each target with findings, then its findings one line each (causes first)."""
+    from .terminal import wrap
 
+    out: list[str] = []
+    for rep in fleet.reports:
+        fs = rep.findings
+        if not fs:
+            continue
+        src = getattr(rep, "source", "")
+        out += ["", f"── {fleet.label(rep)}" + (f" · {src}" if src else "")]
+        for f in fs:
+            sev = {"error": "ERROR", "warning": "WARN", "info": "INFO"}.get(f.severity or "info", "INFO")
+            more = f" (+{f.count - 1} more)" if f.count > 1 else ""
+            out += wrap(f"{sev:<5} {f.check} · {f.title}{more}", width, "  ", "        ")
+    return out
+
+
+def render_table(fleet, fail_on: str, file: TextIO | None = None, compact: bool = False) -> None:
     out = file or sys.stdout
     out.write("\n".join(summary_lines(fleet, fail_on)) + "\n")
+    if not getattr(fleet, "full", True):
+        from .terminal import width_of
+
+        lines = finding_lines(fleet, width_of(out))
+        out.write("\n".join(lines) + ("\n" if lines else ""))
+        return
     for rep in fleet.reports:
         out.write(f"\n── {fleet.label(rep)} " + "─" * 20 + "\n")
         if file is None:     # stdout: the terminal report with colour when it is a TTY
@@ -45,6 +85,12 @@ def render_table(fleet, fail_on: str, file: TextIO | None = None, compact: bool 
             FORMATS["table"].print(rep, fail_on, compact=compact)
         else:
             out.write(FORMATS["table"].render(rep, fail_on, compact=compact))
+
+
+def render_table_text(fleet, fail_on: str, compact: bool = False) -> str:
+    buf = io.StringIO()
+    render_table(fleet, fail_on, file=buf, compact=compact)
+    return buf.getvalue()
 
 
 def render_junit(fleet, fail_on: str) -> str:
@@ -84,11 +130,54 @@ def render_junit(fleet, fail_on: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def render(fleet, fmt: str, fail_on: str, compact: bool = False) -> str:
-    if fmt == "json":
-        return render_json(fleet, fail_on)
-    if fmt == "junit":
-        return render_junit(fleet, fail_on)
-    buf = io.StringIO()
-    render_table(fleet, fail_on, file=buf, compact=compact)
-    return buf.getvalue()
+_MD_FINDINGS = 30
+
+
+def render_markdown(fleet, fail_on: str = "error", json_path: str | None = None) -> str:
+    """One comment: the verdict, a table of targets (with each report's age when it was read from a
+    store) and the worst findings across the fleet (errors first, at most 30), then where the
+    full report is."""
+    from .markdown import COMMENT_LIMIT, cell, code, text
+
+    rows = fleet.rows(fail_on)
+    aged = any("age" in r for r in rows)
+    code_ = fleet.exit_code(fail_on)
+    errors = sum(r["errors"] or 0 for r in rows)
+    warnings = sum(r["warnings"] or 0 for r in rows)
+    icon = "🔴" if errors else "🟠" if warnings else "✅"
+    head = fleet.heading(len(rows)) if hasattr(fleet, "heading") else \
+        f"airflow-gke doctor · fleet · {fleet.mode} · {len(rows)} target(s)"
+    out = [f"## {icon} {text(head)}", "",
+           f"{errors} errors, {warnings} warnings · exit code {code_} with `--fail-on {fail_on}`", "",
+           "| Target | " + ("Age | " if aged else "") + "Errors | Warnings | Incomplete | Exit |",
+           "|---|" + ("---:|" if aged else "") + "---:|---:|---:|---:|"]
+    for r in rows:
+        age = f"{_age(r)} | " if aged else ""
+        if r["reason"]:
+            out.append(f"| {cell(r['target'])} | {age}- | - | - | {r['exit_code']} (not diagnosed: {cell(r['reason'])}) |")
+        else:
+            out.append(f"| {cell(r['target'])} | {age}{r['errors']} | {r['warnings']} | {r['incomplete']} | "
+                       f"{r['exit_code']} |")
+    rank = {"error": 0, "warning": 1, "info": 2}
+    worst = sorted(((rank.get(f.severity or "info", 2), fleet.label(rep), i, f) for rep in fleet.reports
+                    for i, f in enumerate(rep.findings)), key=lambda x: (x[0], x[1], x[2]))
+    worst = [w for w in worst if w[0] < 2]
+    if worst:
+        out += ["", f"### Worst findings ({min(len(worst), _MD_FINDINGS)} of {len(worst)})", ""]
+        for _r, label, _i, f in worst[:_MD_FINDINGS]:
+            out.append(f"- **{(f.severity or 'info').upper()}** {code(label)} · {code(f.check)}: {text(f.title)}")
+    for n in fleet.notices:
+        out.append(f"\n> {text(n.get('level', 'warning'))}: {text(n['message'])}")
+    where = (f"Every finding with its evidence and fix: {code(json_path)}." if json_path else
+             "Every finding with its evidence and fix: the JSON report (`--output-file json:airflow-gke.json`).")
+    out += ["", where]
+    body = "\n".join(out) + "\n"
+    if len(body) > COMMENT_LIMIT:
+        tail = f"\n\n> **Cut at {COMMENT_LIMIT:,} characters**; {where}\n"
+        body = body[: COMMENT_LIMIT - len(tail)].rsplit("\n", 1)[0] + tail
+    return body
+
+
+def render(fleet, fmt: str, fail_on: str, compact: bool = False, **opts) -> str:
+    """The fleet report in ``fmt`` as text, through the formats table's fleet renderer."""
+    return FORMATS[fmt].render_fleet(fleet, fail_on, compact=compact, **opts)

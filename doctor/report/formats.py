@@ -2,7 +2,9 @@
 
 The ``--output`` choices, ``--output-file [FORMAT:]PATH`` parsing and the configuration schema's
 ``output`` enum all derive from ``FORMATS`` (tests/test_reports.py checks that they agree). Adding a
-format is one entry here plus its renderer module (see CONTRIBUTING.md).
+format is one entry here plus its renderer module (see CONTRIBUTING.md). ``fleet`` names the
+renderer of a report over several targets (``doctor -A``, several contexts, ``airflow-gke
+report``); a format without one is refused there.
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ class ReportFormat:
     renderer: str                        # "module:function" under airflow_gke.report, imported when used
     takes_fail_on: bool = True           # the renderer's second argument is --fail-on
     options: tuple[str, ...] = ()        # keyword options the renderer takes (others are not passed)
+    fleet: str | None = None             # "module:function" rendering a fleet (FleetReport, fail_on, **options)
 
-    def _func(self) -> Callable:
-        mod, _, fn = self.renderer.partition(":")
+    def _func(self, spec: str | None = None) -> Callable:
+        mod, _, fn = (spec or self.renderer).partition(":")
         return getattr(importlib.import_module(f"airflow_gke.report.{mod}"), fn)
 
     def _opts(self, opts: dict) -> dict:
@@ -41,6 +44,15 @@ class ReportFormat:
         """The report on stdout (the terminal report with colour when stdout is a TTY)."""
         sys.stdout.write(self.render(report, fail_on, **opts))
 
+    def render_fleet(self, fleet, fail_on: str, **opts) -> str:
+        """A fleet report (several targets) as text, as written to a file."""
+        if not self.fleet:
+            raise ValueError(f"no fleet renderer for {self.name}")
+        return self._func(self.fleet)(fleet, fail_on, **self._opts(opts))
+
+    def print_fleet(self, fleet, fail_on: str, **opts) -> None:
+        sys.stdout.write(self.render_fleet(fleet, fail_on, **opts))
+
 
 @dataclass(frozen=True)
 class _Terminal(ReportFormat):
@@ -52,12 +64,17 @@ class _Terminal(ReportFormat):
     def print(self, report, fail_on: str, **opts) -> None:
         self._func()(report, **self._opts(opts))
 
+    def print_fleet(self, fleet, fail_on: str, **opts) -> None:
+        """The summary table, then each target's terminal report (colour on a TTY)."""
+        self._func("fleet:render_table")(fleet, fail_on, **self._opts(opts))
+
 
 FORMATS: dict[str, ReportFormat] = {f.name: f for f in (
-    _Terminal("table", (), "terminal:render", options=("compact",)),
-    ReportFormat("json", (".json",), "json_report:render", takes_fail_on=False),
-    ReportFormat("junit", (".xml",), "junit:render"),
-    ReportFormat("markdown", (".md", ".markdown"), "markdown:render", options=("json_path",)),
+    _Terminal("table", (), "terminal:render", options=("compact",), fleet="fleet:render_table_text"),
+    ReportFormat("json", (".json",), "json_report:render", takes_fail_on=False, fleet="fleet:render_json"),
+    ReportFormat("junit", (".xml",), "junit:render", fleet="fleet:render_junit"),
+    ReportFormat("markdown", (".md", ".markdown"), "markdown:render", options=("json_path",),
+                 fleet="fleet:render_markdown"),
 )}
 NAMES: tuple[str, ...] = tuple(FORMATS)
 DEFAULT = "table"
