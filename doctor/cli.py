@@ -151,7 +151,7 @@ def with_config(func):
 @click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
 @click.option("--all-namespaces", "-A", "all_namespaces", is_flag=True,
               help="Diagnose every release of the official chart in every namespace (live: the cluster-wide "
-                   "tier=airflow look-up; snapshot: the namespaces it holds); table, json or junit output.")
+                   "tier=airflow look-up; snapshot: the namespaces it holds); one fleet report in any format.")
 @click.option("--all-contexts", "all_contexts", is_flag=True,
               help="Diagnose every context of the kubeconfig (live), each a target of its own.")
 @click.option("--fleet-project", "fleet_projects", multiple=True, metavar="P",
