@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 
 from airflow_gke.views import as_dict, container_spec, ContainerStatus, Context, human_age, Pod
-from airflow_gke.model import Finding, Remediation, Result, from_findings, skipped
+from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, skipped
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import (CHART_KEY, clip, helm_upgrade, k8s_resource, ns, q, quote_event, resources_text,
-                                     telling_lines)
+                                     telling_lines, workload_resource)
 
 from ._runtime import component_pods, finished_at
 
@@ -24,6 +24,7 @@ _UNHEALTHY = re.compile(r"(?i)^liveness probe (failed|errored)")
 _TIMEOUT = re.compile(r"(?i)(timed out|timeout|context deadline exceeded)")
 _NO_JOB = re.compile(r"(?i)no alive jobs found")
 _REFUSED = re.compile(r"(?i)(connection refused|statuscode: 5\d\d)")
+_NOT_FOUND = re.compile(r"(?i)statuscode: 404")
 ERROR_KILLS = 3
 
 
@@ -91,7 +92,12 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
     for which, ln in telling_lines(ctx.log_history(pod, cs.name), 3):
         evidence.append(f"{which} {cs.name}: {clip(ln)}")
     outputs = " ".join(str(e.get("message", "")) for e in unhealthy)
-    if _NO_JOB.search(outputs):
+    caused_by = []
+    if _NOT_FOUND.search(outputs):
+        why = ("the probe's path answers 404: the server does not serve it there (a base_url path the probe does not "
+               "carry, see ui-base-url-path-mismatch)")
+        caused_by.append(finding_id("ui-base-url-path-mismatch", workload_resource(ctx, pod)))
+    elif _NO_JOB.search(outputs):
         why = (f"the probe ran and found no recent {comp} heartbeat in the metadata database: the {comp} loop stalls "
                "(slow database, blocking DAG parsing or callbacks) rather than the probe being slow")
     elif (_TIMEOUT.search(outputs) or outputs.strip().endswith("failed:")) and "exec" in probe:
@@ -113,8 +119,8 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
     req_cpu = as_dict(as_dict(spec.get("resources")).get("requests")).get("cpu")
     if not req_cpu or str(req_cpu).endswith("m") and int(str(req_cpu)[:-1] or 0) < 1000:
         sets.append(f"--set {key}.resources.requests.cpu=1")
-    cmds = [helm_upgrade(ctx, *sets)]
-    if comp in ("api-server", "webserver"):
+    cmds = [] if caused_by else [helm_upgrade(ctx, *sets)]
+    if comp in ("api-server", "webserver") and not caused_by:
         cmds.append(helm_upgrade(ctx, f"--set {key}.startupProbe.failureThreshold=30",
                                  f"--set {key}.startupProbe.periodSeconds=10"))
     cmds += [f"kubectl logs {q(pod.name)} --namespace {q(ns(ctx))} --container {q(cs.name)} --previous",
@@ -129,10 +135,13 @@ def _inspect(ctx: Context, pod: Pod, cs: ContainerStatus) -> Finding | None:
         resource=k8s_resource(ctx, "Pod", pod.name),
         evidence=evidence,
         remediation=Remediation(
-            f"Give the probe a realistic budget (timeout, failure threshold) and the {comp} enough CPU for it; if the "
-            "heartbeat really stalls, look at the database latency and the previous log for what blocks the loop.",
+            ("Make the probe ask a path the server serves (a longer budget does not help a 404): see "
+             "ui-base-url-path-mismatch." if caused_by else
+             f"Give the probe a realistic budget (timeout, failure threshold) and the {comp} enough CPU for it; if the "
+             "heartbeat really stalls, look at the database latency and the previous log for what blocks the loop."),
             cmds),
         severity=severity,
+        caused_by=caused_by,
     )
 
 
