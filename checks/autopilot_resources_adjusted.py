@@ -55,12 +55,7 @@ def _annotated(ctx: Context) -> list[tuple[str, Obj, list[Pod]]]:
     """(where, object carrying the annotation, pods that run with its output): the release's
     Deployments and StatefulSets, and bare Airflow pods (task pods)."""
     rel = ctx.release_or_given()
-    by_owner: dict[tuple[str, str], list[Pod]] = {}
-    for p in ctx.pods:
-        o = owner_of(p)
-        if o is not None:
-            by_owner.setdefault(o, []).append(p)
-    out = []
+    workloads = []
     for kind_key, kind in (("deployments", "Deployment"), ("statefulsets", "StatefulSet")):
         try:
             coll = getattr(ctx, kind_key)
@@ -68,7 +63,15 @@ def _annotated(ctx: Context) -> list[tuple[str, Obj, list[Pod]]]:
             continue
         for w in coll.values():
             if ANNOTATION in w.annotations and w.labels.get("tier") == "airflow" and w.labels.get("release") in (None, rel):
-                out.append((f"{kind} {w.name}", w, by_owner.get((kind, w.name), [])))
+                workloads.append((kind, w))
+    by_owner: dict[tuple[str, str], list[Pod]] = {}
+    if workloads:    # the pods of the annotated workloads (task pods have no owner: skipped cheaply)
+        for p in ctx.pods:
+            if p.metadata.get("ownerReferences"):
+                o = owner_of(p)
+                if o is not None:
+                    by_owner.setdefault(o, []).append(p)
+    out = [(f"{kind} {w.name}", w, by_owner.get((kind, w.name), [])) for kind, w in workloads]
     seen = {w.name for _w, w, _p in out}
     for p in ctx.pods:
         if ANNOTATION not in p.annotations or not ctx.is_airflow_pod(p):
