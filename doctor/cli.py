@@ -272,16 +272,19 @@ def _print_fleet(fleet, output: str, targets, fail_on: str, compact: bool) -> No
     file took the chosen format), each format through its fleet renderer (report/formats.py)."""
     from .report import fleet as fleetfmt
 
+    # the full report a Markdown comment names: the JSON and HTML files the same run writes
     json_path = next((str(p) for f, p in targets if f == "json"), None)
+    html_path = next((str(p) for f, p in targets if f == "html"), None)
     for fmt, path in targets:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(fleetfmt.render(fleet, fmt, fail_on, compact=compact, json_path=json_path),
-                            encoding="utf-8")
+            path.write_text(fleetfmt.render(fleet, fmt, fail_on, compact=compact, json_path=json_path,
+                                            html_path=html_path), encoding="utf-8")
         except OSError as e:
             raise UserError(f"cannot write the {fmt} report to {path}: {e.strerror or e}") from None
         _err(f"wrote {fmt} report: {path}")
-    FORMATS["table" if targets else output].print_fleet(fleet, fail_on, compact=compact, json_path=json_path)
+    FORMATS["table" if targets else output].print_fleet(fleet, fail_on, compact=compact, json_path=json_path,
+                                                        html_path=html_path)
 
 
 def _emit(report, output: str, targets, fail_on: str, compact: bool = False) -> None:
@@ -292,10 +295,12 @@ def _emit(report, output: str, targets, fail_on: str, compact: bool = False) -> 
 
     uploads, targets = formats.gcs_locations(targets), formats.local_files(targets)
     json_path = next((str(p) for f, p in targets if f == "json"), None)
+    html_path = next((str(p) for f, p in targets if f == "html"), None)
     for fmt, path in targets:
-        formats.write(report, fmt, path, fail_on, json_path=json_path)
+        formats.write(report, fmt, path, fail_on, json_path=json_path, html_path=html_path)
         _err(f"wrote {fmt} report: {path}")
-    FORMATS["table" if targets else output].print(report, fail_on, compact=compact, json_path=json_path)
+    FORMATS["table" if targets else output].print(report, fail_on, compact=compact, json_path=json_path,
+                                                  html_path=html_path)
     _upload([report.to_dict()], report.run.started_at, uploads)
 
 

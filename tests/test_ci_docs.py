@@ -100,7 +100,7 @@ def test_shell_completion_scripts_and_answers(run_cli):
     assert "complete --no-files --command airflow-gke" in r.out
     r = run_cli(env={"_AIRFLOW_GKE_COMPLETE": "bash_complete", "COMP_WORDS": "airflow-gke doctor --output ",
                      "COMP_CWORD": "3"})
-    assert r.out.split() == ["plain,table", "plain,json", "plain,junit", "plain,markdown"]
+    assert r.out.split() == ["plain,table", "plain,json", "plain,junit", "plain,markdown", "plain,html"]
     r = run_cli(env={"_AIRFLOW_GKE_COMPLETE": "bash_complete", "COMP_WORDS": "airflow-gke doctor --min-sev",
                      "COMP_CWORD": "2"})
     assert r.out.split() == ["plain,--min-severity"]

@@ -551,3 +551,23 @@ def test_permissions_name_the_fleet_reads(run_cli):
     # not in the checks' custom role: only who runs --fleet-project needs it
     role = next(x for x in run_cli("permissions").out.splitlines() if "gcloud iam roles create" in x)
     assert "container.clusters.list" not in role
+
+
+def test_all_namespaces_markdown_and_html_name_each_target(run_cli, cluster, tmp_path):
+    """-A writes every format: Markdown (one comment, worst target first, naming the HTML page and
+    the JSON written by the same run as the full report) and HTML (the grid, one row per release)."""
+    md, page, js = tmp_path / "fleet.md", tmp_path / "fleet.html", tmp_path / "fleet.json"
+    r = run_cli("doctor", "--snapshot", str(cluster), "-A", "--output-file", str(md), "--output-file", str(page),
+                "--output-file", str(js))
+    assert r.code == 1, r.err
+    ctx = json.loads((cluster / "meta.json").read_text())["context"]
+    text = md.read_text()
+    rows = [x for x in text.splitlines() if x.startswith(f"| {ctx}/")]
+    assert [x.split(" | ")[0][2:] for x in rows] == [f"{ctx}/airflow/airflow", f"{ctx}/data-pipelines/airflow",
+                                                      f"{ctx}/data-pipelines/af2"]     # the most errors first
+    assert text.rstrip().endswith(f"evidence and fix: `{page}` (the page) and `{js}`.")
+    bullet = next(x for x in text.splitlines() if "`remote-log-bucket-missing`" in x)
+    assert bullet.startswith(f"- **ERROR** `{ctx}/data-pipelines/airflow` · `remote-log-bucket-missing`: ")
+    assert " — fix: " in bullet
+    html = page.read_text()
+    assert html.count('<th class="row">') == 3 and html.count('<section class="target"') == 3

@@ -47,6 +47,10 @@ def test_the_wheel_holds_only_airflow_gke_and_its_dist_info(tmp_path):
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"airflow_gke"}
     for must in ("airflow_gke/views/__init__.py", "airflow_gke/checks/__init__.py", "airflow_gke/cli.py",
-                 "airflow_gke/schemas/config-v1.json", "airflow_gke/_runbooks/pvc-access-mode-unsupported.md"):
+                 "airflow_gke/schemas/config-v1.json", "airflow_gke/_runbooks/pvc-access-mode-unsupported.md",
+                 # --output html: the templates, its CSS and script (package data)
+                 "airflow_gke/report/templates/report.html.j2", "airflow_gke/report/templates/fleet.html.j2",
+                 "airflow_gke/report/templates/_target.html.j2", "airflow_gke/report/templates/_layout.html.j2",
+                 "airflow_gke/report/templates/style.css", "airflow_gke/report/templates/script.js"):
         assert must in names
     assert sum(n.startswith("airflow_gke/checks/") and n.endswith(".py") for n in names) >= 38

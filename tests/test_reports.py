@@ -230,14 +230,21 @@ def test_every_scenario_renders_in_every_file_format(run_cli, tmp_path):
     """No fixture breaks a format (one run per scenario writes all of them; content is asserted above)."""
     from conftest import scenario_names
 
+    from html_pages import Page
+
     for name in scenario_names():
         x, m, j = tmp_path / f"{name}.xml", tmp_path / f"{name}.md", tmp_path / f"{name}.json"
+        h = tmp_path / f"{name}.html"
         r = run_cli("doctor", "--snapshot", str(scenario(name)), "--fail-on", "never",
-                    "--output-file", f"junit:{x}", "--output-file", f"markdown:{m}", "--output-file", f"json:{j}")
+                    "--output-file", f"junit:{x}", "--output-file", f"markdown:{m}", "--output-file", f"json:{j}",
+                    "--output-file", str(h))
         assert r.code == 0, (name, r.err)
         junit_valid(x.read_text())
         validate_report(json.loads(j.read_text()))
         assert m.read_text().startswith("## airflow-gke doctor: passed"), name
+        page = Page(h.read_text())          # every in-page link resolves, ids unique, nothing external
+        assert [x for x in page.links if x.startswith("#") and x[1:] not in page.ids] == [], name
+        assert len(page.ids) == len(set(page.ids)) and page.external == [] and page.scripts == 1, name
 
 
 def test_runbook_base_points_every_format_at_the_team_wiki(run_cli, tmp_path):

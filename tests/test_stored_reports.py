@@ -230,3 +230,21 @@ def test_gs_errors_are_one_line_and_exit_2(run_cli, bucket):
     assert r.code == 2 and "is not a Cloud Storage bucket name" in r.err
     r = run_cli("report", "gs://acme-reports/nothing-here/")
     assert r.code == 2 and "no .json file" in r.err
+
+
+def test_html_page_of_stored_reports_with_their_age(run_cli, folder, tmp_path):
+    """`report --output-file x.html`: the page of the fleet, one grid row and one section per
+    target (the latest report), the summary with each report's age; every link resolves."""
+    from html_pages import Page
+
+    root, docs = folder
+    out = tmp_path / "fleet.html"
+    r = run_cli("report", str(root), "--now", NOW, "--output-file", str(out))
+    assert r.code == 1, r.err
+    html = out.read_text()
+    assert html.count('<th class="row">') == 40 and html.count('<section class="target"') == 40
+    assert f"airflow-gke report {root} · 40 target(s), the latest of 100 report(s)" in html
+    assert "<th>Age</th>" in html and '<td class="num">0s</td>' in html
+    page = Page(html)
+    assert [x for x in page.links if x.startswith("#") and x[1:] not in page.ids] == []
+    assert len(page.ids) == len(set(page.ids))

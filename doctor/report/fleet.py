@@ -1,7 +1,8 @@
 """Fleet reports (``doctor --all-namespaces``, several contexts, ``airflow-gke report``): JSON is one document whose ``targets`` are the
 single-target reports (docs/schema/fleet-v1.json); the terminal shows a summary table (target x
 errors/warnings/incomplete) and then each target's own report; JUnit has one suite per target;
-Markdown fits one comment (the summary table and the worst findings, pointing at the full JSON).
+Markdown fits one comment (the summary table and the worst findings, pointing at the full JSON
+and HTML); HTML is one page with a grid of targets x checks (report/html.py).
 Each format's fleet renderer is named in the formats table (doctor/report/formats.py, ``fleet``):
 FLEET_FORMATS are the formats that have one."""
 from __future__ import annotations
@@ -130,52 +131,11 @@ def render_junit(fleet, fail_on: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-_MD_FINDINGS = 30
+def render_markdown(fleet, fail_on: str = "error", json_path: str | None = None, html_path: str | None = None) -> str:
+    """One comment: the table of targets and the worst findings (report/markdown.py render_fleet)."""
+    from .markdown import render_fleet
 
-
-def render_markdown(fleet, fail_on: str = "error", json_path: str | None = None) -> str:
-    """One comment: the verdict, a table of targets (with each report's age when it was read from a
-    store) and the worst findings across the fleet (errors first, at most 30), then where the
-    full report is."""
-    from .markdown import COMMENT_LIMIT, cell, code, text
-
-    rows = fleet.rows(fail_on)
-    aged = any("age" in r for r in rows)
-    code_ = fleet.exit_code(fail_on)
-    errors = sum(r["errors"] or 0 for r in rows)
-    warnings = sum(r["warnings"] or 0 for r in rows)
-    icon = "🔴" if errors else "🟠" if warnings else "✅"
-    head = fleet.heading(len(rows)) if hasattr(fleet, "heading") else \
-        f"airflow-gke doctor · fleet · {fleet.mode} · {len(rows)} target(s)"
-    out = [f"## {icon} {text(head)}", "",
-           f"{errors} errors, {warnings} warnings · exit code {code_} with `--fail-on {fail_on}`", "",
-           "| Target | " + ("Age | " if aged else "") + "Errors | Warnings | Incomplete | Exit |",
-           "|---|" + ("---:|" if aged else "") + "---:|---:|---:|---:|"]
-    for r in rows:
-        age = f"{_age(r)} | " if aged else ""
-        if r["reason"]:
-            out.append(f"| {cell(r['target'])} | {age}- | - | - | {r['exit_code']} (not diagnosed: {cell(r['reason'])}) |")
-        else:
-            out.append(f"| {cell(r['target'])} | {age}{r['errors']} | {r['warnings']} | {r['incomplete']} | "
-                       f"{r['exit_code']} |")
-    rank = {"error": 0, "warning": 1, "info": 2}
-    worst = sorted(((rank.get(f.severity or "info", 2), fleet.label(rep), i, f) for rep in fleet.reports
-                    for i, f in enumerate(rep.findings)), key=lambda x: (x[0], x[1], x[2]))
-    worst = [w for w in worst if w[0] < 2]
-    if worst:
-        out += ["", f"### Worst findings ({min(len(worst), _MD_FINDINGS)} of {len(worst)})", ""]
-        for _r, label, _i, f in worst[:_MD_FINDINGS]:
-            out.append(f"- **{(f.severity or 'info').upper()}** {code(label)} · {code(f.check)}: {text(f.title)}")
-    for n in fleet.notices:
-        out.append(f"\n> {text(n.get('level', 'warning'))}: {text(n['message'])}")
-    where = (f"Every finding with its evidence and fix: {code(json_path)}." if json_path else
-             "Every finding with its evidence and fix: the JSON report (`--output-file json:airflow-gke.json`).")
-    out += ["", where]
-    body = "\n".join(out) + "\n"
-    if len(body) > COMMENT_LIMIT:
-        tail = f"\n\n> **Cut at {COMMENT_LIMIT:,} characters**; {where}\n"
-        body = body[: COMMENT_LIMIT - len(tail)].rsplit("\n", 1)[0] + tail
-    return body
+    return render_fleet(fleet, fail_on, json_path=json_path, html_path=html_path)
 
 
 def render(fleet, fmt: str, fail_on: str, compact: bool = False, **opts) -> str:

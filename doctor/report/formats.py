@@ -73,8 +73,9 @@ FORMATS: dict[str, ReportFormat] = {f.name: f for f in (
     _Terminal("table", (), "terminal:render", options=("compact",), fleet="fleet:render_table_text"),
     ReportFormat("json", (".json",), "json_report:render", takes_fail_on=False, fleet="fleet:render_json"),
     ReportFormat("junit", (".xml",), "junit:render", fleet="fleet:render_junit"),
-    ReportFormat("markdown", (".md", ".markdown"), "markdown:render", options=("json_path",),
+    ReportFormat("markdown", (".md", ".markdown"), "markdown:render", options=("json_path", "html_path"),
                  fleet="fleet:render_markdown"),
+    ReportFormat("html", (".html", ".htm"), "html:render", fleet="html:render_fleet"),
 )}
 NAMES: tuple[str, ...] = tuple(FORMATS)
 DEFAULT = "table"
@@ -90,7 +91,7 @@ _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]+$")   # FORMAT in FORMAT:PATH (not
 
 def output_targets(output: str, files: tuple[str, ...], output_given: bool = False) -> list[tuple[str, Path]]:
     """``--output-file`` values as (format, path): ``FORMAT:PATH`` (FORMAT in any case), else the
-    extension (.json .xml .md .markdown), else ``--output``'s format (table by default). A prefix
+    extension (.json .xml .md .markdown .html .htm), else ``--output``'s format (table by default). A prefix
     that looks like a format but is none (``yaml:x.yaml``) is a UserError naming the valid ones.
     ``gs://BUCKET/PREFIX/`` (or ``json:gs://...``) is ("json", a doctor.gcs.GcsPrefix): the JSON
     report as objects in Cloud Storage (doctor/gcs.py); any other format there is a UserError."""

@@ -65,7 +65,7 @@ LEVELS = (Detail(None, 4000, True, 20), Detail(8, 600, True, 10), Detail(4, 300,
 
 
 def render(report: RunReport, fail_on: str = "error", json_path: str | None = None,
-           limit: int = COMMENT_LIMIT) -> str:
+           limit: int = COMMENT_LIMIT, html_path: str | None = None) -> str:
     """The report, within ``limit`` characters when it can be (see the module's docstring);
     ``json_path`` is where this run wrote its JSON report, named in the note on what was cut."""
     text = ""
@@ -75,8 +75,8 @@ def render(report: RunReport, fail_on: str = "error", json_path: str | None = No
             break
     if level == 0:
         return text
-    where = (f"the full report with all evidence is in {code(json_path)}" if json_path else
-             "the full report with all evidence: run with `--output-file json:airflow-gke.json`")
+    where = (f"the full report with all evidence is in {full_report(json_path, html_path)}" if json_path or html_path
+             else "the full report with all evidence: run with `--output-file json:airflow-gke.json`")
     cut = ("evidence shortened" if LEVELS[level].evidence else "evidence left out") + \
           ("" if LEVELS[level].message else " and messages left out")
     note = (f"> **Shortened to fit one comment ({limit:,} characters)**: {cut}; every finding keeps its title, "
@@ -229,4 +229,119 @@ def _finding(f: Finding, titles: dict, fail_on: str, d: Detail = LEVELS[0]) -> l
     for block in f.remediation.blocks:          # each option its own pasteable block
         out += fenced(block, "sh") + [""]
     out += [f"Runbook: [{f.check}]({f.runbook})", ""]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A fleet (doctor -A, several contexts, airflow-gke report): one comment with the summary table and
+# the worst findings.
+
+FLEET_FINDINGS = 30      # the worst findings a fleet comment lists at most
+
+
+def full_report(json_path: str | None, html_path: str | None) -> str:
+    """Where every finding's evidence and fix is: the files the same run writes, else the flags."""
+    if html_path and json_path:
+        return f"{code(html_path)} (the page) and {code(json_path)}"
+    if html_path or json_path:
+        return code(html_path or json_path)
+    return ("the HTML page (`--output-file html:airflow-gke.html`) or the JSON report "
+            "(`--output-file json:airflow-gke.json`)")
+
+
+def render_fleet(fleet, fail_on: str = "error", json_path: str | None = None, html_path: str | None = None,
+                 limit: int = COMMENT_LIMIT) -> str:
+    """The fleet within ``limit`` characters: the verdict, one table row per target (worst first,
+    with each report's age when read from a store; past half the limit the rest are counted, not
+    listed), then the worst findings across the fleet (errors, then warnings, each target's in the
+    order of its own report; at most FLEET_FINDINGS, as many as fit), one line each with its fix's
+    summary; a note says what was left out, and the last line where the full report is."""
+    from ._text import where as where_of
+
+    rows = fleet.rows(fail_on)
+    for r, rep in zip(rows, fleet.reports):
+        r["findings"] = rep.findings
+    aged = any("age" in r for r in rows)
+    rows.sort(key=lambda r: (-(r["errors"] or 0), -(r["warnings"] or 0), not r["reason"], r["target"]))
+    code_ = fleet.exit_code(fail_on)
+    errors = sum(r["errors"] or 0 for r in rows)
+    warnings = sum(r["warnings"] or 0 for r in rows)
+    icon = "🔴" if errors else "🟠" if warnings else "✅"
+    heading = fleet.heading(len(rows)) if hasattr(fleet, "heading") else \
+        f"airflow-gke doctor · fleet · {fleet.mode} · {len(rows)} target(s)"
+    gone = sum(1 for r in rows if r["reason"])
+    head = [f"## {icon} {text(heading)}", "",
+            f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+            + (f", {gone} target{'s' if gone != 1 else ''} not diagnosed" if gone else "")
+            + f" · exit code {code_} with `--fail-on {fail_on}`", ""]
+
+    def age(r) -> str:
+        if not aged:
+            return ""
+        from .stored import age_text
+
+        return f"{age_text(r.get('age'))} | "
+
+    def row(r) -> str:
+        if r["reason"]:
+            return (f"| {cell(r['target'])} | {age(r)}- | - | - | {r['exit_code']} (not diagnosed: "
+                    f"{cell(_clip(r['reason'], 300))}) |")
+        return f"| {cell(r['target'])} | {age(r)}{r['errors']} | {r['warnings']} | {r['incomplete']} | {r['exit_code']} |"
+
+    table = ["| Target | " + ("Age | " if aged else "") + "Errors | Warnings | Incomplete | Exit |",
+             "|---|" + ("---:|" if aged else "") + "---:|---:|---:|---:|"]
+    size = sum(len(x) + 1 for x in head + table)
+    listed = 0
+    for r in rows:
+        line = row(r)
+        if size + len(line) + 1 > limit // 2:
+            break
+        table.append(line)
+        size += len(line) + 1
+        listed += 1
+    cut_rows = len(rows) - listed
+    if cut_rows:
+        table.append(f"| … {cut_rows} more target{'s' if cut_rows != 1 else ''} (fewer findings) | "
+                     + ("| " if aged else "") + "| | | |")
+
+    worst = [(r["target"], f) for sev in ("error", "warning") for r in rows for f in r.get("findings", ())
+             if f.severity == sev]
+    total = len(worst)
+    full = full_report(json_path, html_path)
+
+    def bullet(target: str, f: Finding) -> str:
+        more = f" (+{f.count - 1} more)" if f.count > 1 else ""
+        return (f"- **{(f.severity or 'info').upper()}** {code(target)} · {code(f.check)}: "
+                f"{text(_clip(f.title, 240))}{more} · {code(where_of(f))} — fix: {cell(_clip(f.remediation.summary, 240))}")
+
+    def finish(lines: list[str]) -> str:
+        body = list(head)
+        cut = []
+        if cut_rows:
+            cut.append(f"{cut_rows} of {len(rows)} targets counted, not listed")
+        if len(lines) < min(total, FLEET_FINDINGS):
+            cut.append(f"{len(lines)} of the {min(total, FLEET_FINDINGS)} worst findings listed")
+        if cut:
+            body += [f"> **Shortened to fit one comment ({limit:,} characters)**: {'; '.join(cut)}; every "
+                     f"target and finding is in {full}.", ""]
+        body += table
+        if lines:
+            body += ["", f"### Worst findings ({len(lines)} of {total})", ""] + lines
+        for n in fleet.notices:
+            body += ["", f"> {text(n.get('level', 'warning'))}: {cell(n.get('message'))}"]
+        body += ["", f"Every finding with its evidence and fix: {full}."]
+        return "\n".join(body) + "\n"
+
+    lines: list[str] = []
+    size = len(finish([])) + 300            # room for the note and the list's heading
+    for target, f in worst[:FLEET_FINDINGS]:
+        b = bullet(target, f)
+        if size + len(b) + 1 > limit:
+            break
+        lines.append(b)
+        size += len(b) + 1
+    out = finish(lines)
+    while len(out) > limit and lines:      # the note grew past the reserve: drop from the end
+        lines.pop()
+        out = finish(lines)
     return out
