@@ -16,7 +16,7 @@ For each size N (task pods; default 1,000, 10,000 and 50,000) it generates a sna
   imports (``python -X importtime``);
 * ``airflow-gke report`` on a folder of ``--reports`` (100) stored reports of 40 targets
   (``bench/reports.py``): the grid with each target's findings, with each target's whole report
-  (``--full``), and the fleet JSON, median of 5.
+  (``--full``), the fleet JSON, the HTML page and the Markdown comment, median of 5.
 
 It prints a table and writes ``bench/out/bench-<time>.json`` (and ``bench/out/latest.json``).
 No number here is asserted by a test; ``tests/test_scale.py`` only checks correctness at small N.
@@ -247,7 +247,8 @@ def report_grid(n: int, log) -> dict:
         store.write(dest, n, min(40, n))
     now = ["--now", store.NOW.isoformat().replace("+00:00", "Z")]
     out = {"reports": n, "targets": min(40, n)}
-    for label, args in (("table", ["--output", "table"]), ("full", ["--full"]), ("json", ["--output", "json"])):
+    for label, args in (("table", ["--output", "table"]), ("full", ["--full"]), ("json", ["--output", "json"]),
+                        ("html", ["--output", "html"]), ("markdown", ["--output", "markdown"])):
         out[label] = median_wall(CLI + ["report", str(dest), *args, *now])
     return out
 
@@ -327,8 +328,9 @@ def table(result: dict) -> str:
     if g:
         lines.append(f"airflow-gke report on {g['reports']} stored reports ({g['targets']} targets, median of 5): "
                      f"grid and findings {g['table']['wall_s']:.3f} s, --full {g['full']['wall_s']:.3f} s, "
-                     f"json {g['json']['wall_s']:.3f} s, peak RSS "
-                     f"{max(g[k]['rss_mb'] for k in ('table', 'full', 'json')):.0f} MB")
+                     f"json {g['json']['wall_s']:.3f} s, html {g['html']['wall_s']:.3f} s, markdown "
+                     f"{g['markdown']['wall_s']:.3f} s, peak RSS "
+                     f"{max(g[k]['rss_mb'] for k in ('table', 'full', 'json', 'html', 'markdown')):.0f} MB")
     return "\n".join(lines)
 
 
