@@ -356,3 +356,12 @@ def test_docs_name_the_checks_that_run_on_a_plan(run_cli):
     assert set(re.findall(r"`([a-z0-9-]+)`", line.split("Checks that run on a plan:")[1])) == conf
     listed = json.loads(run_cli("checks", "--output", "json").out)
     assert {c["id"] for c in listed if c["evidence"] == "config"} == conf
+
+
+def test_the_plan_lines_in_the_html_page(run_cli, tmp_path, seed_cluster):
+    f = tmp_path / "rendered.yaml"
+    f.write_text(fm.render(fm.seed_values()))
+    res = run_cli("doctor", "--snapshot", str(seed_cluster), "--manifests", str(f), "--output", "html")
+    assert res.code == 1, res.err
+    assert ('<div class="plan"><p><strong>Plan ' in res.out
+            and "the namespace does not run release airflow yet (first deploy): every finding is new." in res.out)

@@ -221,3 +221,10 @@ def test_probe_without_a_gs_folder_is_not_run_and_says_how(probe_run):
     c = r.json["checks"][0]
     assert c["status"] == "skip" and "probe not run" in c["reason"]
     assert storage_writes(srv) == []
+
+
+def test_probe_is_shown_in_the_html_page(probe_run):
+    r, _ = probe_run("healthy-af3-k8s-wi", "--output", "html", deny=GSA)
+    assert '<h2 id="probe">Write probe</h2>' in r.out
+    assert "<p><strong>denied</strong> as <code>KSA airflow/airflow-worker" in r.out
+    assert "write: FAILED" in r.out
