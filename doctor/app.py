@@ -52,6 +52,7 @@ class RunRequest:
     snapshot: str | None = None              # offline on this snapshot; None: live
     namespace: str | None = None
     release: str | None = None
+    namespaces: tuple[str, ...] = ()         # --all-namespaces with --namespace: search only these
     include: tuple[str, ...] = ()            # --check/--include patterns
     exclude: tuple[str, ...] = ()            # --skip/--exclude patterns
     extended: bool = False
@@ -271,11 +272,12 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
     from .fleet import FleetReport, Unreached, releases
     from .registry import load_checks
 
-    for flag, v in (("--namespace", req.namespace), ("--release", req.release), ("--manifests", req.manifests),
+    for flag, v in (("--release", req.release), ("--manifests", req.manifests),
                     ("--save-snapshot", req.save_snapshot), ("--probe", req.probe or None),
                     ("--probe-folder", req.probe_folder)):
         if v is not None:
             raise UserError(f"{flag} does not apply with --all-namespaces (every release is diagnosed)", usage=True)
+    wanted = tuple(dict.fromkeys(req.namespaces + ((req.namespace,) if req.namespace else ())))
     env = dict(os.environ) if req.env is None else req.env
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -292,15 +294,17 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
         base = Target(namespace=m.namespace, project=m.project, location=m.location, cluster=m.cluster,
                       context=m.context)
         ctx_now, live = m.captured_at, None
-        found = releases(source, base)
+        found = [(ns, rel) for ns, rel in releases(source, base) if not wanted or ns in wanted]
         if not found:
             raise UserError(f"snapshot {req.snapshot} holds no release of the official chart (no Deployment or "
-                            "<release>-config ConfigMap labelled tier=airflow in any namespace it holds)")
+                            "<release>-config ConfigMap labelled tier=airflow in "
+                            + (f"namespace {', '.join(wanted)}" if wanted else "any namespace it holds") + ")")
     else:
         from .live.plan import keys_for
         from .live.reader import LiveReader
 
         opts = live_options(req.live, None, None, req.verbose, env)
+        opts.namespaces = wanted
         try:
             reader = LiveReader(opts, progress=progress)
             live, targets = reader.read_all(keys_for(checks))
@@ -315,10 +319,16 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
             echo(f"live read (--all-namespaces): {live.requests} requests in {live.duration_s:.2f} s")
         source, base, ctx_now, mode = live.source, live.target, live.now, "live"
         found = [(t.namespace, t.release) for t in targets]
-        if not found:
+        where = {"context": base.context, "project": base.project, "location": base.location,
+                 "cluster": base.cluster}
+        unchecked = [Unreached({**where, "namespace": ns}, why) for ns, why in reader.unchecked]
+        if not found and not unchecked:
             raise UserError("no release of the official chart found (no Deployment labelled tier=airflow"
+                            + (f" in namespace {', '.join(wanted)}" if wanted else "")
                             + ("" if not notices else f"; {notices[0]['message']}") + ")")
     fleet = FleetReport(__version__, mode, started.isoformat().replace("+00:00", "Z"), notices=notices)
+    if req.snapshot is None:
+        fleet.unchecked = unchecked
     try:
         for ns, rel in found:
             target = base.with_overrides(namespace=ns, release=rel)
@@ -365,9 +375,8 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
                     ("--probe", req.probe or None), ("--probe-folder", req.probe_folder)):
         if v is not None:
             raise UserError(f"{flag} applies to one context, not with several", usage=True)
-    if all_namespaces and (req.namespace or req.release):
-        raise UserError(f"{'--namespace' if req.namespace else '--release'} does not apply with --all-namespaces "
-                        "(every release is diagnosed)", usage=True)
+    if all_namespaces and req.release:
+        raise UserError("--release does not apply with --all-namespaces (every release is diagnosed)", usage=True)
     checks = select_checks(load_checks(), req.include, req.exclude, req.extended, req.min_severity)
     _validate(req, checks)      # bad input ends the run before any context is read
     started = datetime.now(timezone.utc)
@@ -422,6 +431,7 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
         elif hasattr(res, "reports"):
             fleet.reports += res.reports
             fleet.unreached += res.unreached
+            fleet.unchecked += res.unchecked
             fleet.notices += res.notices
         else:
             fleet.reports.append(res)

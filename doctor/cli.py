@@ -147,7 +147,9 @@ def with_config(func):
 @click.option("--manifests", "manifests", metavar="FILE",
               help="Planned mode: judge the rendered chart (`helm template ...` output; - for stdin) against the "
                    "cluster and project (live, or --snapshot) before deploying.")
-@click.option("--namespace", "-n", metavar="NS", help="Airflow namespace (default: the snapshot's / the context's).")
+@click.option("--namespace", "-n", multiple=True, metavar="NS",
+              help="Airflow namespace (default: the snapshot's / the context's); with -A, repeatable: search only "
+                   "these namespaces.")
 @click.option("--release", metavar="R", help="Helm release (default: detected from the chart's labels).")
 @click.option("--all-namespaces", "-A", "all_namespaces", is_flag=True,
               help="Diagnose every release of the official chart in every namespace (live: the cluster-wide "
@@ -208,6 +210,11 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
         if contexts:
             raise UserError("--all-contexts and --context: give one of them", usage=True)
         contexts = _all_contexts(kubeconfig)
+    namespaces = _contexts(namespace)          # repeatable, or the configuration file's one name
+    if len(namespaces) > 1 and not all_namespaces:
+        raise UserError("give one --namespace (several only with --all-namespaces: the namespaces to search)",
+                        usage=True)
+    namespace = namespaces[0] if namespaces and not all_namespaces else None
     fleet_projects = tuple(dict.fromkeys(p.strip() for p in fleet_projects or ()))
     if any(not p for p in fleet_projects):
         raise UserError("--fleet-project needs a project ID", usage=True)
@@ -215,6 +222,7 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
 
     req = RunRequest(
         snapshot=snapshot, namespace=namespace, release=release, include=tuple(only) + tuple(include),
+        namespaces=namespaces if all_namespaces else (),
         exclude=tuple(skip) + tuple(exclude), extended=extended, min_severity=min_severity,
         runbook_base=runbook_base, annotation_ignores=annotation_ignores, suppressions=tuple(config.suppressions),
         probe=probe, probe_folder=probe_folder, save_snapshot=save_snapshot, manifests=manifests, verbose=verbose,

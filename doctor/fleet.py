@@ -61,6 +61,51 @@ def chart_namespaces(source, target: Target) -> tuple[list[str], str]:
     return sorted(out), ""
 
 
+def _failure(entry) -> str:
+    """How a failed read is said: 'HTTP 403: <the API's message>' or what the transport said."""
+    msg = entry.message
+    if entry.status:
+        return f"HTTP {entry.status}" + (f": {msg}" if msg and msg != f"HTTP {entry.status}" else "")
+    return msg or "no answer"
+
+
+def namespace_names(source, target: Target) -> tuple[list[str] | None, str]:
+    """The names of ``list namespaces`` (cluster-wide), or (None, why it could not be used)."""
+    k = KEYS["namespaces"]
+    entry = source.get(k.path(target))
+    if entry is None:
+        return None, f"{k.describe} was not read"
+    if not entry.ok:
+        return None, f"{k.describe} failed too ({_failure(entry)})"
+    names = []
+    for o in _items(entry):
+        md, _labels_ = _labels(o)
+        if isinstance(md.get("name"), str) and md["name"]:
+            names.append(md["name"])
+    return sorted(set(names)), ""
+
+
+# Namespaces GKE and Kubernetes run their own components in: not searched for Airflow releases when
+# -A falls back to the namespace list (the caller usually may not read them, and no release lives there).
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "gmp-system", "gmp-public")
+
+
+def is_system_namespace(name: str) -> bool:
+    return name in SYSTEM_NAMESPACES or name.startswith("gke-")
+
+
+def unreadable(source, target: Target) -> str:
+    """Why the namespace of ``target`` could not be searched ('' when it could): neither its
+    Deployments nor its ConfigMaps (where releases are found) could be read."""
+    whys = []
+    for name in ("deployments", "configmaps"):
+        entry = source.get(KEYS[name].path(target))
+        if entry is not None and entry.ok:
+            return ""
+        whys.append(f"{KEYS[name].resource_text(target)}: " + (_failure(entry) if entry is not None else "not read"))
+    return "; ".join(whys)
+
+
 def releases(source, target: Target) -> list[tuple[str, str]]:
     """Every (namespace, release) of the official chart the source holds: the look-up's Deployments
     by their ``release`` label, each namespace's own Deployments, and ``<release>-config`` ConfigMaps."""
@@ -109,7 +154,8 @@ class Unreached:
     def label(self) -> str:
         t = self.target
         return "/".join([where(*(t.get(k) for k in ("context", "project", "location", "cluster"))),
-                         *(str(t.get(k) or "?") for k in ("namespace", "release"))])
+                         str(t.get("namespace") or "?"),
+                         str(t.get("release") or "?") if "release" in t else "*"])   # a namespace: any release
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": dict(self.target), "status": "unreachable", "reason": self.reason}
@@ -124,6 +170,7 @@ class FleetReport:
     unreached: list[Unreached] = field(default_factory=list)
     notices: list[dict] = field(default_factory=list)  # fleet-level warnings (namespaces not searched ...)
     duration_s: float = 0.0
+    unchecked: list[Unreached] = field(default_factory=list)   # -A: namespaces that could not be searched
 
     @staticmethod
     def label(report) -> str:
@@ -145,13 +192,16 @@ class FleetReport:
             out.append({"target": u.label,
                         "errors": None, "warnings": None, "incomplete": None, "exit_code": 3,
                         "reason": u.reason})
+        for u in self.unchecked:
+            out.append({"target": u.label, "errors": None, "warnings": None, "incomplete": None, "exit_code": 3,
+                        "reason": u.reason, "unchecked": True})
         return out
 
     def exit_code(self, fail_on: str) -> int:
         """The worst target's: 1 (findings at/above --fail-on) over 3 (incomplete, unreached) over 0."""
         if fail_on == "never":
             return 0
-        codes = {rep.exit_code(fail_on) for rep in self.reports} | ({3} if self.unreached else set())
+        codes = {rep.exit_code(fail_on) for rep in self.reports} | ({3} if self.unreached or self.unchecked else set())
         return 1 if 1 in codes else 3 if 3 in codes else 0
 
     def to_dict(self, fail_on: str = "error") -> dict[str, Any]:
@@ -162,8 +212,11 @@ class FleetReport:
             "run": {"mode": self.mode, "started_at": self.started_at, "duration_s": round(self.duration_s, 4)},
             "summary": {"targets": len(self.reports) + len(self.unreached),
                         "diagnosed": len(self.reports), "unreachable": len(self.unreached),
+                        **({"unchecked_namespaces": len(self.unchecked)} if self.unchecked else {}),
                         "exit_code": self.exit_code(fail_on)},
             "targets": [rep.to_dict() for rep in self.reports],
             **({"unreachable": [u.to_dict() for u in self.unreached]} if self.unreached else {}),
+            **({"unchecked": [{"target": dict(u.target), "reason": u.reason} for u in self.unchecked]}
+               if self.unchecked else {}),
             **({"notices": list(self.notices)} if self.notices else {}),
         }

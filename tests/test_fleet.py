@@ -188,7 +188,7 @@ def test_snapshot_of_several_namespaces_equals_live(run_cli, live, srv, cluster)
 
 
 def test_all_namespaces_rejects_what_names_one_target(run_cli, cluster):
-    for extra in (("--namespace", "airflow"), ("--release", "af2")):
+    for extra in (("--release", "af2"),):
         r = run_cli("doctor", "--snapshot", str(cluster), "-A", *extra)
         assert r.code == 2, (extra, r.err)
         assert "--all-namespaces" in r.err and "Traceback" not in r.err
@@ -214,18 +214,73 @@ def test_markdown_fits_one_comment_with_the_table_and_the_worst_findings(run_cli
     assert md.rstrip().endswith("the JSON report (`--output-file json:airflow-gke.json`).")
 
 
-def test_lookup_forbidden_searches_the_context_namespace_and_says_so(live, srv, tmp_path):
+def test_lookup_forbidden_searches_each_listed_namespace_and_names_the_unreadable(live, srv):
+    """The cluster-wide tier=airflow look-up is refused; the caller may list namespaces (on GKE,
+    roles/container.clusterViewer alone grants that) but not read data-pipelines: each namespace
+    is searched, airflow's release is diagnosed, data-pipelines is named as not checked."""
     from replay import Fault
 
-    srv.faults = [Fault(path="/apis/apps/v1/deployments", status=403)]
+    srv.faults = [Fault(path="/apis/apps/v1/deployments", status=403),
+                  Fault(path="/apis/apps/v1/namespaces/data-pipelines/*", status=403),
+                  Fault(path="/api/v1/namespaces/data-pipelines/*", status=403)]
     try:
         r = live(srv, "-A", "--output", "json")
+        t = live(srv, "-A")
     finally:
         srv.faults = []
+    assert r.code == 1, r.err
     doc = json.loads(r.out)
     assert sorted(_by_target(doc)) == [("airflow", "airflow")]
+    (u,) = doc["unchecked"]
+    assert u["target"]["namespace"] == "data-pipelines" and u["target"]["context"] == srv.meta["context"]
+    assert u["reason"].startswith("list deployments in namespace data-pipelines: HTTP 403") and \
+        "list configmaps in namespace data-pipelines: HTTP 403" in u["reason"], u["reason"]
+    assert doc["summary"]["unchecked_namespaces"] == 1
     (n,) = doc["notices"]
-    assert "HTTP 403" in n["message"] and "only namespace airflow was searched" in n["message"]
+    assert "HTTP 403" in n["message"] and "each of the 2 namespace(s) of the namespace list was searched" in n["message"]
+    assert srv.log.count("/api/v1/namespaces", "k8s") == 1
+    (line,) = [x for x in t.out.splitlines() if x.startswith(f"{srv.meta['context']}/data-pipelines/* ")]
+    assert line.split()[4] == "3" and "namespace not checked: list deployments in namespace data-pipelines" in line
+
+
+def test_lookup_and_namespace_list_forbidden_search_the_context_namespace(live, srv):
+    from replay import Fault
+
+    srv.faults = [Fault(path="/apis/apps/v1/deployments", status=403), Fault(path="/api/v1/namespaces", status=403)]
+    try:
+        r = live(srv, "-A", "--output", "json")
+        doc = json.loads(r.out)
+        assert sorted(_by_target(doc)) == [("airflow", "airflow")]
+        (n,) = doc["notices"]
+        assert "list namespaces (cluster-wide) failed too (HTTP 403" in n["message"]
+        assert "only namespace airflow (the kube context's) was searched; other namespaces were not (name them " \
+               "with --namespace" in n["message"], n["message"]
+        assert "unchecked" not in doc
+        # ... and what the caller names is what is searched: no look-up, no namespace list
+        r = live(srv, "-A", "-n", "data-pipelines", "-n", "airflow", "--output", "json")
+        assert r.code == 1, r.err
+        doc = json.loads(r.out)
+        assert sorted(_by_target(doc)) == [("airflow", "airflow"), ("data-pipelines", "af2"),
+                                           ("data-pipelines", "airflow")]
+        assert srv.log.count("/apis/apps/v1/deployments", "k8s") == 0 and srv.log.count("/api/v1/namespaces", "k8s") == 0
+        assert "notices" not in doc and "unchecked" not in doc
+        # a named namespace the caller may not read: not checked, and the run is incomplete
+        srv.faults.append(Fault(path="/api/v1/namespaces/team-x/*", status=403))
+        srv.faults.append(Fault(path="/apis/apps/v1/namespaces/team-x/*", status=403))
+        r = live(srv, "-A", "-n", "team-x", "--output", "json")
+        assert r.code == 3, r.err
+        doc = json.loads(r.out)
+        assert doc["targets"] == [] and [u["target"]["namespace"] for u in doc["unchecked"]] == ["team-x"]
+    finally:
+        srv.faults = []
+
+
+def test_several_namespaces_only_with_all_namespaces(run_cli, cluster):
+    r = run_cli("doctor", "--snapshot", str(cluster), "-n", "airflow", "-n", "data-pipelines")
+    assert r.code == 2 and "several only with --all-namespaces" in r.err
+    r = run_cli("doctor", "--snapshot", str(cluster), "-A", "-n", "data-pipelines", "--output", "json")
+    assert r.code == 1, r.err
+    assert sorted(_by_target(r.json)) == [("data-pipelines", "af2"), ("data-pipelines", "airflow")]
 
 
 # --- several contexts -------------------------------------------------------------------------

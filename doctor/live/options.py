@@ -34,6 +34,7 @@ class LiveOptions:
     verbose: bool = False
     env: dict = field(default_factory=lambda: dict(os.environ))
     require_cluster: bool = False      # a fleet of contexts: a Kubernetes API that never answers is unreachable
+    namespaces: tuple = ()             # -A --namespace ...: search only these namespaces
     gke: object = None                 # --fleet-project: the live.gke.GkeCluster to reach (no kubeconfig)
     bearer: object = None              # ... and the live.gke.BearerToken of the Application Default Credentials
 

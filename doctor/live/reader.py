@@ -216,25 +216,28 @@ class LiveReader:
                 self.source.put(spath, status=ans.status, error=ans.error if ans.error is not None else {})
 
     # --- phases -----------------------------------------------------------------------------
-    def _run_phase(self, reads: list[tuple[str, dict]], budget: Budget, pools: dict[str, cf.ThreadPoolExecutor],
+    def _run_phase(self, reads: list[tuple], budget: Budget, pools: dict[str, cf.ThreadPoolExecutor],
                    phase: str, target: Target | None = None) -> None:
+        """Read ``reads`` concurrently: (key, params) for ``target`` (default: the run's), or
+        (key, params, target) for reads of several targets (namespaces) in one phase."""
         target = target or self.target
-        reads = [(k, p) for k, p in reads if KEYS[k].path(target, **p) not in self._done]
+        reads = [(r[0], r[1], r[2] if len(r) > 2 else target) for r in reads]
+        reads = [(k, p, t) for k, p, t in reads if KEYS[k].path(t, **p) not in self._done]
         if not reads:
             return
         self.progress.add(len(reads), phase)
-        futs = {pools[KEYS[k].scope].submit(self._read, k, p, budget, target): (k, p) for k, p in reads}
+        futs = {pools[KEYS[k].scope].submit(self._read, k, p, budget, t): (k, p, t) for k, p, t in reads}
         done, pending = cf.wait(futs, timeout=max(0.0, budget.remaining()) + 1.0)
         for f in done:
             exc = f.exception()
             if exc is not None:   # a bug in the reader must not lose the path silently
-                k, p = futs[f]
-                self._store(KEYS[k].scope, KEYS[k].path(target, **p),
+                k, p, t = futs[f]
+                self._store(KEYS[k].scope, KEYS[k].path(t, **p),
                             failure("invalid", f"internal error while reading: {type(exc).__name__}: {exc}"))
         for f in pending:
             f.cancel()
-            k, p = futs[f]
-            spath = KEYS[k].path(target, **p)
+            k, p, t = futs[f]
+            spath = KEYS[k].path(t, **p)
             with self._lock:
                 if spath in self.source.entries:
                     continue
@@ -336,17 +339,22 @@ class LiveReader:
             return all(getattr(self.target, f) is not None for f in k.requires)   # the bucket needs no project
 
         usable_keys = {k for k in set(keys) | set(GUARD_KEYS) if usable(k)}
+        if o.namespaces:       # the namespaces are named: no cluster-wide look-up
+            usable_keys.discard("chart_deployments")
         workers = max(1, o.workers)
         pools = {"k8s": cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airflow-gke-k8s"),
                  "gcp": cf.ThreadPoolExecutor(max_workers=max(1, workers // 2), thread_name_prefix="airflow-gke-gcp")}
         targets: list[Target] = []
+        self.unchecked: list[tuple[str, str]] = []     # (namespace, why it could not be searched)
         try:
-            self._run_phase([("chart_deployments", {})], budget, pools, "finding Airflow")
-            namespaces, note = fleet.chart_namespaces(self.source, self.target)
-            if note:
-                fallback = o.namespace or kt.namespace or kt.pod_namespace or DEFAULT_NAMESPACE
-                namespaces = [fallback]
-                self.fleet_notes.append(f"{note}: only namespace {fallback} was searched")
+            if o.namespaces:      # -A --namespace ...: every release of these namespaces, no look-up
+                namespaces = self._search(list(dict.fromkeys(o.namespaces)), usable_keys, budget, pools)
+            else:
+                self._run_phase([("chart_deployments", {})], budget, pools, "finding Airflow")
+                namespaces, note = fleet.chart_namespaces(self.source, self.target)
+                if note:
+                    namespaces = self._search(self._fallback_namespaces(note, kt, budget, pools), usable_keys,
+                                              budget, pools)
             for ns in namespaces:
                 self._run_phase(static_reads(usable_keys), budget, pools, f"reading namespace {ns}",
                                 target=self.target.with_overrides(namespace=ns))
@@ -369,6 +377,49 @@ class LiveReader:
         result = LiveResult(self.source, self.target, now, self.recorder, time.perf_counter() - t0,
                             kt.source, self.notes, namespace_from=self.namespace_from, warnings=self.warnings)
         return result, targets
+
+    def _fallback_namespaces(self, note: str, kt, budget: Budget, pools) -> list[str]:
+        """-A without the cluster-wide look-up: the namespaces to search one by one. Like k9s and
+        Lens, the namespace list when the caller may list namespaces (on GKE, roles/container.
+        clusterViewer alone grants it), else the namespaces the caller names: the kube context's
+        (or this pod's), else ``airflow``. (SelfSubjectRulesReview cannot name namespaces, and
+        under GKE's IAM webhook authorizer it answers incomplete rules: reading each namespace is
+        the test that tells.) GKE's own system namespaces are not searched."""
+        from .. import fleet
+
+        self._run_phase([("namespaces", {})], budget, pools, "listing namespaces")
+        names, why = fleet.namespace_names(self.source, self.target)
+        if names is not None:
+            system = [n for n in names if fleet.is_system_namespace(n)]
+            names = [n for n in names if not fleet.is_system_namespace(n)]
+            self.fleet_notes.append(
+                f"{note}: each of the {len(names)} namespace(s) of the namespace list was searched instead"
+                + (f" (not the {len(system)} system namespace(s): {', '.join(system)})" if system else ""))
+            return names
+        own = kt.namespace or kt.pod_namespace or DEFAULT_NAMESPACE
+        whose = ("the kube context's" if kt.namespace else "this pod's" if kt.pod_namespace else "the default")
+        self.fleet_notes.append(f"{note}, and {why}: only namespace {own} ({whose}) was searched; other namespaces "
+                                "were not (name them with --namespace, repeatable with -A)")
+        return [own]
+
+    def _search(self, candidates: list[str], usable_keys: set[str], budget: Budget, pools) -> list[str]:
+        """Read the guard's lists (Deployments, StatefulSets, ConfigMaps) of each candidate namespace
+        in one phase; a namespace none of whose Deployments and ConfigMaps can be read is
+        ``unchecked`` (named in the report); those that hold a release are returned."""
+        from .. import fleet
+
+        probe = [k for k in ("deployments", "statefulsets", "configmaps") if k in usable_keys]
+        self._run_phase([(k, {}, self.target.with_overrides(namespace=ns)) for ns in candidates for k in probe],
+                        budget, pools, f"searching {len(candidates)} namespace(s)")
+        readable = []
+        for ns in candidates:
+            why = fleet.unreadable(self.source, self.target.with_overrides(namespace=ns))
+            if why:
+                self.unchecked.append((ns, why))
+            else:
+                readable.append(ns)
+        holding = {ns for ns, _rel in fleet.releases(self.source, self.target)}
+        return [ns for ns in readable if ns in holding]
 
     def _check_reachable(self, kt) -> None:
         tried = []

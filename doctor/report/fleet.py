@@ -42,7 +42,8 @@ def summary_lines(fleet, fail_on: str) -> list[str]:
         age = f"{_age(r):>{age_w}}  " if aged else ""
         if r["reason"]:
             out.append(f"{r['target']:<{width}}  {age}{'-':>6}  {'-':>8}  {'-':>10}  {r['exit_code']}  "
-                       f"not diagnosed: {' '.join(r['reason'].split())}")     # one line per target
+                       f"{'namespace not checked' if r.get('unchecked') else 'not diagnosed'}: "
+                       f"{' '.join(r['reason'].split())}")     # one line per target
         else:
             out.append(f"{r['target']:<{width}}  {age}{r['errors']:>6}  {r['warnings']:>8}  {r['incomplete']:>10}  "
                        f"{r['exit_code']}")
@@ -114,6 +115,10 @@ def render_junit(fleet, fail_on: str) -> str:
         case = ET.Element("testcase", {"classname": "airflow-gke.target", "name": "reachable", "time": "0"})
         ET.SubElement(case, "error", {"message": xml_safe(u.reason), "type": "unreachable"})
         suites.append((label, [case], None))
+    for u in fleet.unchecked:      # -A: a namespace that could not be searched for releases
+        case = ET.Element("testcase", {"classname": "airflow-gke.namespace", "name": "readable", "time": "0"})
+        ET.SubElement(case, "error", {"message": xml_safe(u.reason), "type": "not-checked"})
+        suites.append((u.label, [case], None))
     for i, (label, cases, props) in enumerate(suites):
         counts = {k: sum(1 for c in cases if c.find(k) is not None) for k in ("failure", "error", "skipped")}
         suite = ET.SubElement(root, "testsuite", {
