@@ -44,6 +44,7 @@ class LiveTarget:
     require_cluster: bool = False            # several contexts: a cluster that never answers is unreachable
     gke: object = None                       # --fleet-project: the live.gke.GkeCluster reached without a kubeconfig
     bearer: object = None                    # ... with this live.gke.BearerToken (Application Default Credentials)
+    shared: object = None                    # a fleet run: live.reader.SharedReads (Google answers asked once)
 
 
 @dataclass
@@ -125,7 +126,7 @@ def live_options(lt: LiveTarget, namespace: str | None, release: str | None, ver
                        release=release, context=lt.context, kubeconfig=lt.kubeconfig, timeout=lt.timeout,
                        request_timeout=lt.request_timeout, max_logs=lt.max_logs, page_size=lt.page_size,
                        now=pinned, verbose=verbose, env=dict(env), require_cluster=lt.require_cluster,
-                       gke=lt.gke, bearer=lt.bearer)
+                       gke=lt.gke, bearer=lt.bearer, shared=lt.shared)
 
 
 def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progress=None, overlay=None):
@@ -403,17 +404,21 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
         echo(f"--fleet-project: {len(clusters)} cluster(s): {', '.join(c.label for c in clusters)}")
         targets += clusters
 
+    from .live.reader import SharedReads
+
+    shared = SharedReads()     # one project's IAM policy, API states, buckets ... asked once for all targets
+
     def one(t):
         base = {"namespace": req.namespace, "release": req.release}
         if isinstance(t, str):
-            r = replace(req, live=replace(req.live, context=t, require_cluster=True))
+            r = replace(req, live=replace(req.live, context=t, require_cluster=True, shared=shared))
             where = {"context": t}
         else:
             where = t.target()
             if t.problem:
                 return Unreached({**where, **base}, f"not reached: {t.problem}")
             r = replace(req, live=replace(req.live, context=None, kubeconfig=None, require_cluster=True,
-                                          gke=t, bearer=bearer))
+                                          gke=t, bearer=bearer, shared=shared))
         try:
             if all_namespaces:
                 return diagnose_fleet(r, echo=echo)

@@ -489,6 +489,10 @@ def test_fleet_project_reaches_every_cluster_with_endpoint_ca_and_adc(run_cli, p
     # One clusters.list; every Kubernetes request over TLS carried the ADC token (a wrong or missing
     # one is answered 401); the token came from google-auth's refresh at the ADC file's token_uri.
     assert p.log.count(LIST, "container") == 1
+    # the project's Google answers (IAM policy, API states ...) are asked once for both clusters
+    google = Counter(e.path for e in p.log if e.service not in ("k8s", "oauth2"))
+    assert google and max(google.values()) == 1, [x for x, n in google.items() if n > 1]
+    assert not p.log.duplicates() and not d.log.duplicates()
     for srv in (p, d):
         k8s = [e for e in srv.log if e.service == "k8s"]
         assert k8s and all(e.status != 401 for e in k8s), [e.path for e in k8s if e.status == 401]

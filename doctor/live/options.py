@@ -35,6 +35,7 @@ class LiveOptions:
     env: dict = field(default_factory=lambda: dict(os.environ))
     require_cluster: bool = False      # a fleet of contexts: a Kubernetes API that never answers is unreachable
     namespaces: tuple = ()             # -A --namespace ...: search only these namespaces
+    shared: object = None              # a fleet run: reader.SharedReads, Google answers shared by its targets
     gke: object = None                 # --fleet-project: the live.gke.GkeCluster to reach (no kubeconfig)
     bearer: object = None              # ... and the live.gke.BearerToken of the Application Default Credentials
 

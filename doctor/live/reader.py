@@ -57,6 +57,33 @@ class Progress:
     def done(self, label: str) -> None: ...
 
 
+class SharedReads:
+    """Google answers shared by the targets of one fleet run (several contexts, the clusters of
+    ``--fleet-project``): a path (the project, its IAM policy, API states, a bucket ...) is asked
+    once whichever target needs it first; the others wait for that answer. Kubernetes reads are
+    never shared (each target's cluster answers its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[str, list] = {}    # path -> [Event set when answered, Answer]
+
+    def read(self, spath: str, read) -> Answer:
+        with self._lock:
+            slot = self._slots.get(spath)
+            owner = slot is None
+            if owner:
+                slot = self._slots[spath] = [threading.Event(), None]
+        if owner:
+            try:
+                slot[1] = read()
+            finally:
+                slot[0].set()
+        else:
+            slot[0].wait()
+        ans = slot[1]
+        return ans if ans is not None else read()     # the first reader failed in a bug: read again
+
+
 class LiveReader:
     def __init__(self, opts: LiveOptions, progress: Progress | None = None) -> None:
         self.opts = opts
@@ -194,10 +221,14 @@ class LiveReader:
         else:
             g = self.google
             service = k.service
-            ans = with_retries(lambda t: g.read(key_name, params, t), service=service,
-                               method="POST" if spath.endswith(":getIamPolicy") else "GET",
-                               path="/" + spath.split("/", 2)[2], budget=budget, recorder=self.recorder,
-                               breaker=self.breaker, retries=self.opts.retries)
+            def read() -> Answer:
+                return with_retries(lambda t: g.read(key_name, params, t), service=service,
+                                    method="POST" if spath.endswith(":getIamPolicy") else "GET",
+                                    path="/" + spath.split("/", 2)[2], budget=budget, recorder=self.recorder,
+                                    breaker=self.breaker, retries=self.opts.retries)
+
+            shared = self.opts.shared
+            ans = shared.read(spath, read) if shared is not None else read()
         self._store(k.scope, spath, ans)
         self.progress.done(spath)
 
