@@ -226,8 +226,11 @@ def test_lookup_forbidden_searches_each_listed_namespace_and_names_the_unreadabl
     try:
         r = live(srv, "-A", "--output", "json")
         t = live(srv, "-A")
+        md = live(srv, "-A", "--output", "markdown").out
     finally:
         srv.faults = []
+    assert f"| {srv.meta['context']}/data-pipelines/* | - | - | - | 3 (namespace not checked: list deployments in " \
+           "namespace data-pipelines: HTTP 403" in md, md
     assert r.code == 1, r.err
     doc = json.loads(r.out)
     assert sorted(_by_target(doc)) == [("airflow", "airflow")]

@@ -183,11 +183,11 @@ def fleet_model(fleet, fail_on: str) -> dict[str, Any]:
         rows.append({"label": m["label"], "anchor": m["anchor"], "cells": cells, "counts": m["counts"],
                      "exit_code": m["exit_code"], "reason": None})
     unreached = []
-    for u in fleet.unreached:
-        label = "/".join(str(u.target.get(k) or "?") for k in ("context", "namespace", "release"))
-        unreached.append({"label": label, "reason": u.reason})
-        rows.append({"label": label, "anchor": None, "cells": [], "counts": None, "exit_code": 3,
-                     "reason": u.reason})
+    for u, reason in [*((u, u.reason) for u in fleet.unreached),
+                      *((u, f"namespace not checked: {u.reason}") for u in getattr(fleet, "unchecked", ()))]:
+        unreached.append({"label": u.label, "reason": reason})
+        rows.append({"label": u.label, "anchor": None, "cells": [], "counts": None, "exit_code": 3,
+                     "reason": reason})
     totals = {"error": sum(m["counts"]["error"] for m in targets),
               "warning": sum(m["counts"]["warning"] for m in targets),
               "incomplete": sum(m["checks_count"]["skip"] + m["checks_count"]["error"] for m in targets)}

@@ -284,7 +284,8 @@ def render_fleet(fleet, fail_on: str = "error", json_path: str | None = None, ht
 
     def row(r) -> str:
         if r["reason"]:
-            return (f"| {cell(r['target'])} | {age(r)}- | - | - | {r['exit_code']} (not diagnosed: "
+            return (f"| {cell(r['target'])} | {age(r)}- | - | - | {r['exit_code']} "
+                    f"({'namespace not checked' if r.get('unchecked') else 'not diagnosed'}: "
                     f"{cell(_clip(r['reason'], 300))}) |")
         return f"| {cell(r['target'])} | {age(r)}{r['errors']} | {r['warnings']} | {r['incomplete']} | {r['exit_code']} |"
 
