@@ -15,7 +15,7 @@ from airflow_gke.registry import Category, check
 from airflow_gke.remediation import excerpt, gsa_resource, project_resource, q
 from airflow_gke.views import Context, DataUnavailable, Identity, evaluate, no_answer_reason, resolve
 from airflow_gke.views.secrets import (MAX_SECRET_POLICIES, BackendUse, backend_uses, prefixes, project_of,
-                                       secret_ids)
+                                       secret_ids, valid_project)
 
 PERM = "secretmanager.versions.access"
 ROLE = "roles/secretmanager.secretAccessor"
@@ -27,7 +27,7 @@ _DENIED = re.compile(r"PermissionDenied\)?:? No access for Secret ID|Permission 
        title="Airflow's identities may read the secrets the Secret Manager backend looks up",
        severity="error", category=Category.SECRETS, needs=("configmaps",),
        uses=("pods", "deployments", "statefulsets", "serviceaccounts", "cluster", "nodes", "project", "project_iam",
-             "services", "sm_secrets", "sm_secret_iam", "logs"),
+             "services", "sm_secrets", "sm_secret_iam", "sm_project_iam", "logs"),
        evidence="config")
 def run(ctx: Context) -> Result:
     """An identity using CloudSecretManagerBackend lacks secretmanager.versions.access on its secrets."""
@@ -36,21 +36,42 @@ def run(ctx: Context) -> Result:
         return skipped("not applicable: no component uses the Secret Manager secrets backend")
     if ctx.target.project is None:
         return skipped("no project given")
-    p = ctx.target.project
-    others = sorted({project_of(ctx, u) for u in uses} - {p})
-    here = [u for u in uses if project_of(ctx, u) == p]
-    keyed = [u for u in here if any((u.kwargs or {}).get(k) for k in ("gcp_key_path", "gcp_keyfile_dict",
+    keyed = [u for u in uses if any((u.kwargs or {}).get(k) for k in ("gcp_key_path", "gcp_keyfile_dict",
                                                                        "impersonation_chain"))]
-    here = [u for u in here if u not in keyed]
-    if not here:
-        why = (f"the backend reads secrets from project {', '.join(others)}, which this run does not read" if others
-               else "the backend authenticates with a key or impersonation, not the pods' identity")
-        return skipped(why)
-    svc = ctx.entry("services", service="secretmanager.googleapis.com")
-    if svc is not None and svc.ok and isinstance(svc.data, dict) and svc.data.get("state") == "DISABLED":
-        return skipped(f"the Secret Manager API is disabled in project {p}: required-api-disabled reports it "
-                       "(no access can be judged until it is enabled)")
-    policy = ctx.body("project_iam")
+    pods_identity = [u for u in uses if u not in keyed and valid_project(project_of(ctx, u) or "")]
+    if not pods_identity:
+        return skipped("the backend authenticates with a key or impersonation, not the pods' identity"
+                       if keyed else "the backend's project_id names no project (secrets-backend-kwargs-invalid)")
+    findings: list[Finding] = []
+    doubts: list[str] = []
+    judged = False
+    for p in dict.fromkeys(project_of(ctx, u) for u in pods_identity):
+        here = [u for u in pods_identity if project_of(ctx, u) == p]
+        result = _judge_project(ctx, p, here, findings, doubts)
+        judged = judged or result
+    if findings:
+        return from_findings(findings)
+    if doubts:
+        raise DataUnavailable("error", "; ".join(doubts), ("sm_secret_iam",))
+    if not judged:
+        return skipped("no component using the backend runs, or its identity cannot be resolved")
+    return passed()
+
+
+def _judge_project(ctx: Context, p: str, here: list[BackendUse], findings: list[Finding], doubts: list[str]) -> bool:
+    """Judge the identities of the components reading secrets from project ``p``; False when none runs."""
+    if p == ctx.target.project:
+        svc = ctx.entry("services", service="secretmanager.googleapis.com")
+        if svc is not None and svc.ok and isinstance(svc.data, dict) and svc.data.get("state") == "DISABLED":
+            raise DataUnavailable("skip", f"the Secret Manager API is disabled in project {p}: required-api-disabled "
+                                          "reports it (no access can be judged until it is enabled)")
+        policy = ctx.body("project_iam")
+    else:
+        listed = ctx.entry("sm_secrets", project=p)
+        if listed is not None and not listed.ok and listed.error_reason == "CONSUMER_INVALID":
+            raise DataUnavailable("skip", f"backend_kwargs project_id {p} names no project (CONSUMER_INVALID): "
+                                          "secrets-backend-kwargs-invalid reports it")
+        policy = ctx.body("sm_project_iam", project=p)
     by_member: dict[frozenset, tuple[Identity, list[BackendUse]]] = {}
     for u in here:
         for ident in resolve(ctx, u.component):
@@ -58,20 +79,18 @@ def run(ctx: Context) -> Result:
             if key:
                 by_member.setdefault(key, (ident, []))[1].append(u)
     if not by_member:
-        return skipped("no component using the backend runs, or its identity cannot be resolved")
+        return False
     pre = prefixes(here)
-    findings: list[Finding] = []
-    doubts: list[str] = []
     under: list[str] | None = None
     for members, (ident, musers) in by_member.items():
         ev = evaluate(PERM, set(members), [(f"project {p}", policy, None)])
         if ev.verdict == "granted":
             continue
         if under is None:
-            under = [s for s in secret_ids(ctx) if s.startswith(tuple(pre))]   # raises when unreadable
+            under = [s for s in secret_ids(ctx, p) if s.startswith(tuple(pre))]   # raises when unreadable
         denied, unknown = [], []
         for s in under[:MAX_SECRET_POLICIES]:
-            e = ctx.entry("sm_secret_iam", secret=s)
+            e = ctx.entry("sm_secret_iam", project=p, secret=s)
             body = e.data if e is not None and e.ok else None
             why = no_answer_reason(e, f"IAM policy of secret {s}", "secretmanager.secrets.getIamPolicy")
             sev = evaluate(PERM, set(members), [(f"secret {s}", body, why)])
@@ -82,15 +101,11 @@ def run(ctx: Context) -> Result:
         if len(under) > MAX_SECRET_POLICIES:
             unknown += under[MAX_SECRET_POLICIES:]
         if denied:
-            findings.append(_finding(ctx, ident, musers, denied, under, pre, ev.doubts))
+            findings.append(_finding(ctx, p, ident, musers, denied, under, pre, ev.doubts))
         elif unknown:
-            doubts.append(f"{ident.label}: access to {len(unknown)} secret(s) could not be decided ("
+            doubts.append(f"{ident.label}: access to {len(unknown)} secret(s) of project {p} could not be decided ("
                           + "; ".join((ev.doubts or ["their IAM policies were not read"])[:2]) + ")")
-    if findings:
-        return from_findings(findings)
-    if doubts:
-        raise DataUnavailable("error", "; ".join(doubts), ("sm_secret_iam",))
-    return passed()
+    return True
 
 
 def _member(ident: Identity, ctx: Context) -> str:
@@ -116,9 +131,8 @@ def _log_lines(ctx: Context, uses: list[BackendUse]) -> list[str]:
     return out
 
 
-def _finding(ctx: Context, ident: Identity, uses: list[BackendUse], denied: list[str], under: list[str],
+def _finding(ctx: Context, p: str, ident: Identity, uses: list[BackendUse], denied: list[str], under: list[str],
              pre: list[str], doubts: list[str]) -> Finding:
-    p = ctx.target.project
     member = _member(ident, ctx)
     who = member.split(":", 1)[1] if member.startswith("serviceAccount:") else member
     comps = ", ".join(dict.fromkeys(u.label for u in uses))

@@ -1,24 +1,28 @@
 """``[secrets] backend_kwargs`` of Airflow's Google Secret Manager backend
 (``CloudSecretManagerBackend``) cannot work: it is not valid JSON (Airflow's ``conf.getjson``
 refuses it, so every component fails to load the secrets backend), its ``gcp_key_path`` names a file
-no volume of the container provides (every lookup fails), or it carries a whole service account key
-in ``gcp_keyfile_dict`` (a key in a ConfigMap anyone who can read the namespace's ConfigMaps gets:
-a warning). Judged on configuration: it runs on a plan too."""
+no volume of the container provides (every lookup fails), its ``project_id`` names no project (not a
+project id at all, or Secret Manager answers ``CONSUMER_INVALID`` for it: the project cannot be found
+or was deleted), or it carries a whole service account key in ``gcp_keyfile_dict`` (a key in a
+ConfigMap anyone who can read the namespace's ConfigMaps gets: a warning). A ``project_id`` Secret
+Manager only refuses (403 ``... (or it may not exist)``) is undecided, never passed: the reason says
+what settles it. Judged on configuration: it runs on a plan too."""
 from __future__ import annotations
 
-import json
 import posixpath
 
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import CHART_KEY, clip, helm_upgrade, k8s_resource, masked, q, release
+from airflow_gke.remediation import CHART_KEY, clip, masked, q
 from airflow_gke.views import Context, DataUnavailable, as_dict, as_list, component_pods, template_spec
-from airflow_gke.views.secrets import BackendUse, backend_uses
+from airflow_gke.views.secrets import BackendUse, backend_uses, prefixes, secret_ids, valid_project
+
+from ._secrets import _components, _set_kwargs, _where
 
 
 @check(id="secrets-backend-kwargs-invalid", title="The Secret Manager secrets backend's backend_kwargs can work",
        severity="error", category=Category.SECRETS, needs=("configmaps",),
-       uses=("pods", "deployments", "statefulsets"), evidence="config",
+       uses=("pods", "deployments", "statefulsets", "sm_secrets"), evidence="config",
        severity_note="a service account key in gcp_keyfile_dict is a warning")
 def run(ctx: Context) -> Result:
     """backend_kwargs of CloudSecretManagerBackend is invalid JSON, names a key file no volume mounts, or holds a key."""
@@ -44,55 +48,24 @@ def run(ctx: Context) -> Result:
         findings.append(_missing_key_file(ctx, path, hits))
     if keyfile:
         findings.append(_key_in_config(ctx, keyfile))
+    undecided: list[str] = []
+    by_project: dict[str, list[BackendUse]] = {}
+    for u in uses:
+        pid = (u.kwargs or {}).get("project_id")
+        if pid is not None:
+            by_project.setdefault(str(pid).strip(), []).append(u)
+    for pid, pusers in by_project.items():
+        f = _project_id(ctx, pid, pusers, undecided)
+        if f is not None:
+            findings.append(f)
     if findings:
         return from_findings(findings)
+    if undecided:
+        raise DataUnavailable("error", "; ".join(undecided), ("sm_secrets",))
     if all(u.kwargs_opaque for u in uses):
         return skipped("backend_kwargs comes from a Secret or a command (" + uses[0].kwargs_source
                        + "): not read, so it cannot be judged")
     return passed()
-
-
-def _components(uses: list[BackendUse]) -> str:
-    return ", ".join(dict.fromkeys(u.label for u in uses))
-
-
-def _where(ctx: Context, uses: list[BackendUse]):
-    """The resource that holds the value: the chart's ConfigMap for airflow.cfg, else the first
-    component's workload (an env entry)."""
-    src = uses[0].kwargs_source or ""
-    if src.startswith("env "):
-        kind, name = _workload(ctx, uses[0].component)
-        if kind:
-            return k8s_resource(ctx, kind, name)
-    return k8s_resource(ctx, "ConfigMap", f"{release(ctx)}-config")
-
-
-def _workload(ctx: Context, component: str) -> tuple[str | None, str]:
-    if component == "task":
-        return "ConfigMap", f"{release(ctx)}-config"   # the pod template lives there
-    for kind, coll_name in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
-        try:
-            coll = getattr(ctx, coll_name)
-        except DataUnavailable:
-            continue
-        for w in coll.values():
-            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
-                return kind, w.name
-    return None, ""
-
-
-def _set_kwargs(ctx: Context, uses: list[BackendUse], value: dict) -> list[str]:
-    """The values change that sets backend_kwargs to ``value`` where it is set now."""
-    text = json.dumps(value, separators=(", ", ": "))
-    src = uses[0].kwargs_source or ""
-    if src.startswith("env "):
-        var = src.split()[1]
-        return [f"# {var} is set in the chart's env (extraEnv) of {_components(uses)}: set it there to the value "
-                f"below, then apply the values (restarts those pods)",
-                f"# {var}={text}",
-                helm_upgrade(ctx, "-f", "values.yaml")]
-    return ["# restarts the Airflow components (their airflow.cfg changes):",
-            helm_upgrade(ctx, "--set-json", q("config.secrets.backend_kwargs=" + json.dumps(text)))]
 
 
 def _invalid_json(ctx: Context, uses: list[BackendUse]) -> Finding:
@@ -225,3 +198,78 @@ def _key_in_config(ctx: Context, uses: list[BackendUse]) -> Finding:
                      "roles/secretmanager.secretAccessor), then delete the key."),
             commands=cmds),
     )
+
+
+def _project_id(ctx: Context, pid: str, uses: list[BackendUse], undecided: list[str]) -> Finding | None:
+    """A ``project_id`` that names no project: not a project id, or one Secret Manager cannot find."""
+    target = ctx.target.project
+    if pid == target:
+        return None
+    if valid_project(pid):
+        e = ctx.entry("sm_secrets", project=pid)
+        if e is None or e.ok or e.status not in (400, 403, 404):
+            return None   # exists (it answered), or not read: another check says what was not read
+        if e.error_reason != "CONSUMER_INVALID":
+            undecided.append(f"backend_kwargs project_id {pid}: Secret Manager answered HTTP {e.status} for its "
+                             f"secrets ({clip(e.message, 160)}), which a project that does not exist and one this run "
+                             f"may not list both get; `gcloud projects describe {pid}` by someone with access to it "
+                             "settles it, or grant this run secretmanager.secrets.list there")
+            return None
+        why = (f"Secret Manager answered HTTP {e.status} CONSUMER_INVALID for project {pid} ({clip(e.message, 160)}): "
+               "the project cannot be found, or was deleted")
+    else:
+        why = (f"{pid!r} is not a project id (6 to 30 lower-case letters, digits and hyphens, starting with a "
+               "letter) nor a project number: the backend builds secret names projects/<project_id>/secrets/... "
+               "from it, which name nothing")
+    fixed = _right_project(ctx, pid, uses)
+    value = {k: v for k, v in (uses[0].kwargs or {}).items() if k != "project_id"}
+    if fixed and fixed != target:
+        value["project_id"] = fixed
+    evidence = [f"{uses[0].kwargs_source}: project_id = {pid}", why,
+                f"[secrets] backend = CloudSecretManagerBackend for {_components(uses)} ({uses[0].backend_source})"]
+    if fixed:
+        evidence.append(fixed_why(ctx, pid, fixed, uses))
+        summary = (f"Point the backend at project {fixed}" + (" (the pods' own project: project_id dropped)"
+                                                               if fixed == target else "")
+                   + ", where the secrets are.")
+        cmds = _set_kwargs(ctx, uses, value)
+    else:
+        summary = ("Set project_id to the project that holds the secrets (gcloud projects list shows the ids you may "
+                   "see), or drop it to use the pods' own project.")
+        cmds = ["gcloud projects list --format='table(projectId,name)'"]
+    return Finding(
+        title=f"The Secret Manager backend's project_id {pid} names no project",
+        message=(f"{_components(uses)} look up connections, variables and config in Secret Manager project {pid}, "
+                 "which does not exist: every lookup fails (the backend logs `PermissionDenied ... (or it may not "
+                 "exist)`), so tasks fail with the connection or variable not defined."),
+        resource=_where(ctx, uses),
+        evidence=evidence,
+        remediation=Remediation(summary=summary, commands=cmds),
+    )
+
+
+def _right_project(ctx: Context, pid: str, uses: list[BackendUse]) -> str | None:
+    """The project the backend most likely means: ``projects/<id>`` written in full, else the
+    diagnosed project when it holds secrets under the backend's prefixes."""
+    stripped = pid.strip().removeprefix("projects/").strip("/")
+    if stripped != pid and valid_project(stripped):
+        return stripped
+    target = ctx.target.project
+    if target is None:
+        return None
+    try:
+        ids = secret_ids(ctx, target)
+    except DataUnavailable:
+        return None
+    pre = tuple(prefixes(uses))
+    return target if pre and any(s.startswith(pre) for s in ids) else None
+
+
+def fixed_why(ctx: Context, pid: str, fixed: str, uses: list[BackendUse]) -> str:
+    if fixed != ctx.target.project:
+        return f"{pid} is the resource name of project {fixed}, not its id"
+    try:
+        n = sum(1 for s in secret_ids(ctx, fixed) if s.startswith(tuple(prefixes(uses))))
+    except DataUnavailable:
+        n = 0
+    return f"project {fixed} (the pods' own) holds {n} secret(s) under the backend's prefixes ({', '.join(prefixes(uses))})"

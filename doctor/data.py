@@ -125,6 +125,12 @@ WORKLOADS = ("configmaps", "pods", "deployments", "statefulsets")
 LOG_BUCKETS = Items("log bucket(s)", "airflow_gke.views.identity:log_buckets", WORKLOADS)
 GSAS = Items("Google service account(s) named by Airflow KSAs", "airflow_gke.views.identity:gsa_emails",
              ("serviceaccounts",) + WORKLOADS)
+# Airflow's Secret Manager backend: the project(s) it reads secrets from (backend_kwargs project_id,
+# else the diagnosed project), their secret names, and the secrets under its prefixes.
+SM_PROJECTS = Items("project(s) the Secret Manager backend reads secrets from",
+                    "airflow_gke.views.secrets:backend_project_items", WORKLOADS)
+SM_OTHER_PROJECTS = Items("Secret Manager backend project(s) other than the diagnosed one",
+                          "airflow_gke.views.secrets:other_backend_projects", WORKLOADS)
 SM_SECRETS = Items("secret(s) under the Secret Manager backend's prefixes", "airflow_gke.views.secrets:backend_secrets",
                    ("sm_secrets",) + WORKLOADS)
 LOGS = Items("container log(s)", "airflow_gke.live.plan:container_logs", ("pods",))
@@ -292,14 +298,24 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
     # the secrets' NAMES in the diagnosed project (never versions or payloads), and the IAM policy of
     # each secret under the backend's prefixes.
     _gcp("sm_secrets", "gcp/secretmanager/v1/projects/{project}/secrets", ("project",),
-         "secretmanager.secrets.list", "list the secrets (names only) of project {project}",
-         doc="names and metadata only, never versions or payloads: which secrets sit under the prefixes of "
-             "Airflow's Secret Manager secrets backend; a 403 `SERVICE_DISABLED` says the API is off"),
+         "secretmanager.secrets.list", "list the secrets (names only) of project {project}", per="project",
+         items=SM_PROJECTS, live="secretmanager.list_secrets",
+         doc="for each project the backend reads from (`backend_kwargs` `project_id`, else the diagnosed project): "
+             "names and metadata only, never versions or payloads; every page (`pageToken`) merged into `secrets`, "
+             "no `nextPageToken`. Which secrets sit under the backend's prefixes; a 403 `SERVICE_DISABLED` says the "
+             "API is off, `CONSUMER_INVALID` that the project does not exist"),
     _gcp("sm_secret_iam", "gcp/secretmanager/v1/projects/{project}/secrets/{secret}:getIamPolicy", ("project",),
          "secretmanager.secrets.getIamPolicy", "read the IAM policy of secret {secret} in project {project}",
          per="secret", items=SM_SECRETS, live="secretmanager.get_iam_policy",
-         doc="each secret under the prefixes of Airflow's Secret Manager backend (at most 100): who may access its "
-             "versions"),
+         doc="each secret under the prefixes of Airflow's Secret Manager backend (at most 100), in the backend's "
+             "project: who may access its versions"),
+    _gcp("sm_project_iam", "gcp/cloudresourcemanager/v3/projects/{project}:getIamPolicy", ("project",),
+         "resourcemanager.projects.getIamPolicy",
+         "read the IAM policy of project {project} (the Secret Manager backend's project_id)", per="project",
+         items=SM_OTHER_PROJECTS,
+         doc="only for a Secret Manager backend `project_id` other than the diagnosed project: whether Airflow's "
+             "identities hold `secretmanager.versions.access` there (the diagnosed project's policy is "
+             "`project_iam`)"),
 ]}
 
 

@@ -137,6 +137,10 @@ OAUTH2 = "oauth2"
 
 READ_ONLY_POST_VERBS = (":getIamPolicy", ":testIamPermissions")
 
+# Google lists the replay server pages like the API (``pageSize``/``pageToken`` -> ``nextPageToken``):
+# (service, path with the project as *) -> the list field.
+_GOOGLE_PAGED = {("secretmanager", "v1/projects/*/secrets"): "secrets"}
+
 _JSON = "application/json"
 _GOOGLE_JSON = "application/json; charset=UTF-8"
 _TEXT = "text/plain"
@@ -1138,7 +1142,7 @@ class ReplayServer:
                  allow_writes: bool = False, principal: str | None = None,
                  synthesize: bool = True, services: Iterable[str] = GOOGLE_SERVICES,
                  host: str = "127.0.0.1", tls: bool = False, bearer: str | None = None,
-                 issue_token: str | None = None) -> None:
+                 issue_token: str | None = None, max_page_size: int | None = None) -> None:
         self._tmp: str | None = None
         # tls: the Kubernetes API over HTTPS with a certificate of its own CA (``ca_pem``), as a GKE
         # control plane's IP endpoint (masterAuth.clusterCaCertificate). bearer: the Kubernetes API
@@ -1168,6 +1172,9 @@ class ReplayServer:
         project = self.meta.get("project") or "example-project"
         self.principal = principal or f"airflow-gke@{project}.iam.gserviceaccount.com"
         self.synthesize = synthesize
+        # Google lists that page (Secret Manager secrets.list): the server answers at most
+        # min(pageSize, max_page_size) items a page, as an API may answer fewer than asked.
+        self.max_page_size = max_page_size
         extra = sorted(d.name for d in (self.root / "gcp").iterdir()
                        if d.is_dir() and d.name not in tuple(services)) \
             if (self.root / "gcp").is_dir() else []
@@ -1951,12 +1958,44 @@ class ReplayServer:
             return self._error(service, 405, path, message=f"Method {method} is not allowed here "
                                                            "(the replay server serves reads only).")
         raw = self.store.read(f"gcp/{service}/{p}.json") if p else None
+        if raw is not None and method == "GET" and (service, re.sub(r"/projects/[^/]+/", "/projects/*/", p)) \
+                in _GOOGLE_PAGED:
+            return self._google_page(raw, _GOOGLE_PAGED[(service, re.sub(r"/projects/[^/]+/", "/projects/*/", p))],
+                                     query, service, path)
         if raw is not None:
             return _Resp(200, raw, _GOOGLE_JSON)
         err = self.store.error(f"gcp/{service}/{p}")
         if err is not None:
             return _body_resp(err[0], err[1], _GOOGLE_JSON)
         return self._error(service, 404, path)
+
+    def _google_page(self, raw: bytes, field: str, query: str, service: str, path: str) -> _Resp:
+        """One page of a stored Google list: ``pageSize`` items (capped by ``max_page_size``; 0 or
+        absent: the server decides) from the offset ``pageToken`` names, ``nextPageToken`` when more
+        remain; an unknown token is the API's 400."""
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        body = json.loads(raw)
+        items = body.get(field) or []
+        try:
+            size = int(params.get("pageSize") or 0)
+            start = int(base64.urlsafe_b64decode(params["pageToken"].encode()).decode()) if params.get("pageToken") \
+                else 0
+        except (ValueError, UnicodeDecodeError):
+            return self._error(service, 400, path, message="Invalid page token.")
+        size = size or len(items) or 1
+        if self.max_page_size:
+            size = min(size, self.max_page_size)
+        if start < 0 or start > len(items):
+            return self._error(service, 400, path, message="Invalid page token.")
+        if start == 0 and size >= len(items):
+            return _Resp(200, raw, _GOOGLE_JSON)   # one page: the stored body as stored
+        page = {k: v for k, v in body.items() if k != field}
+        chunk = items[start:start + size]
+        if chunk:
+            page[field] = chunk
+        if start + size < len(items):
+            page["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+        return _json_resp(200, page, _GOOGLE_JSON)
 
     def _cloudidentity(self, p: str, query: str) -> _Resp | None:
         """groups:lookup and memberships:checkTransitiveMembership over the stored answers, which a

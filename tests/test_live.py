@@ -398,6 +398,33 @@ def test_quota_events_read_the_regions_quotas_once_and_a_403_keeps_the_finding_f
     assert {c["id"]: c["status"] for c in r.json["checks"]}["gcp-quota-exceeded"] == "pass"
 
 
+def test_secret_manager_lists_every_page_of_the_backends_own_project(live, run_cli, tmp_path):
+    """secrets.list of the backend's project_id (not the diagnosed project) through google-auth's
+    AuthorizedSession, following nextPageToken: a server answering 100 names a page serves the 223
+    in three pages, Airflow's own on the last, and the collected body holds all of them in one list."""
+    srv = server("secrets-backend-sep-mismatch")
+    srv.max_page_size = 100
+    try:
+        r = live(srv, "doctor", "--output", "json")
+        pages = srv.log.select("/v1/projects/acme-shared-secrets/secrets", service="secretmanager")
+        assert [e.params.get("pageSize") for e in pages] == ["500"] * 3
+        assert [bool(e.params.get("pageToken")) for e in pages] == [False, True, True]
+        # the cluster's own project is listed too (one page, no secrets): whether the secrets are there instead
+        assert srv.log.count("/v1/projects/acme-data-prod/secrets", service="secretmanager") == 1
+        assert srv.log.count("/v3/projects/acme-shared-secrets:getIamPolicy", service="cloudresourcemanager") == 1
+        (f,) = [f for f in r.json["findings"] if f["check"] == "secrets-backend-prefix-mismatch"]
+        assert "project acme-shared-secrets: 223 secret(s), none named airflow-connections_..." in f["evidence"]
+        assert any(e.startswith("nearest existing secret name(s) for warehouse_db: airflow-connections-warehouse_db")
+                   for e in f["evidence"])
+        dest = tmp_path / "snap"
+        c = live(srv, "collect", "--dest", str(dest))
+        assert c.code == 0, c.err
+        body = json.loads((dest / "gcp/secretmanager/v1/projects/acme-shared-secrets/secrets.json").read_text())
+        assert len(body["secrets"]) == 223 and body["totalSize"] == 223 and "nextPageToken" not in body
+    finally:
+        srv.max_page_size = None
+
+
 def test_retries_honour_retry_after_then_succeed(live, run_cli):
     name = _healthy()
     _c, base = snapshot_doc(run_cli, SCEN_DIR / name)

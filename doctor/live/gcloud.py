@@ -321,11 +321,45 @@ def _check_transitive_membership(g: Google, c, params: dict, timeout: float) -> 
 
 def _get_secret_iam(g: Google, c, params: dict, timeout: float) -> Answer:
     # Secret Manager's getIamPolicy is a GET (options.requestedPolicyVersion in the query), not the
-    # POST of Resource Manager and IAM: the REST API through an authorized session.
+    # POST of Resource Manager and IAM: the REST API through an authorized session. The secret is in
+    # the backend's project (its project_id), which need not be the diagnosed one.
     base = g.endpoints["secretmanager"].url or "https://secretmanager.googleapis.com"
-    url = (f"{base.rstrip('/')}/v1/projects/{urllib.parse.quote(str(g.project))}/secrets/"
+    project = params.get("project") or g.project
+    url = (f"{base.rstrip('/')}/v1/projects/{urllib.parse.quote(str(project))}/secrets/"
            f"{urllib.parse.quote(params['secret'])}:getIamPolicy")
     return _from_response(c.get(url, params={"options.requestedPolicyVersion": 3}, timeout=timeout))
+
+
+SECRETS_PAGE = 500      # secrets.list pageSize asked (the API caps it at 25000 and may answer fewer)
+SECRETS_PAGES = 200     # at most this many pages (100,000 names at 500 a page): a loop guard
+
+
+def _list_secrets(g: Google, c, params: dict, timeout: float) -> Answer:
+    """Secret Manager secrets.list of a project as one body: ``secrets`` of every page (followed by
+    ``pageToken``/``nextPageToken``), ``totalSize`` kept, no ``nextPageToken``; names and metadata
+    only (the list never carries payloads)."""
+    base = g.endpoints["secretmanager"].url or "https://secretmanager.googleapis.com"
+    project = params.get("project") or g.project
+    url = f"{base.rstrip('/')}/v1/projects/{urllib.parse.quote(str(project))}/secrets"
+    body: dict | None = None
+    token = None
+    for _ in range(SECRETS_PAGES):
+        query = {"pageSize": str(SECRETS_PAGE)} | ({"pageToken": token} if token else {})
+        ans = _from_response(c.get(url, params=query, timeout=timeout))
+        if not ans.ok:
+            return ans
+        page = ans.data if isinstance(ans.data, dict) else {}
+        if body is None:
+            body = {f: v for f, v in page.items() if f != "nextPageToken"}
+            body["secrets"] = list(page.get("secrets") or [])
+        else:
+            body["secrets"] += list(page.get("secrets") or [])
+        token = page.get("nextPageToken")
+        if not token:
+            if not body["secrets"]:
+                body.pop("secrets")   # the API leaves out an empty list
+            return Answer(200, data=body)
+    return failure("invalid", f"secrets.list of project {project} did not end after {SECRETS_PAGES} pages")
 
 
 READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
@@ -339,4 +373,5 @@ READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
     "storage.get_bucket_iam": _get_bucket_iam,
     "cloudidentity.check_transitive_membership": _check_transitive_membership,
     "secretmanager.get_iam_policy": _get_secret_iam,
+    "secretmanager.list_secrets": _list_secrets,
 }

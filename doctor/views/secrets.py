@@ -126,6 +126,37 @@ def backend_projects(ctx: Context) -> list[str]:
     return out
 
 
+# A project id (6-30 lower-case letters, digits, hyphens; a domain-scoped ``example.com:id`` of old
+# projects) or a project number: anything else names no project, and would not make a read path.
+_PROJECT = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[0-9]{1,20}$")
+
+
+def valid_project(p: str) -> bool:
+    return bool(_PROJECT.match(p))
+
+
+def backend_project_items(ctx: Context, opts: object = None) -> list[str]:
+    """Items of ``sm_secrets``: each project the backend reads secrets from that can be a project,
+    and the diagnosed project too when a ``project_id`` points elsewhere (whether the secrets are
+    there instead: what a fix for a wrong ``project_id`` rests on)."""
+    try:
+        out = [p for p in backend_projects(ctx) if valid_project(p)]
+    except DataUnavailable:   # no config: nothing to name
+        return []
+    own = ctx.target.project
+    if own and out and own not in out:
+        out.append(own)
+    return out
+
+
+def other_backend_projects(ctx: Context, opts: object = None) -> list[str]:
+    """Items of ``sm_project_iam``: the backend's projects other than the diagnosed one."""
+    try:
+        return [p for p in backend_projects(ctx) if valid_project(p) and p != ctx.target.project]
+    except DataUnavailable:   # no config: nothing to name
+        return []
+
+
 def prefixes(uses: list[BackendUse]) -> list[str]:
     """Secret-name prefixes the backend looks up (``<prefix><sep>``), for every use (None disables one)."""
     out: list[str] = []
@@ -144,10 +175,10 @@ _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 MAX_SECRET_POLICIES = 100   # secret IAM policies read per run (the rest: "not read", never granted)
 
 
-def secret_ids(ctx: Context) -> list[str]:
-    """Secret ids in the diagnosed project listed by ``sm_secrets`` (names only; raises when the
-    list is unreadable or not collected)."""
-    body = ctx.body("sm_secrets")
+def secret_ids(ctx: Context, project: str | None = None) -> list[str]:
+    """Secret ids of a project (the diagnosed one by default) listed by ``sm_secrets`` (names only;
+    raises when the list is unreadable or not collected)."""
+    body = ctx.body("sm_secrets", project=project or ctx.target.project or "")
     out = []
     for s in as_list(as_dict(body).get("secrets")):
         name = str(as_dict(s).get("name") or "")
@@ -157,14 +188,20 @@ def secret_ids(ctx: Context) -> list[str]:
     return out
 
 
-def backend_secrets(ctx: Context, opts: object = None) -> list[str]:
-    """The items of ``sm_secret_iam``: the secrets of the diagnosed project under the prefixes of a
-    backend that reads from that project, at most MAX_SECRET_POLICIES."""
+def backend_secrets(ctx: Context, opts: object = None) -> list[dict]:
+    """The items of ``sm_secret_iam``: the secrets under the prefixes of the backend, in each project
+    it reads from, at most MAX_SECRET_POLICIES in all."""
+    out: list[dict] = []
     try:
-        uses = [u for u in backend_uses(ctx) if u.kwargs is not None and project_of(ctx, u) == ctx.target.project]
-        if not uses:
-            return []
-        pre = tuple(prefixes(uses))
-        return [s for s in secret_ids(ctx) if s.startswith(pre)][:MAX_SECRET_POLICIES]
-    except DataUnavailable:   # no config or no secret list: nothing to name
+        uses = [u for u in backend_uses(ctx) if u.kwargs is not None]
+    except DataUnavailable:   # no config: nothing to name
         return []
+    for p in backend_project_items(ctx):
+        mine = [u for u in uses if project_of(ctx, u) == p]
+        pre = tuple(prefixes(mine))
+        try:
+            ids = secret_ids(ctx, p)
+        except DataUnavailable:   # no secret list for this project: nothing to name there
+            continue
+        out += [{"project": p, "secret": s} for s in ids if s.startswith(pre)]
+    return out[:MAX_SECRET_POLICIES]

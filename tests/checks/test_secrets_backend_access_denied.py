@@ -49,3 +49,29 @@ def test_key_file_credentials_are_not_judged_here(run_cli):
     _code, doc = doctor_json(run_cli, "secrets-backend-key-path-unmounted")
     assert status_of(doc, CHECK) == "skip"
     assert "key" in next(c["reason"] for c in doc["checks"] if c["id"] == CHECK)
+
+
+def test_secrets_in_another_project_are_judged_on_that_projects_policy(run_cli):
+    """backend_kwargs project_id acme-shared-secrets: the GSA of acme-data-prod holds the accessor role
+    there (its project policy, read as sm_project_iam): a pass, though acme-data-prod grants nothing."""
+    _code, doc = doctor_json(run_cli, "secrets-backend-shared-project")
+    assert status_of(doc, CHECK) == "pass"
+
+
+def test_a_denial_in_another_project_is_granted_in_that_project(run_cli, tmp_path):
+    from checktools import _copy, _edit
+
+    root = _copy(tmp_path, "secrets-backend-shared-project")
+
+    def no_grant(body: dict) -> None:
+        body["bindings"] = [b for b in body["bindings"] if b["role"] != "roles/secretmanager.secretAccessor"]
+    _edit(root, "gcp/cloudresourcemanager/v3/projects/acme-shared-secrets:getIamPolicy.json", no_grant)
+    _code, doc = doctor_json(run_cli, root)
+    (f,) = findings_of(doc, CHECK)
+    assert "project acme-shared-secrets IAM policy: no role with secretmanager.versions.access for "\
+           "serviceAccount:airflow@acme-data-prod.iam.gserviceaccount.com" in f["evidence"]
+    assert f["remediation"]["commands"] == [
+        f"gcloud secrets add-iam-policy-binding {s} --project acme-shared-secrets "
+        "--member=serviceAccount:airflow@acme-data-prod.iam.gserviceaccount.com "
+        "--role=roles/secretmanager.secretAccessor"
+        for s in ("airflow-connections-warehouse_db", "airflow-connections-slack_alerts", "airflow-variables-env_name")]

@@ -88,3 +88,53 @@ def test_a_mounted_key_file_passes(run_cli, tmp_path):
     snap = _with_kwargs(tmp_path, '{"gcp_key_path": "/opt/airflow/logs/key.json"}')   # under a mounted volume
     _code, doc = doctor_json(run_cli, snap)
     assert status_of(doc, CHECK) == "pass"
+
+
+def test_a_project_id_secret_manager_cannot_find_is_an_error_and_the_fix_drops_it(run_cli):
+    code, doc = doctor_json(run_cli, "secrets-backend-project-id-typo")
+    assert code == 1
+    (f,) = findings_of(doc, CHECK)
+    assert f["title"] == "The Secret Manager backend's project_id acme-data-prd names no project"
+    assert f["evidence"][:2] == [
+        "airflow.cfg [secrets] backend_kwargs: project_id = acme-data-prd",
+        "Secret Manager answered HTTP 403 CONSUMER_INVALID for project acme-data-prd (Permission denied on resource "
+        "project acme-data-prd.): the project cannot be found, or was deleted"]
+    assert ("project acme-data-prod (the pods' own) holds 3 secret(s) under the backend's prefixes "
+            "(airflow-connections-, airflow-variables-, airflow-config-)") in f["evidence"]
+    cmd = f["remediation"]["commands"][-1]
+    assert "project_id" not in cmd and "airflow-connections" in cmd   # dropped, the prefixes kept
+    # the other Secret Manager checks leave that project to this finding
+    st = {c["id"]: c for c in doc["checks"]}
+    assert st["secrets-backend-access-denied"]["status"] == "skip"
+    assert "CONSUMER_INVALID" in st["secrets-backend-access-denied"]["reason"]
+
+
+def test_a_project_resource_name_is_not_a_project_id(run_cli, tmp_path):
+    root = _with_kwargs(tmp_path, '{"connections_prefix": "airflow-connections", "project_id": "projects/acme-data-prod"}',
+                        base="secrets-backend-secret-level-grants")
+    _code, doc = doctor_json(run_cli, root)
+    (f,) = findings_of(doc, CHECK)
+    assert f["title"] == "The Secret Manager backend's project_id projects/acme-data-prod names no project"
+    assert "'projects/acme-data-prod' is not a project id" in f["evidence"][1]
+    assert "project acme-data-prod (the pods' own) holds 3 secret(s)" in "\n".join(f["evidence"])
+    assert "project_id" not in f["remediation"]["commands"][-1]
+
+
+def test_a_bare_403_for_the_project_is_undecided_and_says_what_settles_it(run_cli, tmp_path):
+    root = _with_kwargs(tmp_path, '{"connections_prefix": "airflow-connections", "project_id": "acme-data-prd"}',
+                        base="secrets-backend-project-id-typo")
+    err = root / "gcp/secretmanager/v1/projects/acme-data-prd/secrets.error.json"
+    body = json.loads(err.read_text())
+    inner = body.get("body", body)
+    inner["error"]["message"] = ("Permission 'secretmanager.secrets.list' denied for resource "
+                                 "'projects/acme-data-prd' (or it may not exist).")
+    inner["error"]["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED",
+                                  "domain": "secretmanager.googleapis.com",
+                                  "metadata": {"permission": "secretmanager.secrets.list",
+                                               "resource": "projects/acme-data-prd"}}]
+    err.write_text(json.dumps(body))
+    _code, doc = doctor_json(run_cli, root)
+    assert findings_of(doc, CHECK) == []
+    c = next(c for c in doc["checks"] if c["id"] == CHECK)
+    assert c["status"] == "error"
+    assert "project_id acme-data-prd" in c["reason"] and "gcloud projects describe acme-data-prd" in c["reason"]
