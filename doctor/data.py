@@ -189,6 +189,18 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          group="discovery.k8s.io", doc="rather than the core/v1 Endpoints that Kubernetes deprecated in 1.33"),
     _k8s("networkpolicies", "k8s/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
          "networkpolicies", group="networking.k8s.io"),
+    # GKE Ingress in front of the webserver/api-server: the Ingresses (the GKE ingress controller
+    # writes the load balancer's backend health into the `ingress.kubernetes.io/backends`
+    # annotation) and the BackendConfigs (cloud.google.com/v1, a CRD GKE installs with its HTTP load
+    # balancing add-on) that set the load balancer's health check. A 404 on BackendConfigs is an
+    # answer: the CRD is not installed.
+    _k8s("ingresses", "k8s/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses", "ingresses",
+         group="networking.k8s.io",
+         doc="the backend health GKE's ingress controller writes into `ingress.kubernetes.io/backends`"),
+    _k8s("backendconfigs", "k8s/apis/cloud.google.com/v1/namespaces/{namespace}/backendconfigs", "backendconfigs",
+         group="cloud.google.com", not_found_is_data=True,
+         doc="GKE BackendConfigs (a custom resource): the load balancer health check of a Service; a 404 is an "
+             "answer: the CRD (GKE's HTTP load balancing add-on) is not installed"),
     _k8s("roles", f"{RBAC}/namespaces/{{namespace}}/roles", "roles", group="rbac.authorization.k8s.io"),
     _k8s("rolebindings", f"{RBAC}/namespaces/{{namespace}}/rolebindings", "rolebindings",
          group="rbac.authorization.k8s.io"),

@@ -743,7 +743,9 @@ _BUILTIN_RESOURCES: dict[str, dict[str, tuple[str, bool, list[str]]]] = {
     },
     "events.k8s.io/v1": {"events": ("Event", True, ["ev"])},
     "policy/v1": {"poddisruptionbudgets": ("PodDisruptionBudget", True, ["pdb"])},
-    "networking.k8s.io/v1": {"networkpolicies": ("NetworkPolicy", True, ["netpol"])},
+    "networking.k8s.io/v1": {"networkpolicies": ("NetworkPolicy", True, ["netpol"]),
+                             "ingresses": ("Ingress", True, ["ing"]),
+                             "ingressclasses": ("IngressClass", False, [])},
     "rbac.authorization.k8s.io/v1": {
         "roles": ("Role", True, []),
         "rolebindings": ("RoleBinding", True, []),

@@ -60,9 +60,9 @@ def validator(kind: str, api_version: str) -> jsonschema.Validator:
     return jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ _definitions())
 
 
-# Custom resources (External Secrets Operator): no bundled schema; their items carry apiVersion/kind,
+# Custom resources (External Secrets Operator, GKE's BackendConfig): no bundled schema; their items carry apiVersion/kind,
 # metadata must be a valid ObjectMeta and spec/status objects.
-CUSTOM_GROUPS = ("external-secrets.io",)
+CUSTOM_GROUPS = ("external-secrets.io", "cloud.google.com")
 
 
 @functools.lru_cache(maxsize=None)
@@ -207,6 +207,8 @@ def test_objects_reference_each_other(scenario: Path):
         + _items(scenario, "apis/external-secrets.io/v1beta1/namespaces/{ns}/externalsecrets"),
         "SecretStore": _items(scenario, "apis/external-secrets.io/v1/namespaces/{ns}/secretstores")
         + _items(scenario, "apis/external-secrets.io/v1beta1/namespaces/{ns}/secretstores"),
+        "Ingress": _items(scenario, "apis/networking.k8s.io/v1/namespaces/{ns}/ingresses"),
+        "BackendConfig": _items(scenario, "apis/cloud.google.com/v1/namespaces/{ns}/backendconfigs"),
     }
     idx = {k: {o["metadata"]["name"]: o for o in v} for k, v in by_kind.items()}
     events = _items(scenario, "api/v1/namespaces/{ns}/events")
@@ -233,6 +235,11 @@ def test_objects_reference_each_other(scenario: Path):
             if ref.get("kind") == "Pod" and (target is None or target["metadata"]["uid"] != ref.get("uid")):
                 problems.append(f"EndpointSlice {sl['metadata']['name']}: pod {ref.get('name')} missing or uid differs")
     # (Cluster)RoleBindings name existing roles; ExternalSecrets existing SecretStores
+    for ing in by_kind["Ingress"]:   # an Ingress routes to Services of its namespace
+        for rule in ing["spec"].get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                if path["backend"]["service"]["name"] not in idx["Service"]:
+                    problems.append(f"Ingress {ing['metadata']['name']}: backend Service not in the namespace")
     for b in by_kind["RoleBinding"] + by_kind["ClusterRoleBinding"]:
         ref = b["roleRef"]
         if ref["name"] not in idx[ref["kind"]]:

@@ -1,7 +1,7 @@
 """Kubernetes objects with safe accessors, and the views over the lists read: pods with their
 indexes (by name, component, claim, owner, node), events, PVCs, StorageClasses, ConfigMaps,
 ServiceAccounts, workloads, nodes, PersistentVolumes, Services, EndpointSlices, NetworkPolicies,
-RBAC objects. Also what is read off one object: the owner of a pod, container health, env and
+Ingresses, GKE BackendConfigs, RBAC objects. Also what is read off one object: the owner of a pod, container health, env and
 images of a container, label selectors, taints and tolerations."""
 from __future__ import annotations
 
@@ -624,6 +624,17 @@ class KubeViews(BaseContext):
     @view
     def network_policies(self) -> list[Obj]:
         return [Obj(i) for i in self.items("networkpolicies")]
+
+    @view
+    def ingresses(self) -> list[Obj]:
+        return [Obj(i) for i in self.items("ingresses")]
+
+    @view
+    def backend_configs(self) -> dict[str, Obj] | None:
+        """GKE BackendConfigs by name; None when the CRD is not installed (its list answered 404)."""
+        if self.body("backendconfigs") is None:
+            return None
+        return {o.name: o for o in (Obj(i) for i in self.items("backendconfigs"))}
 
     @view
     def roles(self) -> dict[str, Obj]:

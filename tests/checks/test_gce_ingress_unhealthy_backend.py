@@ -1,0 +1,207 @@
+"""gce-ingress-unhealthy-backend: a GKE Ingress whose load balancer marks the webserver/api-server UNHEALTHY."""
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import doctor_json, findings_of, status_of
+from checktools import _copy, _edit
+from replay import ReplayServer
+
+CHECK = "gce-ingress-unhealthy-backend"
+AF2_NS = "data-pipelines"
+ING_AF2 = f"k8s/apis/networking.k8s.io/v1/namespaces/{AF2_NS}/ingresses.json"
+SVC_AF2 = f"k8s/api/v1/namespaces/{AF2_NS}/services.json"
+BC_AF2 = f"k8s/apis/cloud.google.com/v1/namespaces/{AF2_NS}/backendconfigs.json"
+ING_AF3 = "k8s/apis/networking.k8s.io/v1/namespaces/airflow/ingresses.json"
+BC_AF3 = "k8s/apis/cloud.google.com/v1/namespaces/airflow/backendconfigs.json"
+NEG_AF2 = "k8s1-63a73e83-data-pipelines-af2-webserver-8080-184241bb"
+
+
+def _only(doc: dict) -> dict:
+    (f,) = findings_of(doc, CHECK)
+    return f
+
+
+def test_af2_webserver_unhealthy_without_backendconfig_gets_one_and_the_chart_annotation(run_cli):
+    code, doc = doctor_json(run_cli, "gce-ingress-unhealthy-af2")
+    assert code == 1
+    f = _only(doc)
+    assert f["severity"] == "error"
+    assert (f["resource"]["kind"], f["resource"]["namespace"], f["resource"]["name"]) == (
+        "Ingress", AF2_NS, "af2-ingress")
+    ev = "\n".join(f["evidence"])
+    assert f'"{NEG_AF2}":"UNHEALTHY"' in ev and f"backend {NEG_AF2} is Service af2-webserver port 8080" in ev
+    assert "no cloud.google.com/backend-config annotation" in ev
+    assert "Airflow's webserver answers health checks on /health ([webserver] base_url not set)" in ev
+    assert "1 of 1 webserver pod(s) Ready" in ev
+    assert "redirect to its login page" in f["message"]
+    cmds = f["remediation"]["commands"]
+    assert cmds[0].startswith("# the health check GKE made for the backend")
+    assert f"gcloud compute health-checks describe {NEG_AF2} --global --project acme-data-prod" in cmds[0]
+    manifest = json.loads(cmds[1].split("'")[1])
+    assert manifest == {"apiVersion": "cloud.google.com/v1", "kind": "BackendConfig",
+                        "metadata": {"name": "af2-webserver", "namespace": AF2_NS},
+                        "spec": {"healthCheck": {"type": "HTTP", "requestPath": "/health", "port": 8080}}}
+    assert cmds[1].endswith("| kubectl apply -f -")
+    assert cmds[2].splitlines()[-1] == (
+        "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values --set-json "
+        "'webserver.service.annotations.cloud\\.google\\.com/backend-config=\"{\\\"default\\\":\\\"af2-webserver\\\"}\"'")
+    assert "no pod restarts" in cmds[2]
+    assert f["caused_by"] == []
+    assert findings_of(doc, "component-not-ready") == []
+
+
+def test_af3_backendconfig_kept_from_af2_is_patched_to_the_prefixed_health_path(run_cli):
+    code, doc = doctor_json(run_cli, "gce-ingress-wrong-path-af3")
+    assert code == 1
+    f = _only(doc)
+    assert f["resource"]["name"] == "airflow-ingress"
+    ev = "\n".join(f["evidence"])
+    assert ("Airflow's api-server answers health checks on /airflow/api/v2/monitor/health "
+            "([api] base_url https://airflow.acme-data.example/airflow)") in ev
+    assert 'BackendConfig airflow-api-server-hc: spec.healthCheck {"checkIntervalSec": 15, "port": 8080, "requestPath": "/health"' in ev
+    assert "makes the health check ask /health, not Airflow's /airflow/api/v2/monitor/health" in f["message"]
+    # the BackendConfig exists: patched, never created again, and no values change
+    assert f["remediation"]["commands"] == [
+        "kubectl patch backendconfig airflow-api-server-hc --namespace airflow --type merge -p "
+        "'{\"spec\":{\"healthCheck\":{\"type\":\"HTTP\",\"requestPath\":\"/airflow/api/v2/monitor/health\",\"port\":8080}}}'"]
+
+
+def test_healthy_airflow_backend_and_another_teams_unhealthy_ingress_pass(run_cli):
+    code, doc = doctor_json(run_cli, "gce-ingress-healthy-af3")
+    assert code == 0
+    assert status_of(doc, CHECK) == "pass"
+
+
+def test_unknown_backend_state_is_not_judged(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+
+    def unknown(body: dict) -> None:
+        ann = body["items"][0]["metadata"]["annotations"]
+        ann["ingress.kubernetes.io/backends"] = ann["ingress.kubernetes.io/backends"].replace("UNHEALTHY", "Unknown")
+    _edit(root, ING_AF2, unknown)
+    _code, doc = doctor_json(run_cli, root)
+    assert status_of(doc, CHECK) == "pass" and findings_of(doc, CHECK) == []
+
+
+def test_instance_group_backend_is_matched_by_node_port(run_cli, tmp_path):
+    """Without NEGs the backend is k8s-be-<nodePort>--<uid>: the Service's nodePort names it."""
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+
+    def node_port(body: dict) -> None:
+        svc = next(s for s in body["items"] if s["metadata"]["name"] == "af2-webserver")
+        for k in ("cloud.google.com/neg", "cloud.google.com/neg-status"):
+            svc["metadata"]["annotations"].pop(k)
+        svc["spec"]["type"] = "NodePort"
+        svc["spec"]["ports"][0]["nodePort"] = 31151
+
+    def ig_backend(body: dict) -> None:
+        ann = body["items"][0]["metadata"]["annotations"]
+        ann["ingress.kubernetes.io/backends"] = json.dumps(
+            {"k8s-be-30724--63a73e83ca1ab339": "HEALTHY", "k8s-be-31151--63a73e83ca1ab339": "UNHEALTHY"})
+    _edit(root, SVC_AF2, node_port)
+    _edit(root, ING_AF2, ig_backend)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert "backend k8s-be-31151--63a73e83ca1ab339 is Service af2-webserver port 8080" in "\n".join(f["evidence"])
+    manifest = json.loads(f["remediation"]["commands"][1].split("'")[1])
+    assert manifest["spec"]["healthCheck"] == {"type": "HTTP", "requestPath": "/health"}   # serving port: the nodePort
+
+
+def test_service_naming_a_missing_backendconfig_gets_that_one_created_without_a_values_change(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+
+    def name_one(body: dict) -> None:
+        svc = next(s for s in body["items"] if s["metadata"]["name"] == "af2-webserver")
+        svc["metadata"]["annotations"]["cloud.google.com/backend-config"] = '{"ports": {"8080": "airflow-ui-hc"}}'
+    _edit(root, SVC_AF2, name_one)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert "BackendConfig airflow-ui-hc named by the Service does not exist" in "\n".join(f["evidence"])
+    (cmd,) = f["remediation"]["commands"]
+    assert json.loads(cmd.split("'")[1])["metadata"]["name"] == "airflow-ui-hc"
+    assert "helm" not in cmd
+
+
+def test_right_health_check_with_no_ready_pod_is_caused_by_the_component(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-wrong-path-af3")
+
+    def right_path(body: dict) -> None:
+        body["items"][0]["spec"]["healthCheck"]["requestPath"] = "/airflow/api/v2/monitor/health"
+    _edit(root, BC_AF3, right_path)
+
+    def not_ready(body: dict) -> None:
+        for p in body["items"]:
+            if p["metadata"]["labels"].get("component") == "api-server":
+                for c in p["status"]["conditions"]:
+                    if c["type"] in ("Ready", "ContainersReady"):
+                        c["status"] = "False"
+                for cs in p["status"]["containerStatuses"]:
+                    cs["ready"] = False
+    _edit(root, "k8s/api/v1/namespaces/airflow/pods.json", not_ready)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert "no api-server pod is Ready" in f["message"]
+    assert f["caused_by"] == ["component-not-ready:Deployment/airflow/airflow-api-server"]
+
+
+def test_right_health_check_and_ready_pods_points_at_the_health_check_ranges(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-wrong-path-af3")
+
+    def right_path(body: dict) -> None:
+        body["items"][0]["spec"]["healthCheck"]["requestPath"] = "/airflow/api/v2/monitor/health"
+    _edit(root, BC_AF3, right_path)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert "130.211.0.0/22, 35.191.0.0/16" in f["message"]
+    assert f["remediation"]["commands"][0] == (
+        "gcloud compute backend-services get-health k8s1-63a73e83-airflow-airflow-api-server-8080-0207475a --global "
+        "--project acme-data-prod")
+
+
+def test_backendconfig_crd_not_installed_is_not_applicable(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+    (root / BC_AF2).unlink()
+    (root / BC_AF2.replace(".json", ".error.json")).write_text(json.dumps(
+        {"status": 404, "body": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                 "message": "the server could not find the requested resource",
+                                 "reason": "NotFound", "code": 404}}))
+    _code, doc = doctor_json(run_cli, root)
+    assert status_of(doc, CHECK) == "skip"
+
+
+def test_ingresses_not_collected_is_never_a_pass(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+    (root / ING_AF2).unlink()
+    _code, doc = doctor_json(run_cli, root)
+    assert status_of(doc, CHECK) not in ("pass", "fail")
+
+
+def test_live_reads_ingresses_and_backendconfigs_once_and_a_missing_crd_is_404(run_cli, monkeypatch, tmp_path):
+    """Through the real Kubernetes client against the replay server: the Ingress list and the
+    BackendConfig list are read once each; where the snapshot holds no BackendConfig list the server
+    answers 404 (an unknown type, as a real API server without the CRD) and the check skips."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+    with ReplayServer(root) as srv:
+        kc = srv.write_kubeconfig(tmp_path / "kubeconfig")
+        env = {**os.environ, **srv.env(kubeconfig=kc)}
+        r = run_cli("doctor", "--now", srv.meta["captured_at"], "--release", "af2", "--check", CHECK,
+                    "--output", "json", env=env)
+        assert r.code == 1, r.err
+        assert [f["check"] for f in r.json["findings"]] == [CHECK]
+        paths = [e.path for e in srv.log.entries if e.service == "k8s"]
+        assert paths.count(f"/apis/networking.k8s.io/v1/namespaces/{AF2_NS}/ingresses") == 1
+        assert paths.count(f"/apis/cloud.google.com/v1/namespaces/{AF2_NS}/backendconfigs") == 1
+    (root / BC_AF2).unlink()
+    with ReplayServer(root) as srv:
+        kc = srv.write_kubeconfig(tmp_path / "kubeconfig2")
+        env = {**os.environ, **srv.env(kubeconfig=kc)}
+        r = run_cli("doctor", "--now", srv.meta["captured_at"], "--release", "af2", "--check", CHECK,
+                    "--output", "json", env=env)
+        assert r.code == 0, r.err
+        st = {c["id"]: c for c in r.json["checks"]}[CHECK]
+        assert st["status"] == "skip" and "BackendConfig CRD answers 404" in st["reason"]
+        bc = [e for e in srv.log.entries if e.path.endswith("/backendconfigs")]
+        assert [e.status for e in bc] == [404]
