@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from airflow_gke.views import Context, DataUnavailable, Obj, as_dict, as_list, dig, selector_matches
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import clip, helm_upgrade, k8s_resource, project, q, quote_event, region, release
+from airflow_gke.remediation import clip, deployer, helm_upgrade, k8s_resource, project, q, quote_event, region, release
 
 BACKENDS = "ingress.kubernetes.io/backends"
 NEG = "cloud.google.com/neg"
@@ -344,11 +344,18 @@ def _fix_health_check(ctx: Context, b: Backend, problem: str, path: str, cport: 
         what = f"the Service names BackendConfig {ref}, which does not exist, so its health check is not applied"
         summary = (f"Create BackendConfig {ref}, which Service {svc.name} already names, with a health check on "
                    f"{path}; GKE then updates the load balancer (no pod restarts).")
-        return summary, [apply], what
+        return summary, [_gitops_note(ctx) + apply], what
     key = UI[comp][2]
     annotation = json.dumps({"default": name}, separators=(",", ":"))
-    upgrade = helm_upgrade(ctx, "--set-json", q(f"{key}.service.annotations.cloud\\.google\\.com/backend-config="
-                                                + json.dumps(annotation)))
+    rel = release(ctx)
+    if svc.labels.get("release") == rel or svc.annotations.get("meta.helm.sh/release-name") == rel:
+        annotate = (f"# annotate Service {svc.name} with the BackendConfig through the chart's {key}.service.annotations "
+                    "(changes only the Service: no pod restarts)\n"
+                    + helm_upgrade(ctx, "--set-json", q(f"{key}.service.annotations.cloud\\.google\\.com/backend-config="
+                                                        + json.dumps(annotation))))
+    else:   # a Service of its own, not the chart's: annotate it where it is defined
+        annotate = (f"kubectl annotate service {q(svc.name)} --namespace {q(n)} --overwrite "
+                    f"{q('cloud.google.com/backend-config=' + annotation)}")
     what = (f"no BackendConfig sets the health check of Service {svc.name}, so the load balancer checks GET / "
             f"(unless GKE copied a qualifying readinessProbe when it created the backend), not {path}"
             + ("; Airflow 2 answers / with a redirect to its login page, and a health check needs 200"
@@ -359,14 +366,23 @@ def _fix_health_check(ctx: Context, b: Backend, problem: str, path: str, cport: 
         cmds.append(f"kubectl patch backendconfig {q(name)} --namespace {q(n)} --type merge "
                     f"-p {q(json.dumps({'spec': {'healthCheck': want}}, separators=(',', ':')))}")
     else:
-        cmds.append(apply)
-    cmds.append(f"# annotate Service {svc.name} with the BackendConfig through the chart's "
-                f"{key}.service.annotations (changes only the Service: no pod restarts)\n{upgrade}")
+        cmds.append(_gitops_note(ctx) + apply)
+    cmds.append(annotate)
     summary = (f"Give Service {svc.name} a BackendConfig whose health check asks {path}"
                + (f" on port {cport}" if "port" in want else "")
                + f", and name it in the Service's cloud.google.com/backend-config annotation through the chart's "
                  f"{key}.service.annotations; GKE updates the load balancer's health check within minutes.")
     return summary, cmds, what
+
+
+def _gitops_note(ctx: Context) -> str:
+    """Under Argo CD or Flux the BackendConfig belongs in the repository they sync, beside the values."""
+    tool, app, _where = deployer(ctx)
+    if tool == "argocd":
+        return f"# Argo CD manages release {release(ctx)} (Application {app}): commit this BackendConfig to its source too\n"
+    if tool == "flux":
+        return f"# Flux manages release {release(ctx)} (HelmRelease {app}): commit this BackendConfig to its repository too\n"
+    return ""
 
 
 def _scope(ctx: Context, b: Backend) -> str:

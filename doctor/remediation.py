@@ -87,12 +87,17 @@ def helm_upgrade(ctx: Context, *sets: str) -> str:
     if tool == "argocd" and sets:
         # Argo CD renders the chart itself and reverts a helm upgrade: change the Application's values
         app = q(name or release(ctx))
+        if any(s_.startswith("--set-json") for s_ in sets):   # argocd app set has no JSON form
+            values = ", ".join(re.sub(r"^--set(-string|-json)? ", "", s_) for s_ in sets if s_ != "--set-json")
+            return (f"# Argo CD manages release {release(ctx)} (Application {name}): a helm upgrade would be reverted; "
+                    f"commit these values to the Application's source in Git (JSON values): {values}\n"
+                    f"argocd app sync {app}")
         helm_sets = " ".join(re.sub(r"^--set(-string)? ", lambda m: f"--helm-set{m.group(1) or ''} ", s_) for s_ in sets)
         return (f"# Argo CD manages release {release(ctx)} (Application {name}): a helm upgrade would be reverted; "
                 "commit these values to the Application's source in Git, or set them on the Application:\n"
                 f"argocd app set {app} {helm_sets}\nargocd app sync {app}")
     if tool == "flux" and sets:
-        values = ", ".join(re.sub(r"^--set(-string)? ", "", s_) for s_ in sets)
+        values = ", ".join(re.sub(r"^--set(-string|-json)? ", "", s_) for s_ in sets if s_ != "--set-json")
         return (f"# Flux manages release {release(ctx)} (HelmRelease {where}/{name}): a helm upgrade would be rolled "
                 f"back; set in the HelmRelease's spec.values in Git: {values}\n"
                 f"flux reconcile helmrelease {q(name or release(ctx))} --namespace {q(where or ns(ctx))} --with-source")

@@ -205,3 +205,34 @@ def test_live_reads_ingresses_and_backendconfigs_once_and_a_missing_crd_is_404(r
         assert st["status"] == "skip" and "BackendConfig CRD answers 404" in st["reason"]
         bc = [e for e in srv.log.entries if e.path.endswith("/backendconfigs")]
         assert [e.status for e in bc] == [404]
+
+
+def test_under_argo_cd_the_values_go_to_the_application_and_the_backendconfig_to_git(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+
+    def tracked(body: dict) -> None:
+        for d in body["items"]:
+            d["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] = f"airflow-prod:apps/Deployment:{AF2_NS}/x"
+    _edit(root, f"k8s/apis/apps/v1/namespaces/{AF2_NS}/deployments.json", tracked)
+    _code, doc = doctor_json(run_cli, root)
+    cmds = _only(doc)["remediation"]["commands"]
+    assert cmds[1].startswith("# Argo CD manages release af2 (Application airflow-prod): commit this BackendConfig")
+    lines = cmds[2].splitlines()
+    assert not any(ln.startswith("helm upgrade") for ln in lines) and "argocd app set" not in cmds[2]
+    assert "commit these values to the Application's source in Git (JSON values): " in lines[1]
+    assert lines[-1] == "argocd app sync airflow-prod"
+
+
+def test_a_service_the_chart_does_not_render_is_annotated_in_place(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+
+    def own_service(body: dict) -> None:
+        svc = next(s for s in body["items"] if s["metadata"]["name"] == "af2-webserver")
+        svc["metadata"]["labels"] = {"app": "airflow-ui"}
+        for k in ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace"):
+            svc["metadata"]["annotations"].pop(k)
+    _edit(root, SVC_AF2, own_service)
+    _code, doc = doctor_json(run_cli, root)
+    cmds = _only(doc)["remediation"]["commands"]
+    assert cmds[2] == ("kubectl annotate service af2-webserver --namespace data-pipelines --overwrite "
+                       "'cloud.google.com/backend-config={\"default\":\"af2-webserver\"}'")
