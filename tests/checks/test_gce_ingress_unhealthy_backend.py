@@ -236,3 +236,49 @@ def test_a_service_the_chart_does_not_render_is_annotated_in_place(run_cli, tmp_
     cmds = _only(doc)["remediation"]["commands"]
     assert cmds[2] == ("kubectl annotate service af2-webserver --namespace data-pipelines --overwrite "
                        "'cloud.google.com/backend-config={\"default\":\"af2-webserver\"}'")
+
+
+def test_af3_without_backendconfig_gets_one_on_the_prefixed_path_and_the_api_server_values(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-wrong-path-af3")
+
+    def unannotated(body: dict) -> None:
+        svc = next(s for s in body["items"] if s["metadata"]["name"] == "airflow-api-server")
+        svc["metadata"]["annotations"].pop("cloud.google.com/backend-config")
+
+    def none(body: dict) -> None:
+        body["items"] = []
+    _edit(root, "k8s/api/v1/namespaces/airflow/services.json", unannotated)
+    _edit(root, BC_AF3, none)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert "redirect" not in f["message"]        # said of Airflow 2's webserver only
+    cmds = f["remediation"]["commands"]
+    manifest = json.loads(cmds[1].split("'")[1])
+    assert manifest["metadata"]["name"] == "airflow-api-server"
+    assert manifest["spec"]["healthCheck"] == {"type": "HTTP", "requestPath": "/airflow/api/v2/monitor/health",
+                                               "port": 8080}
+    assert cmds[2].splitlines()[-1] == (
+        "helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values --set-json "
+        "'apiServer.service.annotations.cloud\\.google\\.com/backend-config=\"{\\\"default\\\":\\\"airflow-api-server\\\"}\"'")
+
+
+def test_internal_ingress_reads_the_regional_backend(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+
+    def internal(body: dict) -> None:
+        body["items"][0]["metadata"]["annotations"]["kubernetes.io/ingress.class"] = "gce-internal"
+    _edit(root, ING_AF2, internal)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert f"gcloud compute health-checks describe {NEG_AF2} --region europe-west1 --project acme-data-prod" in \
+        f["remediation"]["commands"][0]
+
+
+def test_an_ingress_of_another_class_is_not_judged(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+
+    def nginx(body: dict) -> None:
+        body["items"][0]["metadata"]["annotations"]["kubernetes.io/ingress.class"] = "nginx"
+    _edit(root, ING_AF2, nginx)
+    _code, doc = doctor_json(run_cli, root)
+    assert status_of(doc, CHECK) == "skip" and findings_of(doc, CHECK) == []
