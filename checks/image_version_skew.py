@@ -193,7 +193,20 @@ MOVED = {("webserver", "base_url"): ("api", "base_url"), ("webserver", "workers"
          ("webserver", "enable_proxy_fix"): ("fab", "enable_proxy_fix"),
          ("webserver", "expose_hostname"): ("fab", "expose_hostname"),
          ("webserver", "navbar_color"): ("fab", "navbar_color")}
+AF3_CHART = (1, 16, 0)     # the first chart release that renders Airflow 3 (api-server, dag-processor)
 _REMOVED = re.compile(r"(?i)(command `airflow webserver` has been removed|invalid choice: 'webserver')")
+
+
+def _chart(ctx: Context) -> str | None:
+    try:
+        return ctx.chart_version
+    except DataUnavailable:
+        return None
+
+
+def _key_or_none(v: str) -> tuple | None:
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)", v)
+    return tuple(int(x) for x in m.groups()) if m else None
 
 
 def _workload(ctx: Context, component: str):
@@ -218,6 +231,11 @@ def _af2_values(ctx: Context, sources, version: str) -> Finding:
                     "webserver), no api-server and no dag-processor workload: what the chart renders for "
                     "airflowVersion 2.x")
     sets = [f"--set-string airflowVersion={q(version)}", f"--set-string defaultAirflowTag={q(version)}"]
+    chart = _chart(ctx)
+    if chart and _key_or_none(chart) is not None and _key_or_none(chart) < AF3_CHART:
+        evidence.append(f"chart airflow-{chart} predates Airflow 3 (the chart supports it from "
+                        f"{'.'.join(map(str, AF3_CHART))}): the chart has to be upgraded too")
+        sets.insert(0, f"--version {'.'.join(map(str, AF3_CHART))}")
     subjects = []
     webpods: list[Pod] = [p for p in ctx.pods_by_component.get("webserver", []) if not p.is_task_pod]
     for p in webpods[:3]:
@@ -281,7 +299,9 @@ def _af2_values(ctx: Context, sources, version: str) -> Finding:
             "their Airflow 3 keys in the same upgrade (webserver.* to apiServer.*, config.webserver options to "
             "config.api / config.fab, webserverSecretKeySecretName to apiSecretKeySecretName; ingress.web to "
             "ingress.apiServer if you use it); the chart then creates the api-server and dag-processor. Run helm "
-            "template and diff first: the upgrade replaces the webserver with the api-server.", cmds),
+            "template and diff first: the upgrade replaces the webserver with the api-server"
+            + (f" (the chart needs {'.'.join(map(str, AF3_CHART))} or later for Airflow 3)" if any(
+                x.startswith("--version") for x in sets) else "") + ".", cmds),
         severity="error",
         subjects=subjects,
     )

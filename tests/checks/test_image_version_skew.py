@@ -53,3 +53,17 @@ def test_airflow_2_values_with_an_airflow_3_image(doc):
 
 def test_airflow_3_release_with_a_leftover_webserver_option_passes(doc):
     assert status_of(doc("af3-values-with-webserver-leftovers"), "image-version-skew") == "pass"
+
+
+def test_airflow_2_values_on_a_chart_older_than_airflow_3_upgrade_the_chart_too(run_cli, tmp_path):
+    from conftest import doctor_json, findings_of
+    from checktools import _copy
+
+    root = _copy(tmp_path, "af2-values-on-af3-image")
+    for f in root.glob("k8s/**/*.json"):
+        f.write_text(f.read_text().replace("airflow-1.18.0", "airflow-1.15.0"))
+    _, d = doctor_json(run_cli, root, "--check", "image-version-skew")
+    [f] = findings_of(d, "image-version-skew")
+    assert "chart airflow-1.15.0 predates Airflow 3 (the chart supports it from 1.16.0)" in _ev(f)
+    assert _cmds(f).startswith("helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+                               "--version 1.16.0 --set-string airflowVersion=3.0.6")
