@@ -53,8 +53,8 @@ def _running_retry(ctx: Context, pod: Pod, container: str, limit) -> tuple[Pod, 
         mine = int(pod.labels.get("try_number") or 0)
     except ValueError:
         mine = 0
-    for other in ctx.task_pods:
-        if other is pod or (other.labels.get("dag_id"), other.labels.get("task_id"), other.labels.get("run_id")) != key:
+    for other in ctx.derive(("task-pods-by-run",), _by_run, ctx).get(key, ()):
+        if other is pod:
             continue
         if other.phase not in ("Running", "Pending"):
             continue
@@ -68,6 +68,14 @@ def _running_retry(ctx: Context, pod: Pod, container: str, limit) -> tuple[Pod, 
         if other_limit == limit:
             return other, other_limit
     return None
+
+
+def _by_run(ctx: Context) -> dict[tuple, list[Pod]]:
+    """Task pods by (dag_id, task_id, run_id): the tries of one task run (one walk, not one per OOMKilled pod)."""
+    out: dict[tuple, list[Pod]] = {}
+    for p in ctx.task_pods:
+        out.setdefault((p.labels.get("dag_id"), p.labels.get("task_id"), p.labels.get("run_id")), []).append(p)
+    return out
 
 
 def _may_be_oom(pod: Pod) -> bool:
