@@ -48,8 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 SEED = ROOT / "fixtures" / "scenarios" / "seed-incident"
 DEFAULT_SIZES = (1000, 10_000, 50_000)
-# The console script's entry (main() with no argv owns the process, as `airflow-gke` does).
-CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'airflow-gke'; from airflow_gke.cli import main; main()"]
+# The console script's entry (main() with no argv owns the process, as `airflow-gke` does), which
+# writes the process's own peak RSS to $BENCH_PEAK_FILE as it ends (see ``measure``).
+CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'airflow-gke'; import bench.peak; "
+                             "from airflow_gke.cli import main; main()"]
 CLIENT_LIBS = ("kubernetes", "google.cloud", "google.auth", "google.api_core", "googleapiclient", "grpc",
                "urllib3", "requests", "yaml", "jsonschema", "rich")
 
@@ -57,8 +59,17 @@ CLIENT_LIBS = ("kubernetes", "google.cloud", "google.auth", "google.api_core", "
 # --- measuring one subprocess -------------------------------------------------------------------
 
 def measure(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> dict:
-    """Run ``cmd``; wall time, peak RSS of that process (and its children), exit code, output."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``cmd``; wall time, peak RSS of that process, exit code, output.
+
+    The peak is the process's own ``VmHWM`` (bench/peak.py writes it as the process ends, for the
+    CLI and bench.liveread), not ``wait4``'s ``ru_maxrss``: Linux folds the RSS of the process that
+    forked the child (this one, holding a replay server's parsed lists after a live run: GBs) into
+    the child's ``ru_maxrss`` at exec. ``wait4`` is the fallback for commands that do not report."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(prefix="bench-peak-") as peak:
+        env = dict(os.environ if env is None else env)
+        env["BENCH_PEAK_FILE"] = peak.name
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (str(ROOT), env.get("PYTHONPATH")) if x)
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
         _pid, status, ru = os.wait4(p.pid, 0)
@@ -66,7 +77,9 @@ def measure(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> dict:
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return {"wall_s": wall, "rss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime,
+        own = Path(peak.name).read_text().strip()
+        return {"wall_s": wall, "rss_mb": float(own) if own else ru.ru_maxrss / 1024,
+                "rss_source": "VmHWM" if own else "wait4", "cpu_s": ru.ru_utime + ru.ru_stime,
                 "code": p.returncode, "stdout": out.read().decode(errors="replace"),
                 "stderr": err.read().decode(errors="replace")}
 
@@ -204,6 +217,29 @@ def live(snap: Path, offline_ids: list[str] | None, max_logs: int, offline_findi
                                                if offline_findings and f["id"] in offline_findings
                                                and offline_findings[f["id"]] != f)[:10],
     }
+
+
+def live_read(snap: Path, page_size: int = 500) -> dict:
+    """``python -m bench.liveread`` against the replay server: the live read alone (every path the
+    catalog needs, lists in pages of ``page_size``), its peak RSS from outside (``wait4``) and inside."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from replay import ReplayServer
+
+    meta = json.loads((snap / "meta.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="bench-liveread-") as tmp, ReplayServer(snap) as srv:
+        kc = srv.write_kubeconfig(Path(tmp) / "kubeconfig")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AIRFLOW_GKE_ENDPOINT_") and k != "KUBERNETES_SERVICE_HOST"}
+        env.update(srv.env(kubeconfig=kc))
+        cmd = [sys.executable, "-m", "bench.liveread", "--page-size", str(page_size), "--now", meta["captured_at"]]
+        if meta.get("release"):
+            cmd += ["--release", meta["release"]]
+        r = measure(cmd, env=env)
+        pages = sum(1 for e in srv.log.entries if "continue=" in e.query)
+    if r["code"] != 0:
+        return {"error": f"exit {r['code']}: {r['stderr'][-2000:]}"}
+    inner = json.loads(r["stdout"].strip().splitlines()[-1])
+    return {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "rss_mb": r["rss_mb"], "continued_pages": pages, **inner}
 
 
 def phases(snap: Path) -> dict:
@@ -375,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"N={n}: phases (loads apart, checks on a warm context) ...")
             row["phases"] = phases(snap)
         if not args.no_live:
+            log(f"N={n}: live read alone against the replay server (peak RSS) ...")
+            row["live_read"] = live_read(snap)
             log(f"N={n}: live doctor against the replay server ...")
             row["live"] = live(snap, row["offline"].get("finding_ids"), args.max_logs, row["offline"].get("_findings"))
         for part in ("offline", "live"):

@@ -303,11 +303,14 @@ def _request(api: Any, path: str, query: list[tuple[str, str]], accept: str, tim
     return resp.data or b"", resp.status, dict(resp.headers or {})
 
 
-def list_all(path: str, page_size: int, get_page) -> Answer:
+def list_all(path: str, page_size: int, get_page, on_page=None) -> Answer:
     """Read a list in pages (``limit`` + ``continue``) and merge them into one list body with
     ``metadata.continue`` (and ``remainingItemCount``) removed, as snapshot-v1 stores it.
 
-    ``get_page(query) -> Answer`` performs one (retried) request."""
+    ``get_page(query) -> Answer`` performs one (retried) request. ``on_page(body) -> body``, when
+    given, processes each page's body as soon as it is parsed, before the next page is asked
+    for (the live reader compacts and redacts it there: doctor/source.py ``MemorySource.prepare``),
+    so a large list is never held whole and unshared; whatever it raises ends the read."""
     items: list = []
     head: dict | None = None
     token: str | None = None
@@ -326,12 +329,17 @@ def list_all(path: str, page_size: int, get_page) -> Answer:
         md = body.get("metadata") if isinstance(body, dict) and isinstance(body.get("metadata"), dict) else {}
         next_token = md.get("continue") or None
         if head is None and not next_token:
+            if on_page is not None:
+                ans.data = on_page(body)
             return ans              # one page: stored exactly as the API server sent it
         if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
             return failure("invalid", f"the Kubernetes API server answered a page of {path} with a malformed list")
+        if on_page is not None:
+            body = on_page(body)
         items.extend(body.get("items") or [])
         if head is None:
             head = {k: v for k, v in body.items() if k != "items"}
+        ans = body = None           # the page's own objects are now in ``items`` only
         token = next_token
         if not token:
             break

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..views import Context
 from ..data import GUARD_KEYS, KEYS, Target
-from ..source import MemorySource
+from ..source import MemorySource, Withheld
 from . import kube as kubemod
 from .calls import Answer, Breaker, Budget, Recorder, failure, with_retries
 from ..errors import UserError
@@ -216,8 +216,18 @@ class LiveReader:
             else:
                 p = kubemod.quote_path(rel)
                 sel = [("labelSelector", k.selector)] if k.selector else []
-                ans = kubemod.list_all(p, self.opts.page_size,
-                                       lambda q, p=p: self._k8s_get(p, sel + q, budget))
+                # each page compacted and redacted as it arrives: a list is never held whole and unshared
+                try:
+                    ans = kubemod.list_all(p, self.opts.page_size,
+                                           lambda q, p=p: self._k8s_get(p, sel + q, budget),
+                                           on_page=lambda body: self.source.prepare(spath, body))
+                except Withheld as e:
+                    self._store(k.scope, spath, Answer(200), withheld=str(e))
+                    self.progress.done(spath)
+                    return
+                self._store(k.scope, spath, ans, prepared=True)
+                self.progress.done(spath)
+                return
         else:
             g = self.google
             service = k.service
@@ -232,7 +242,9 @@ class LiveReader:
         self._store(k.scope, spath, ans)
         self.progress.done(spath)
 
-    def _store(self, scope: str, spath: str, ans: Answer) -> None:
+    def _store(self, scope: str, spath: str, ans: Answer, prepared: bool = False, withheld: str | None = None) -> None:
+        """Keep one read's answer (``prepared``: its body was compacted and redacted page by page;
+        ``withheld``: the redactor could not walk it, why)."""
         with self._lock:
             if self._closed:
                 return
@@ -241,8 +253,10 @@ class LiveReader:
             elif ans.transport in ("connect", "timeout", "credentials"):
                 msg = ans.error.get("message") if isinstance(ans.error, dict) else str(ans.error)
                 self.failed[scope].append(msg)
-            if ans.ok:
-                self.source.put(spath, data=ans.data)
+            if withheld is not None:
+                self.source.withhold(spath, withheld)
+            elif ans.ok:
+                self.source.put(spath, data=ans.data, prepared=prepared)
             else:
                 self.source.put(spath, status=ans.status, error=ans.error if ans.error is not None else {})
 
