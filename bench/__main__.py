@@ -3,10 +3,12 @@
 For each size N (task pods; default 1,000, 10,000 and 50,000) it generates a snapshot once
 (``bench/generate.py``, cached in ``bench/out/snapshots/``), then measures, each as a subprocess:
 
-* ``airflow-gke doctor --snapshot``: wall and CPU time, peak RSS (``wait4`` rusage), the JSON
+* ``airflow-gke doctor --snapshot``: wall and CPU time, peak RSS (the process's own ``VmHWM``), the JSON
   report's ``checks[].duration_s``, and whether the seeded failures were found;
 * ``python -m bench.phases``: the same run split into the load of each list and every check on a
   warm context (``duration_s`` charges a list's first load to the check that touches it first);
+* ``python -m bench.liveread``: the live read alone against the replay server (every path the
+  catalog needs, lists in pages of 500 with ``continue`` tokens): its peak RSS;
 * ``airflow-gke doctor`` live against the replay server of ``tests/replay.py`` (the real
   kubernetes and Google clients over loopback): wall time, peak RSS, HTTP requests (from the
   server's request log: distinct paths, pages, log reads, duplicates), the server's own time, and
@@ -17,6 +19,9 @@ For each size N (task pods; default 1,000, 10,000 and 50,000) it generates a sna
 * ``airflow-gke report`` on a folder of ``--reports`` (100) stored reports of 40 targets
   (``bench/reports.py``): the grid with each target's findings, with each target's whole report
   (``--full``), the fleet JSON, the HTML page and the Markdown comment, median of 5.
+* the fleet: ``doctor --snapshot -A`` over R releases of N task pods (``bench.generate --releases``)
+  against one release of R*N (wall and CPU; must stay under 4x), and its peak RSS against -A over
+  one release of N (memory stays flat across targets).
 
 It prints a table and writes ``bench/out/bench-<time>.json`` (and ``bench/out/latest.json``).
 No number here is asserted by a test; ``tests/test_scale.py`` only checks correctness at small N.
@@ -25,6 +30,7 @@ The machine may be shared: CPU seconds are reported beside wall time.
     python -m bench                        # 1,000 / 10,000 / 50,000 (minutes; ~1 GB of snapshots)
     python -m bench --sizes 1000           # a quick run
     python -m bench --sizes 10000 --no-live --profile 10000   # + cProfile of the offline run
+    python -m bench --sizes 1000 --no-live --fleet 20x1000     # + -A over 20 releases vs one of 20,000
 """
 from __future__ import annotations
 
@@ -115,6 +121,50 @@ def snapshot(n: int, log) -> Path:
     log("  " + r["stderr"].strip().splitlines()[-1])
     stamp_file.write_text(stamp)
     return dest
+
+
+def fleet_snapshot(releases: int, n: int, log) -> Path:
+    """A cluster of ``releases`` namespaces of ``n`` task pods each (``bench.generate --releases``)."""
+    dest = OUT / "snapshots" / f"fleet{releases}x{n}"
+    stamp_file = dest / ".stamp"
+    stamp = _stamp()
+    if (dest / "EXPECTED.json").is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return dest
+    log(f"generating {releases} releases of {n} task pods into {dest} ...")
+    r = measure([sys.executable, "-m", "bench.generate", str(n), str(dest), "--releases", str(releases)])
+    if r["code"] != 0:
+        raise SystemExit(f"generator failed:\n{r['stderr']}")
+    stamp_file.write_text(stamp)
+    return dest
+
+
+def fleet(releases: int, n: int, log, repeat: int = 1) -> dict:
+    """``doctor --snapshot -A`` over ``releases`` releases of ``n`` task pods against one release of
+    ``releases * n`` (time: the fleet must stay under 4x the single release), and against one
+    release of ``n`` under -A (peak RSS: memory stays flat across targets)."""
+    def run(snap: Path, *extra: str) -> dict:
+        runs = [measure(CLI + ["doctor", "--snapshot", str(snap), "--output", "json", "--fail-on", "never", *extra])
+                for _ in range(repeat)]
+        r = runs[-1]
+        doc = _report(r)
+        if r["code"] != 0 or doc is None:
+            return {"error": f"exit {r['code']}: {r['stderr'][-2000:]}"}
+        return {"wall_s": statistics.median(x["wall_s"] for x in runs),
+                "cpu_s": statistics.median(x["cpu_s"] for x in runs), "rss_mb": max(x["rss_mb"] for x in runs),
+                "targets": len(doc["targets"]) if "targets" in doc else 1}
+
+    many, one, big = fleet_snapshot(releases, n, log), fleet_snapshot(1, n, log), snapshot(releases * n, log)
+    log(f"fleet: -A over {releases} x {n} ...")
+    out = {"releases": releases, "n": n, "fleet": run(many, "-A")}
+    log(f"fleet: -A over 1 x {n} ...")
+    out["fleet_one"] = run(one, "-A")
+    log(f"fleet: one release of {releases * n} ...")
+    out["single"] = run(big)
+    f, s1 = out["fleet"], out["single"]
+    if "wall_s" in f and "wall_s" in s1:
+        out["wall_ratio"] = f["wall_s"] / s1["wall_s"]
+        out["cpu_ratio"] = f["cpu_s"] / s1["cpu_s"]
+    return out
 
 
 def _size_mb(root: Path) -> float:
@@ -355,6 +405,23 @@ def table(result: dict) -> str:
                          f"not read): {', '.join(lv['findings_with_other_evidence'][:5])}")
         if lv.get("error"):
             lines.append(f"N={row['n']}: live run failed: {lv['error'][:300]}")
+    for row in result["sizes"]:
+        lr = row.get("live_read") or {}
+        if lr.get("rss_mb"):
+            lines.append(f"N={row['n']}: live read alone (pages of 500, {lr.get('continued_pages')} continued): "
+                         f"peak RSS {lr['rss_mb']:.0f} MB, {lr.get('read_s', 0):.1f} s, {lr.get('cpu_s', 0):.1f} s CPU")
+        elif lr.get("error"):
+            lines.append(f"N={row['n']}: live read failed: {lr['error'][:300]}")
+    fl = result.get("fleet")
+    if fl:
+        f, one, s1 = fl["fleet"], fl["fleet_one"], fl["single"]
+        if "wall_s" in f and "wall_s" in s1 and "rss_mb" in one:
+            lines.append(f"fleet: -A over {fl['releases']} releases x {fl['n']} task pods {f['wall_s']:.2f} s "
+                         f"({f['cpu_s']:.2f} s CPU, peak RSS {f['rss_mb']:.0f} MB; 1 release under -A: "
+                         f"{one['rss_mb']:.0f} MB) vs one release of {fl['releases'] * fl['n']} {s1['wall_s']:.2f} s "
+                         f"({s1['cpu_s']:.2f} s CPU): {fl['wall_ratio']:.2f}x wall, {fl['cpu_ratio']:.2f}x CPU")
+        else:
+            lines.append(f"fleet: failed: {f.get('error') or one.get('error') or s1.get('error')}"[:400])
     s = result.get("startup")
     if s:
         lines.append(f"start-up (median of 5): --version {s['version']['wall_s']:.3f} s, checks "
@@ -383,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", default="", help="a note stored with the results (e.g. 'before')")
     ap.add_argument("--reports", type=int, default=100, metavar="N",
                     help="time `airflow-gke report` on N stored reports (0: skip; default: %(default)s)")
+    ap.add_argument("--fleet", default="20x1000", metavar="RxN",
+                    help="-A over R releases of N task pods against one release of R*N (default: %(default)s)")
+    ap.add_argument("--no-fleet", action="store_true", help="skip the fleet comparison")
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -425,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
                 row["profile"] = str(profile(snap, n).relative_to(ROOT))
             except RuntimeError as e:
                 log(str(e))
+    if not args.no_fleet:
+        r, _, n = args.fleet.partition("x")
+        result["fleet"] = fleet(int(r), int(n), log, args.repeat)
     text = table(result)
     print(text)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -1,6 +1,7 @@
 """Generate a large ``airflow-gke/snapshot@1`` of any size, for the benchmark and scale tests.
 
     python -m bench.generate 10000 /tmp/big-10k        # 10,000 task pods, 40,000 events, ...
+    python -m bench.generate 1000 /tmp/fleet --releases 20   # 20 namespaces of that, one release each
 
 What it holds (deterministic: the same N gives the same bytes):
 
@@ -382,6 +383,44 @@ def write(n: int, dest: str | Path) -> Generated:
     return g
 
 
+def fleet_namespace(i: int) -> str:
+    return f"team-{i:02d}"
+
+
+def write_fleet(releases: int, n: int, dest: str | Path) -> None:
+    """A cluster of ``releases`` copies of the size-``n`` namespace, one release each, in namespaces
+    ``team-01``... (for ``doctor --snapshot DEST -A``): every namespaced Kubernetes file (its path,
+    ``"namespace"`` fields, Workload Identity members) moved to each namespace; cluster-scoped and
+    Google files once. ``meta.json`` names the first namespace."""
+    dest = Path(dest)
+    if dest.exists():
+        if any(dest.iterdir()) and not (dest / "meta.json").exists():
+            raise SystemExit(f"{dest}: exists and is not a snapshot directory; not overwriting")
+        shutil.rmtree(dest)
+    g = build(n)
+    ns = g.scenario.env.namespace
+    marker = f"/namespaces/{ns}/"
+    out: dict[str, bytes] = {}
+    for rel, data in files(g).items():
+        if marker not in rel:
+            out[rel] = data
+            continue
+        for i in range(1, releases + 1):
+            to = fleet_namespace(i)
+            out[rel.replace(marker, f"/namespaces/{to}/")] = (
+                data.replace(f'"namespace":"{ns}"'.encode(), f'"namespace":"{to}"'.encode())
+                    .replace(f".svc.id.goog[{ns}/".encode(), f".svc.id.goog[{to}/".encode()))
+    meta = orjson.loads(out["meta.json"])
+    meta["namespace"] = fleet_namespace(1)
+    out["meta.json"] = orjson.dumps(meta)
+    for rel, data in out.items():
+        f = dest / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data)
+    (dest / "EXPECTED.json").write_bytes(orjson.dumps({"n": n, "releases": releases, "generator": GENERATOR_VERSION},
+                                                      option=orjson.OPT_INDENT_2))
+
+
 def expected(dest: str | Path) -> list[tuple[str, str, str]]:
     """The seeded findings of a generated snapshot: (check, resource kind, resource name)."""
     doc = orjson.loads((Path(dest) / "EXPECTED.json").read_bytes())
@@ -392,9 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Write a large snapshot-v1 with N task pods and seeded failures.")
     ap.add_argument("n", type=int, help="number of task pods")
     ap.add_argument("dest", type=Path, help="snapshot directory to write (replaced)")
+    ap.add_argument("--releases", type=int, default=0, metavar="R",
+                    help="a cluster of R copies of the namespace, one release each (namespaces team-01...)")
     args = ap.parse_args(argv)
     gc.disable()   # millions of fresh dicts and no cycles: the cyclic GC would only re-scan them
     t0 = time.perf_counter()
+    if args.releases:
+        write_fleet(args.releases, args.n, args.dest)
+        print(f"wrote {args.dest}: {args.releases} releases of {args.n} task pods in {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr)
+        return 0
     g = write(args.n, args.dest)
     size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file())
     print(f"wrote {args.dest}: {len(g.scenario.k8s.pods)} pods ({args.n} task pods: "

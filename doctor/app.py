@@ -215,17 +215,32 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
 
 def _judge(req: RunRequest, registry: dict, checks: list, source, target, ctx_now, mode: str, live, env: dict,
            started: datetime, t0: float, *, plan=None, base_source=None, cluster_from=None, echo: Echo = _quiet,
-           guard_from: tuple[str, str | None] | None = None):
+           guard_from: tuple[str, str | None] | None = None, release: bool = False):
     """One target on a source that holds its data: context -> guard -> checks -> (save, probe) ->
     post-run steps -> suppressions: its report. ``guard_from`` (namespace_from, release_from)
-    overrides where the guard says the target came from (a fleet's discovery)."""
+    overrides where the guard says the target came from (a fleet's discovery). ``release``: the
+    context lets go of its derived values once the report is built (a fleet's next target must not
+    find this one's views still held)."""
+    from .views import Context
+
+    ctx = Context(source, target, now=ctx_now)
+    try:
+        return _judge_context(ctx, req, registry, checks, source, target, ctx_now, mode, live, env, started, t0,
+                              plan=plan, base_source=base_source, cluster_from=cluster_from, echo=echo,
+                              guard_from=guard_from)
+    finally:
+        if release:
+            ctx.forget_derived()
+
+
+def _judge_context(ctx, req: RunRequest, registry: dict, checks: list, source, target, ctx_now, mode: str, live,
+                   env: dict, started: datetime, t0: float, *, plan=None, base_source=None, cluster_from=None,
+                   echo: Echo = _quiet, guard_from: tuple[str, str | None] | None = None):
     from . import planned
     from .registry import load_errors
     from .report import RunInfo, RunReport
     from .runner import after_run, run_checks
-    from .views import Context
 
-    ctx = Context(source, target, now=ctx_now)
     if plan is not None:
         guard = None
     elif guard_from is not None:
@@ -330,23 +345,38 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
     fleet = FleetReport(__version__, mode, started.isoformat().replace("+00:00", "Z"), notices=notices)
     if req.snapshot is None:
         fleet.unchecked = unchecked
+    last = {ns: i for i, (ns, _rel) in enumerate(found)}   # the last target of each namespace
     try:
-        for ns, rel in found:
+        for i, (ns, rel) in enumerate(found):
             target = base.with_overrides(namespace=ns, release=rel)
             try:
                 fleet.reports.append(_judge(req, registry, checks, source, target, ctx_now, mode, live, env,
                                             datetime.now(timezone.utc), time.perf_counter(), echo=echo,
                                             guard_from=("discovered (--all-namespaces)",
-                                                        "discovered (--all-namespaces)")))
+                                                        "discovered (--all-namespaces)"), release=True))
             except UserError as e:
                 fleet.unreached.append(Unreached({"context": target.context, "project": target.project,
                                                   "location": target.location, "cluster": target.cluster,
                                                   "namespace": ns, "release": rel}, str(e)))
+            if last[ns] == i:
+                release_target(source, ns)
     finally:
         if hasattr(source, "close"):
             source.close()
     fleet.duration_s = time.perf_counter() - t0
     return fleet
+
+
+def release_target(source, namespace: str) -> None:
+    """A fleet run, once the last report of ``namespace`` is built (its context already let go of
+    its views: ``_judge(release=True)``, ``Context.forget_derived``): the source lets go of what it read there, so memory stays
+    flat across targets. What is still held in reference cycles (exceptions and the frames they
+    passed through) is collected too, the cyclic GC being off during a run; objects that survived
+    an earlier collection are not scanned again."""
+    import gc
+
+    source.forget(namespace)
+    gc.collect(1)
 
 
 def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4, all_namespaces: bool = False,
@@ -409,6 +439,8 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
     shared = SharedReads()     # one project's IAM policy, API states, buckets ... asked once for all targets
 
     def one(t):
+        import gc
+
         base = {"namespace": req.namespace, "release": req.release}
         if isinstance(t, str):
             r = replace(req, live=replace(req.live, context=t, require_cluster=True, shared=shared))
@@ -425,6 +457,8 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
             return diagnose(r, echo=echo)
         except UserError as e:
             return Unreached({**where, **base}, str(e))
+        finally:
+            gc.collect(1)   # this target's data, held in reference cycles: gone (see release_target)
 
     with cf.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="airflow-gke-target") as pool:
         results = list(pool.map(one, targets))

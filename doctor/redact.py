@@ -205,6 +205,11 @@ class Redactor:
         # first) is walked once. Holding the list keeps its id from being reused.
         self._env_done: dict[int, list] = {}
 
+    def forget(self) -> None:
+        """Let go of the env lists already masked (what was read before is being let go of; a list
+        seen again is masked again, which changes nothing)."""
+        self._env_done = {}
+
     # --- primitives -------------------------------------------------------------------------
     def is_sensitive_key(self, key: str) -> bool:
         return _sensitive_key(key)

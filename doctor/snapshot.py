@@ -19,7 +19,7 @@ import orjson
 from .compact import Interner, compact, parse_list_in_slices
 from .errors import UserError
 from .redact import Redactor
-from .source import Entry, Source
+from .source import Entry, Source, in_namespace
 
 FORMAT = "airflow-gke/snapshot@1"
 _KINDS = ((".error.json", "error"), (".json", "json"), (".log", "log"))
@@ -155,6 +155,13 @@ class SnapshotSource(Source):
 
     def paths(self, prefix: str = "") -> Iterable[str]:
         return [p for p in self._files if p.startswith(prefix)]
+
+    def forget(self, namespace: str) -> None:
+        for path in [p for p in self._cache if in_namespace(p, namespace)]:
+            del self._cache[path]
+        # what the interner and the redactor remember to share and skip belongs to what was read
+        self.interner = Interner()
+        self.redactor.forget()
 
     def get(self, path: str) -> Entry | None:
         cached = self._cache.get(path)

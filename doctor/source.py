@@ -94,6 +94,15 @@ class Source:
     def paths(self, prefix: str = "") -> Iterable[str]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def forget(self, namespace: str) -> None:
+        """Let go of what was read of ``namespace`` (a fleet run, once its last target there has
+        its report): a snapshot may read it again, a live source no longer holds it."""
+
+
+def in_namespace(path: str, namespace: str) -> bool:
+    """A Kubernetes path of an object in ``namespace`` (``k8s/.../namespaces/<ns>/...``)."""
+    return path.startswith("k8s/") and f"/namespaces/{namespace}/" in path
+
 
 class Withheld(Exception):
     """A body the redactor could not walk (:meth:`MemorySource.prepare`): it is withheld, never kept."""
@@ -155,3 +164,9 @@ class MemorySource(Source):
 
     def paths(self, prefix: str = "") -> Iterable[str]:
         return [p for p in self.entries if p.startswith(prefix)]
+
+    def forget(self, namespace: str) -> None:
+        with self._lock:
+            for path in [p for p in self.entries if in_namespace(p, namespace)]:
+                del self.entries[path]
+            self.redactor.forget()

@@ -633,3 +633,46 @@ def test_all_namespaces_markdown_and_html_name_each_target(run_cli, cluster, tmp
     assert " — fix: " in bullet
     html = page.read_text()
     assert html.count('<th class="row">') == 3 and html.count('<section class="target"') == 3
+
+
+def test_each_target_lets_go_of_its_data_once_its_report_is_built(cluster, monkeypatch):
+    """Memory stays flat across a fleet: once a namespace's last report is built, the source holds
+    nothing of that namespace and no target's context survives, with the cyclic GC off as in a run."""
+    import gc
+    import weakref
+
+    from airflow_gke import app
+    from airflow_gke.source import in_namespace
+    from airflow_gke.views import Context
+
+    contexts: list = []
+    init = Context.__init__
+
+    def tracked(self, *a, **k):
+        init(self, *a, **k)
+        contexts.append(weakref.ref(self))
+
+    held: list = []
+    release = app.release_target
+
+    def spy(source, ns):
+        before = [p for p in source._cache if in_namespace(p, ns)]
+        release(source, ns)
+        held.append((ns, len(before), [p for p in source._cache if in_namespace(p, ns)],
+                     sum(1 for r in contexts if r() is not None)))
+
+    monkeypatch.setattr(Context, "__init__", tracked)
+    monkeypatch.setattr(app, "release_target", spy)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        fleet = app.diagnose_fleet(app.RunRequest(snapshot=str(cluster)))
+    finally:
+        if was:
+            gc.enable()
+    assert len(fleet.reports) == 3 and len(contexts) == 3
+    # released once per namespace, after its last release: data-pipelines holds two
+    assert [h[0] for h in held] == ["airflow", "data-pipelines"]
+    for ns, before, after, alive in held:
+        assert before > 5 and after == [], ns
+        assert alive == 0, f"a context survived its report ({ns})"

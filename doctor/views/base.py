@@ -151,6 +151,16 @@ class BaseContext:
         # after the checks ran, for the post-run step of the check it proves (registry.after_run).
         self.probe: Any = None
 
+    def forget_derived(self) -> None:
+        """Let go of every derived value (a fleet run, once this target's report is built): they
+        hold its data, and the DataUnavailable ones the frames that raised them (reference cycles
+        through this context, which only the cyclic GC would find)."""
+        self._derived = {}
+        self._static_paths = {}
+        self._events_sorted = set()
+        self.failed_reads = None
+        self.probe = None
+
     # --- raw access -------------------------------------------------------------------------
     @property
     def mode(self) -> str:
