@@ -283,7 +283,17 @@ def _judge_context(ctx, req: RunRequest, registry: dict, checks: list, source, t
 def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
     """``--all-namespaces``: discover every release of the official chart (doctor/fleet.py), read
     what they all need into one source (cluster-scoped and Google paths once), and diagnose each
-    release with its own target: a ``FleetReport`` of single-target reports."""
+    release with its own target: a ``FleetReport`` of single-target reports. ``progress`` gets the
+    reads, then the targets diagnosed (and ``stop()`` at the end)."""
+    try:
+        return _diagnose_fleet(req, echo=echo, progress=progress)
+    finally:
+        stop = getattr(progress, "stop", None)
+        if stop is not None:
+            stop()
+
+
+def _diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
     from .data import Target
     from .fleet import FleetReport, Unreached, releases
     from .registry import load_checks
@@ -321,13 +331,8 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
 
         opts = live_options(req.live, None, None, req.verbose, env)
         opts.namespaces = wanted
-        try:
-            reader = LiveReader(opts, progress=progress)
-            live, targets = reader.read_all(keys_for(checks))
-        finally:
-            stop = getattr(progress, "stop", None)
-            if stop is not None:
-                stop()
+        reader = LiveReader(opts, progress=progress)
+        live, targets = reader.read_all(keys_for(checks))
         for w in live.warnings:
             echo(f"airflow-gke: warning: {w}")
         notices += [{"level": "warning", "message": n} for n in reader.fleet_notes]
@@ -346,6 +351,8 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
     if req.snapshot is None:
         fleet.unchecked = unchecked
     last = {ns: i for i, (ns, _rel) in enumerate(found)}   # the last target of each namespace
+    if progress is not None:
+        progress.targets(len(found))
     try:
         for i, (ns, rel) in enumerate(found):
             target = base.with_overrides(namespace=ns, release=rel)
@@ -360,6 +367,8 @@ def diagnose_fleet(req: RunRequest, *, echo: Echo = _quiet, progress=None):
                                                   "namespace": ns, "release": rel}, str(e)))
             if last[ns] == i:
                 release_target(source, ns)
+            if progress is not None:
+                progress.target_done(f"{ns}/{rel}")
     finally:
         if hasattr(source, "close"):
             source.close()
@@ -380,7 +389,7 @@ def release_target(source, namespace: str) -> None:
 
 
 def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4, all_namespaces: bool = False,
-                      echo: Echo = _quiet, projects: list[str] = ()):
+                      echo: Echo = _quiet, projects: list[str] = (), progress=None):
     """Several Kubernetes contexts (``--context`` repeated, ``--all-contexts``) and/or the GKE
     clusters of projects (``--fleet-project``, doctor/live/gke.py: reached with their endpoint, CA
     and Application Default Credentials, no kubeconfig): each is a run of its own (its own reads and
@@ -434,9 +443,10 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
         echo(f"--fleet-project: {len(clusters)} cluster(s): {', '.join(c.label for c in clusters)}")
         targets += clusters
 
-    from .live.reader import SharedReads
+    from .live.reader import SharedProgress, SharedReads
 
     shared = SharedReads()     # one project's IAM policy, API states, buckets ... asked once for all targets
+    shown = SharedProgress(progress) if progress is not None else None   # reads of every target, one display
 
     def one(t):
         import gc
@@ -448,20 +458,31 @@ def diagnose_contexts(req: RunRequest, contexts: list[str], *, parallel: int = 4
         else:
             where = t.target()
             if t.problem:
+                if progress is not None:
+                    progress.target_done(t.label)
                 return Unreached({**where, **base}, f"not reached: {t.problem}")
             r = replace(req, live=replace(req.live, context=None, kubeconfig=None, require_cluster=True,
                                           gke=t, bearer=bearer, shared=shared))
         try:
             if all_namespaces:
-                return diagnose_fleet(r, echo=echo)
-            return diagnose(r, echo=echo)
+                return diagnose_fleet(r, echo=echo, progress=shown)
+            return diagnose(r, echo=echo, progress=shown)
         except UserError as e:
             return Unreached({**where, **base}, str(e))
         finally:
             gc.collect(1)   # this target's data, held in reference cycles: gone (see release_target)
+            if progress is not None:
+                progress.target_done(t if isinstance(t, str) else t.label)
 
-    with cf.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="airflow-gke-target") as pool:
-        results = list(pool.map(one, targets))
+    if progress is not None:
+        progress.targets(len(targets))
+    try:
+        with cf.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="airflow-gke-target") as pool:
+            results = list(pool.map(one, targets))
+    finally:
+        stop = getattr(progress, "stop", None)
+        if stop is not None:
+            stop()
     fleet = FleetReport(__version__, "live", started.isoformat().replace("+00:00", "Z"),
                         notices=[{"level": "warning", "message": n} for n in notes])
     for res in results:

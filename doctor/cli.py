@@ -82,13 +82,17 @@ def live_options(func):
     return func
 
 
-def _progress(verbose: bool):
-    """A progress bar on stderr while a live run reads (TTY, not --verbose), else None."""
-    if sys.stderr.isatty() and not verbose:
-        from .live.progress import RichProgress
+def _progress(verbose: bool, quiet: bool = False, output: str = "table"):
+    """A progress display on stderr while a run reads and diagnoses, else None: only when stderr is
+    a terminal, and not with --verbose (which prints every call), --quiet, or a machine-readable
+    report going to a pipe or file (``doctor -o json | jq``: a pipeline, not a person, reads it)."""
+    if not sys.stderr.isatty() or verbose or quiet:
+        return None
+    if output not in ("table", "markdown") and not sys.stdout.isatty():
+        return None
+    from .live.progress import RichProgress
 
-        return RichProgress()
-    return None
+    return RichProgress()
 
 
 def _contexts(value) -> tuple[str, ...]:
@@ -191,12 +195,14 @@ def with_config(func):
               help="Live mode: also save what was read as a snapshot (directory or .tar.gz).")
 @live_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings per check (and per API call in live mode) on stderr.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress display on stderr (there is none when stderr is not a terminal).")
 @with_config
 def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, runbook_base, save_snapshot,
            project, location, cluster, kube_context, kubeconfig, timeout, request_timeout, max_logs, page_size,
            now, verbose, include=(), exclude=(), min_severity=None, output_file=(), annotation_ignores=True,
            probe=False, probe_folder=None, config=None, manifests=None, compact=False,
-           all_namespaces=False, all_contexts=False, parallel=4, fleet_projects=()) -> None:
+           all_namespaces=False, all_contexts=False, parallel=4, fleet_projects=(), quiet=False) -> None:
     """Find what stops Airflow on GKE, with evidence and the commands that fix it.
 
     Without --snapshot it reads the live cluster (kubeconfig or in-cluster) and project
@@ -230,10 +236,10 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
                           page_size, now))
     if len(contexts) > 1 or all_contexts or fleet_projects:
         _fleet(req, output, targets, fail_on, compact, snapshot, contexts=contexts, parallel=parallel,
-               all_namespaces=all_namespaces, projects=fleet_projects)
+               all_namespaces=all_namespaces, projects=fleet_projects, quiet=quiet)
     if all_namespaces:
-        _fleet(req, output, targets, fail_on, compact, snapshot)
-    report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose))
+        _fleet(req, output, targets, fail_on, compact, snapshot, quiet=quiet)
+    report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose, quiet, output))
     _emit(report, output, targets, fail_on, compact=compact)
     sys.exit(report.exit_code(fail_on))
 
@@ -252,7 +258,7 @@ def _all_contexts(kubeconfig) -> tuple[str, ...]:
 
 
 def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, contexts=(), parallel: int = 4,
-           all_namespaces: bool = True, projects=()) -> None:
+           all_namespaces: bool = True, projects=(), quiet: bool = False) -> None:
     """Several targets: every release found (--all-namespaces, doctor/fleet.py) and/or several
     contexts (--context repeated, --all-contexts); one fleet report; exits."""
     from .app import diagnose_contexts, diagnose_fleet
@@ -265,11 +271,12 @@ def _fleet(req, output: str, targets, fail_on: str, compact: bool, snapshot, con
         if fmt not in fleetfmt.FLEET_FORMATS:
             raise UserError(f"--all-namespaces and several contexts report as "
                             f"{' or '.join(fleetfmt.FLEET_FORMATS)}, not {fmt}", usage=True)
+    progress = _progress(req.verbose, quiet, output)    # targets diagnosed (and reads, live), offline too
     if contexts or projects:
         fleet = diagnose_contexts(req, list(contexts), parallel=parallel, all_namespaces=all_namespaces, echo=_err,
-                                  projects=list(projects))
+                                  projects=list(projects), progress=progress)
     else:
-        fleet = diagnose_fleet(req, echo=_err, progress=None if snapshot is not None else _progress(req.verbose))
+        fleet = diagnose_fleet(req, echo=_err, progress=progress)
     _print_fleet(fleet, output, targets, fail_on, compact)
     _upload([rep.to_dict() for rep in fleet.reports], fleet.started_at, uploads)
     sys.exit(fleet.exit_code(fail_on))
@@ -383,8 +390,10 @@ def report(source, output, output_file, fail_on, full, compact, now) -> None:
 @click.option("--skip", "skip", multiple=True, metavar="SLUG", hidden=True)
 @live_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings per API call on stderr.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress display on stderr (there is none when stderr is not a terminal).")
 def collect(out_path, old_out_path, namespace, release, only, skip, project, location, cluster, kube_context, kubeconfig,
-            timeout, request_timeout, max_logs, page_size, now, verbose) -> None:
+            timeout, request_timeout, max_logs, page_size, now, verbose, quiet=False) -> None:
     """Read the live cluster and project into a redacted snapshot (for support tickets, CI replays).
 
     Secrets are never read; sensitive values are masked before anything is written, and
@@ -401,7 +410,7 @@ def collect(out_path, old_out_path, namespace, release, only, skip, project, loc
     req = CollectRequest(dest=out_path, namespace=namespace, release=release, only=tuple(only), skip=tuple(skip),
                          verbose=verbose, live=_live_target(project, location, cluster, kube_context, kubeconfig,
                                                             timeout, request_timeout, max_logs, page_size, now))
-    click.echo(collect_snapshot(req, echo=_err, progress=_progress(verbose)))
+    click.echo(collect_snapshot(req, echo=_err, progress=_progress(verbose, quiet)))
 
 
 @cli.command()

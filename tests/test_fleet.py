@@ -676,3 +676,58 @@ def test_each_target_lets_go_of_its_data_once_its_report_is_built(cluster, monke
     for ns, before, after, alive in held:
         assert before > 5 and after == [], ns
         assert alive == 0, f"a context survived its report ({ns})"
+
+
+# --- progress: on a terminal only ------------------------------------------------------------------
+def _on_a_terminal(srv: ReplayServer, tmp_path: Path, *args: str) -> tuple[int, bytes, bytes]:
+    """Run ``airflow-gke doctor ARGS`` live against ``srv`` with stderr on a pseudo-terminal (120
+    columns) and stdout on a pipe: (exit code, what the terminal showed, stdout)."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    kc = srv.write_kubeconfig(tmp_path / "kubeconfig-tty")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AIRFLOW_GKE_ENDPOINT_") and k not in ("KUBERNETES_SERVICE_HOST", "NO_COLOR")}
+    env.update(srv.env(kubeconfig=kc))
+    env["TERM"] = "xterm-256color"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    p = subprocess.Popen([sys.executable, "-c", "from airflow_gke.cli import main; main()", "doctor",
+                          "--now", srv.meta["captured_at"], *args],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:      # EIO: the terminal's other side is closed (the process ended)
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out = p.stdout.read()
+    code = p.wait(timeout=120)
+    os.close(master)
+    return code, shown, out
+
+
+def test_progress_on_a_terminal_counts_reads_and_targets(srv, tmp_path):
+    code, shown, out = _on_a_terminal(srv, tmp_path, "-A")
+    assert code == 1, shown.decode(errors="replace")[-2000:]
+    assert b"targets diagnosed" in shown and b"in flight" in shown
+    assert b"3/3" in shown                              # three releases, all diagnosed
+    assert b"targets diagnosed" not in out and b"airflow/airflow" in out   # the report itself on stdout
+
+
+def test_no_progress_with_quiet_or_a_json_pipeline_or_without_a_terminal(srv, tmp_path, live):
+    for args in (("-A", "--quiet"), ("-A", "--output", "json")):
+        code, shown, out = _on_a_terminal(srv, tmp_path, *args)
+        assert code == 1, shown.decode(errors="replace")[-2000:]
+        assert b"in flight" not in shown and b"targets diagnosed" not in shown, args
+        assert shown.strip() == b"", args   # nothing else either: stderr stays empty
+    r = live(srv, "-A", "--output", "table")   # stderr not a terminal (captured)
+    assert r.code == 1 and r.err == ""

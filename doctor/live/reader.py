@@ -50,11 +50,34 @@ class LiveResult:
 
 
 class Progress:
-    """Progress hooks (no-op); the CLI passes a rich-backed one on a TTY."""
+    """Progress hooks (no-op); the CLI passes a rich-backed one on a TTY (doctor/live/progress.py)."""
 
-    def add(self, n: int, phase: str) -> None: ...
+    def add(self, n: int, phase: str) -> None: ...      # n more reads planned, in this phase
 
-    def done(self, label: str) -> None: ...
+    def start(self, label: str) -> None: ...            # a read is in flight
+
+    def done(self, label: str) -> None: ...             # a read ended
+
+    def targets(self, n: int) -> None: ...              # a fleet: n targets in all
+
+    def target_done(self, label: str) -> None: ...      # a fleet: one target's report is built
+
+
+class SharedProgress(Progress):
+    """One display shared by several runs (a fleet of contexts): they report their reads to it,
+    the fleet its targets; no run stops it."""
+
+    def __init__(self, inner: Progress) -> None:
+        self.inner = inner
+
+    def add(self, n: int, phase: str) -> None:
+        self.inner.add(n, phase)
+
+    def start(self, label: str) -> None:
+        self.inner.start(label)
+
+    def done(self, label: str) -> None:
+        self.inner.done(label)
 
 
 class SharedReads:
@@ -202,6 +225,7 @@ class LiveReader:
             if spath in self._done:
                 return
             self._done.add(spath)
+        self.progress.start(spath)
         if k.scope == "k8s":
             rel = "/" + spath[len("k8s/"):]
             if k.live == "log":
@@ -486,4 +510,4 @@ class LiveReader:
             raise UserError("nothing reachable: " + "; ".join(tried) + extra)
 
 
-__all__ = ["LiveReader", "LiveResult", "Progress"]
+__all__ = ["LiveReader", "LiveResult", "Progress", "SharedProgress"]
