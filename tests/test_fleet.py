@@ -681,7 +681,7 @@ def test_each_target_lets_go_of_its_data_once_its_report_is_built(cluster, monke
 # --- progress: on a terminal only ------------------------------------------------------------------
 def _on_a_terminal(srv: ReplayServer, tmp_path: Path, *args: str) -> tuple[int, bytes, bytes]:
     """Run ``airflow-gke doctor ARGS`` live against ``srv`` with stderr on a pseudo-terminal (120
-    columns) and stdout on a pipe: (exit code, what the terminal showed, stdout)."""
+    columns) and stdout not (a file): (exit code, what the terminal showed, stdout)."""
     import fcntl
     import pty
     import struct
@@ -696,9 +696,10 @@ def _on_a_terminal(srv: ReplayServer, tmp_path: Path, *args: str) -> tuple[int, 
     env["TERM"] = "xterm-256color"
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    stdout = (tmp_path / "stdout").open("w+b")    # a file: a full pipe would stop the run while the terminal is read
     p = subprocess.Popen([sys.executable, "-c", "from airflow_gke.cli import main; main()", "doctor",
                           "--now", srv.meta["captured_at"], *args],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env)
+                         stdin=subprocess.DEVNULL, stdout=stdout, stderr=slave, env=env)
     os.close(slave)
     shown = b""
     while True:
@@ -709,9 +710,11 @@ def _on_a_terminal(srv: ReplayServer, tmp_path: Path, *args: str) -> tuple[int, 
         if not chunk:
             break
         shown += chunk
-    out = p.stdout.read()
     code = p.wait(timeout=120)
     os.close(master)
+    stdout.seek(0)
+    out = stdout.read()
+    stdout.close()
     return code, shown, out
 
 
