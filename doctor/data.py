@@ -164,6 +164,8 @@ API_SERVICES = Items("API state(s)", "airflow_gke.data:api_services", ())
 ESO_DOC = ("External Secrets Operator objects (a custom resource), not the secrets they sync; a 404 is an answer: "
            "the operator, or this API version, is not installed")
 ESO_BETA = "the same under v1beta1 (External Secrets Operator before 0.17 served only that version)"
+KEDA_DOC = ("KEDA ScaledObjects (a custom resource: the chart's worker and triggerer autoscalers), their triggers and "
+            "status conditions; a 404 is an answer: KEDA is not installed")
 
 KEYS: dict[str, DataKey] = {k.name: k for k in [
     _k8s("pods", f"{NS}/pods", "pods"),
@@ -216,6 +218,10 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          group="external-secrets.io", not_found_is_data=True, doc=ESO_BETA),
     _k8s("secretstores_v1beta1", f"{ESO}/v1beta1/namespaces/{{namespace}}/secretstores", "secretstores",
          group="external-secrets.io", not_found_is_data=True, doc=ESO_BETA),
+    # KEDA: the chart renders a ScaledObject <release>-worker (workers.keda.enabled) that queries the
+    # metadata database; the CRD answers 404 when KEDA is not installed, which is an answer.
+    _k8s("scaledobjects", "k8s/apis/keda.sh/v1alpha1/namespaces/{namespace}/scaledobjects", "scaledobjects",
+         group="keda.sh", not_found_is_data=True, doc=KEDA_DOC),
     _k8s("logs", f"{NS}/pods/{{pod}}/log/{{container}}", "pods/log", verb="get", per="container", items=LOGS,
          live="log", doc="the last 500 lines of containers that are waiting, not ready, failed or restarted, at "
                          "most `--max-logs` (50) containers"),

@@ -60,9 +60,9 @@ def validator(kind: str, api_version: str) -> jsonschema.Validator:
     return jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ _definitions())
 
 
-# Custom resources (External Secrets Operator, GKE's BackendConfig): no bundled schema; their items carry apiVersion/kind,
-# metadata must be a valid ObjectMeta and spec/status objects.
-CUSTOM_GROUPS = ("external-secrets.io", "cloud.google.com")
+# Custom resources (External Secrets Operator, GKE's BackendConfig, KEDA): no bundled schema; their items carry
+# apiVersion/kind, metadata must be a valid ObjectMeta and spec/status objects.
+CUSTOM_GROUPS = ("external-secrets.io", "cloud.google.com", "keda.sh")
 
 
 @functools.lru_cache(maxsize=None)
@@ -209,6 +209,7 @@ def test_objects_reference_each_other(scenario: Path):
         + _items(scenario, "apis/external-secrets.io/v1beta1/namespaces/{ns}/secretstores"),
         "Ingress": _items(scenario, "apis/networking.k8s.io/v1/namespaces/{ns}/ingresses"),
         "BackendConfig": _items(scenario, "apis/cloud.google.com/v1/namespaces/{ns}/backendconfigs"),
+        "ScaledObject": _items(scenario, "apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects"),
     }
     idx = {k: {o["metadata"]["name"]: o for o in v} for k, v in by_kind.items()}
     events = _items(scenario, "api/v1/namespaces/{ns}/events")
@@ -234,6 +235,11 @@ def test_objects_reference_each_other(scenario: Path):
             target = idx["Pod"].get(ref.get("name"))
             if ref.get("kind") == "Pod" and (target is None or target["metadata"]["uid"] != ref.get("uid")):
                 problems.append(f"EndpointSlice {sl['metadata']['name']}: pod {ref.get('name')} missing or uid differs")
+    # KEDA ScaledObjects scale an existing workload
+    for so in by_kind["ScaledObject"]:
+        ref = so["spec"]["scaleTargetRef"]
+        if ref["name"] not in idx.get(ref.get("kind", "Deployment"), {}):
+            problems.append(f"ScaledObject {so['metadata']['name']}: scaleTargetRef {ref} missing")
     # (Cluster)RoleBindings name existing roles; ExternalSecrets existing SecretStores
     for ing in by_kind["Ingress"]:   # an Ingress routes to Services of its namespace
         for rule in ing["spec"].get("rules") or []:

@@ -721,3 +721,46 @@ def test_secret_manager_backend_reads_names_and_policies_only(live, run_cli):
         "airflow-connections-slack_alerts", "airflow-connections-warehouse_db", "airflow-variables-env_name")]
     assert not any("/versions" in p for _m, p in sm)
     assert_read_only_once(srv)
+
+
+def test_keda_scaled_objects_are_read_once_and_a_missing_crd_is_not_installed(live, run_cli, tmp_path):
+    """KEDA ScaledObjects through the real kubernetes client: the chart's ScaledObject fires
+    keda-scaler-failing; a 403 on the list errors that check only; without KEDA the API server (the
+    replay server, from a snapshot that stores nothing under keda.sh) answers 404 for the unknown type,
+    and the check is skipped as not installed, never failed."""
+    import urllib.error
+    import urllib.request
+
+    so = "/apis/keda.sh/v1alpha1/namespaces/orchestration/scaledobjects"
+    srv = server("keda-workers-through-pgbouncer")
+    r = live(srv, "doctor", "--output", "json")
+    assert [e.status for e in srv.log.select(so, service="k8s")] == [200]
+    assert [f["check"] for f in r.json["findings"]] == ["keda-scaler-failing"]
+    # a namespace with no ScaledObject: the type is served (its CRD is installed), so an empty list
+    with urllib.request.urlopen(srv.k8s_url + "/apis/keda.sh/v1alpha1/namespaces/elsewhere/scaledobjects") as resp:
+        assert resp.status == 200 and json.loads(resp.read())["items"] == []
+    srv.log.clear()
+    srv.add_fault(Fault(path=so, status=403))
+    r = live(srv, "doctor", "--output", "json")
+    st = {c["id"]: (c["status"], c["reason"] or "") for c in r.json["checks"]}
+    assert st["keda-scaler-failing"][0] == "error" and "scaledobjects" in st["keda-scaler-failing"][1]
+    assert r.json["findings"] == []
+    assert st["pgbouncer-auth-mismatch"][0] == "pass"
+
+    # no KEDA at all: a scenario copy that stores nothing under keda.sh
+    root = tmp_path / "no-keda"
+    shutil.copytree(SCEN_DIR / _healthy(), root)
+    shutil.rmtree(root / "k8s/apis/keda.sh")
+    with ReplayServer(root) as bare:
+        ns = meta_of(root)["namespace"]
+        try:
+            urllib.request.urlopen(bare.k8s_url + f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects")
+            raise AssertionError("an unknown type must answer 404")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404 and json.loads(e.read())["reason"] == "NotFound"
+        bare.log.clear()
+        r = live(bare, "doctor", "--output", "json")
+        c = next(c for c in r.json["checks"] if c["id"] == "keda-scaler-failing")
+        assert (c["status"], c["reason"]) == ("skip", "KEDA is not installed (the ScaledObject CRD answers 404): "
+                                                      "not applicable")
+        assert [e.status for e in bare.log.select(f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects")] == [404]
