@@ -84,7 +84,8 @@ def _judge(ctx: Context, gsa: str, ksas: list[tuple[str, KsaUse]]):
         if doubts:
             return DataUnavailable("error", f"cannot tell whether the KSAs may impersonate {gsa}: " + "; ".join(doubts))
         return None
-    bound = sorted({m for b in bindings(pe.data) if b.get("role") in GRANTING for m in binding_members(b)})
+    bound = sorted({m for b in bindings(pe.data) if isinstance(b.get("role"), str) and b["role"] in GRANTING
+                    for m in binding_members(b)})
     evidence.append(f"IAM policy of {gsa}: " + (f"{ROLE} (or token creator) is granted to {', '.join(bound)}" if bound
                                                  else f"no {ROLE} binding at all"))
     for ksa, _use in lacking:
