@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from airflow_gke.remediation import helm_upgrade, k8s_resource, q, release
-from airflow_gke.views import Context, DataUnavailable
+from airflow_gke.views import Context, component_workload
 from airflow_gke.views.secrets import BackendUse
 
 
@@ -27,15 +27,8 @@ def _where(ctx: Context, uses: list[BackendUse]):
 def _workload(ctx: Context, component: str) -> tuple[str | None, str]:
     if component == "task":
         return "ConfigMap", f"{release(ctx)}-config"   # the pod template lives there
-    for kind, coll_name in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
-        try:
-            coll = getattr(ctx, coll_name)
-        except DataUnavailable:
-            continue
-        for w in coll.values():
-            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
-                return kind, w.name
-    return None, ""
+    found = component_workload(ctx, component)
+    return (found[0], found[1].name) if found else (None, "")
 
 
 def _set_kwargs(ctx: Context, uses: list[BackendUse], value: dict) -> list[str]:

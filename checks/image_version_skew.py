@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, as_dict, dig, secret_ref
+from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, component_workload, as_dict, dig, secret_ref
 from airflow_gke.model import Finding, Remediation, Result, passed
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource
@@ -210,15 +210,8 @@ def _key_or_none(v: str) -> tuple | None:
 
 
 def _workload(ctx: Context, component: str):
-    for kind in ("deployments", "statefulsets"):
-        try:
-            coll = getattr(ctx, kind)
-        except DataUnavailable:
-            continue
-        for w in coll.values():
-            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
-                return w
-    return None
+    found = component_workload(ctx, component)
+    return found[1] if found else None
 
 
 def _af2_values(ctx: Context, sources, version: str) -> Finding:

@@ -26,7 +26,7 @@ from .kube import (PVC, QUANTITY_UNITS, ContainerStatus, KubeViews, Obj, Pod, St
                    pod_images, quantity, secret_ref, selector_matches, spec_of, status_of, tolerates, unhealthy)
 from .iam import Evaluation, binding_members, bindings, evaluate, is_federated, member_roles, role_grants, unless_in_groups
 from .identity import (COMPONENTS, LOG_READERS, LOG_WRITERS, Identity, KsaUse, annotated_ksas, bucket_of,
-                       component_exists, component_pods, ksa_pods, ksas_in_use, named_gsas, remote_log_folder,
+                       component_exists, component_pods, component_workload, ksa_pods, ksas_in_use, named_gsas, remote_log_folder,
                        resolve, template_spec)
 
 
@@ -41,7 +41,7 @@ __all__ = ["AIRFLOW_COMPONENTS", "QUANTITY_UNITS", "all_statuses", "as_dict", "a
            "parse_time", "Pod", "pod_images", "PVC", "quantity", "Repo", "secret_ref", "selector_matches", "spec_of",
            "status_of", "StorageClass", "str_map", "tolerates", "unhealthy", "unreadable", "view", "WRITE_SCOPES",
            # identity and iam
-           "annotated_ksas", "binding_members", "bindings", "bucket_of", "component_exists", "component_pods",
+           "annotated_ksas", "binding_members", "bindings", "bucket_of", "component_exists", "component_pods", "component_workload",
            "COMPONENTS", "evaluate", "Evaluation", "Identity", "ksa_pods", "ksas_in_use", "KsaUse", "LOG_READERS",
            "LOG_WRITERS", "member_roles", "named_gsas", "remote_log_folder", "resolve", "role_grants",
            "template_spec"]

@@ -17,7 +17,7 @@ from typing import Any
 from .airflow import AIRFLOW_COMPONENTS
 from .base import DataUnavailable, as_dict
 from .google import NodePool
-from .kube import Pod
+from .kube import Obj, Pod
 
 Context = Any   # the views' Context (doctor/views/__init__.py), assembled from the views this module uses
 
@@ -75,20 +75,26 @@ def component_pods(ctx: Context, component: str) -> list[Pod]:
     return [p for p in ctx.pods_by_component.get(component, []) if not p.is_task_pod]
 
 
+def component_workload(ctx: Context, component: str) -> tuple[str, Obj] | None:
+    """The release's Deployment or StatefulSet of ``component`` as (kind, object); None when there is
+    none or neither list could be read (the failed reads are recorded as usual)."""
+    for kind, coll_name in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
+        try:
+            coll = getattr(ctx, coll_name)
+        except DataUnavailable:
+            continue
+        for w in coll.values():
+            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
+                return kind, w
+    return None
+
+
 def component_exists(ctx: Context, component: str) -> bool:
     if component == "task":
         return ctx.kubernetes_executor
     if ctx.pods_by_component.get(component):
         return True
-    for coll_name in ("deployments", "statefulsets"):
-        try:
-            coll = getattr(ctx, coll_name)
-        except DataUnavailable:
-            continue
-        if any(w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release)
-               for w in coll.values()):
-            return True
-    return False
+    return component_workload(ctx, component) is not None
 
 
 def template_spec(ctx: Context, component: str) -> dict | None:
@@ -100,15 +106,8 @@ def template_spec(ctx: Context, component: str) -> dict | None:
         except DataUnavailable:
             return None
         return as_dict(tpl.get("spec")) if tpl else None
-    for coll_name in ("deployments", "statefulsets"):
-        try:
-            coll = getattr(ctx, coll_name)
-        except DataUnavailable:
-            continue
-        for w in coll.values():
-            if w.labels.get("component") == component and (ctx.release is None or w.labels.get("release") == ctx.release):
-                return as_dict(as_dict(w.spec.get("template")).get("spec"))
-    return None
+    found = component_workload(ctx, component)
+    return as_dict(as_dict(found[1].spec.get("template")).get("spec")) if found else None
 
 
 def ksa_pods(ctx: Context, component: str) -> dict[str, list[Pod]]:
