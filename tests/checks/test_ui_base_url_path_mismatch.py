@@ -34,11 +34,39 @@ def test_base_url_from_env_with_unprefixed_probes(doc):
 
 def test_look_alikes_stay_silent(doc):
     assert status_of(doc("webserver-base-url-config-af2"), "ui-base-url-path-mismatch") == "pass"
-    assert _check(doc("api-server-base-url-path-af3"), "ui-base-url-path-mismatch")[0] == "skip"
+    assert _check(doc("api-server-base-url-path-af3"), "ui-base-url-path-mismatch") == (
+        "skip", "Airflow 3: the api-server answers its health endpoint with and without the base_url path; "
+                "no Ingress routes to the api-server")
     assert status_of(doc("api-server-base-url-path-af3"), "execution-api-unreachable") == "pass"
     assert status_of(doc("healthy-af2-celery"), "ui-base-url-path-mismatch") == "pass"
     for name in ("webserver-base-url-config-af2", "celery-worker-oom-af2"):
         assert not [f for f in findings_of(doc(name), "liveness-probe-restarts") if f["caused_by"]], name
+
+
+def test_af3_ingress_path_base_url_does_not_cover(doc):
+    d = doc("api-server-base-url-ingress-rewrite-af3")
+    f = _one(d, "ui-base-url-path-mismatch", "Ingress", "airflow-api-server-ingress")
+    assert f["resource"]["namespace"] == "airflow"
+    ev = _ev(f)
+    assert ("[api] base_url = https://airflow.acme-data.example/ (airflow.cfg [api] base_url): the UI's pages name "
+            "their assets and API calls under /") in ev
+    assert ("Ingress airflow-api-server-ingress rule host airflow.acme-data.example path /airflow(/|$)(.*) "
+            "(pathType ImplementationSpecific) -> Service airflow-api-server:api-server") in ev
+    assert "annotation nginx.ingress.kubernetes.io/rewrite-target: /$2: the api-server gets the path without /airflow" in ev
+    assert "nothing routes airflow.acme-data.example/ to Service airflow-api-server" in ev
+    # the Ingress is what users browse (TLS for its host): base_url takes its host and path, and the
+    # Execution API URL set in the config moves under the same prefix so the two fixes agree
+    assert _cmds(f) == ("helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values "
+                        "--set-string config.api.base_url=https://airflow.acme-data.example/airflow/ "
+                        "--set-string config.core.execution_api_server_url="
+                        "http://airflow-api-server:8080/airflow/execution/")
+    assert status_of(d, "execution-api-unreachable") == "pass"
+
+
+def test_af3_ingress_look_alikes_pass(doc):
+    # /airflow (Prefix, no rewrite) under base_url .../airflow/; GKE's /airflow/* glob likewise
+    for name in ("api-server-base-url-ingress-af3", "gce-ingress-healthy-af3", "gce-ingress-wrong-path-af3"):
+        assert _check(doc(name), "ui-base-url-path-mismatch") == ("pass", None), name
 
 
 def test_on_a_plan_the_fix_is_a_values_change(tmp_path):
