@@ -179,13 +179,13 @@ class FleetReport:
                f"{r.namespace}/{r.release or '?'}"
 
     def rows(self, fail_on: str) -> list[dict]:
-        """One row per target: label, errors, warnings, incomplete (checks not run), exit code."""
+        """One row per target: label, errors, warnings, incomplete (checks that ended error, as exit 3 counts them; a skip is not applicable, not incomplete), exit code."""
         out = []
         for rep in self.reports:
             s = rep.summary()
             out.append({"target": self.label(rep), "errors": s["findings"]["error"],
                         "warnings": s["findings"]["warning"],
-                        "incomplete": s["checks"]["skip"] + s["checks"]["error"],
+                        "incomplete": s["checks"]["error"],   # checks that could not judge (exit 3); a skip is "not applicable"
                         "exit_code": rep.exit_code(fail_on), "reason": ""})
         for u in self.unreached:
             t = u.target

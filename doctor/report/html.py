@@ -190,7 +190,7 @@ def fleet_model(fleet, fail_on: str) -> dict[str, Any]:
                      "reason": reason})
     totals = {"error": sum(m["counts"]["error"] for m in targets),
               "warning": sum(m["counts"]["warning"] for m in targets),
-              "incomplete": sum(m["checks_count"]["skip"] + m["checks_count"]["error"] for m in targets)}
+              "incomplete": sum(m["checks_count"]["error"] for m in targets)}
     code = fleet.exit_code(fail_on)
     summary = fleet.rows(fail_on)        # diagnosed targets in fleet.reports order, then the unreached
     aged = any("age" in r for r in summary)
