@@ -151,12 +151,13 @@ def test_seed_incident_page(browser, seed, tmp_path):
         # one copy button per pasteable block; clicking one copies exactly that block
         blocks = sum(len(f.remediation.blocks) for f in seed.findings)
         assert p.locator("button.copy").count() == blocks
-        button = p.locator('article.finding[data-check="pvc-access-mode-unsupported"] button.copy').nth(1)
-        button.click()
-        p.wait_for_function("window.__copied.length > 0")
+        sel = 'article.finding[data-check="pvc-access-mode-unsupported"] button.copy'
+        _record_labels(p, sel, 1)   # the label reverts to "Copy" after 2 s: record it, never race the timer
+        p.locator(sel).nth(1).click()
+        p.wait_for_function("() => window.__copied.length > 0 && window.__labels.length > 0")
         how, text = p.evaluate("window.__copied[0]")
         assert how == "clipboard" and text == "\n".join(seed.findings[0].remediation.blocks[1])
-        assert button.inner_text() == "Copied"
+        assert p.evaluate("window.__labels[0]") == "Copied"
         # the symptoms folded under the PVC finding
         sym = p.locator('article.finding[data-check="pvc-access-mode-unsupported"] .symptoms > ul > li')
         assert sym.count() == 4 and "component-not-ready" in sym.first.inner_text()
@@ -179,11 +180,12 @@ def test_copy_falls_back_without_the_clipboard_api(browser, seed, tmp_path):
     try:
         p = o.page
         assert p.evaluate("navigator.clipboard === undefined")
+        _record_labels(p, "button.copy", 0)
         p.locator("button.copy").first.click()
-        p.wait_for_function("window.__copied.length > 0")
+        p.wait_for_function("() => window.__copied.length > 0 && window.__labels.length > 0")
         how, text = p.evaluate("window.__copied[0]")
         assert how == "fallback" and text == "\n".join(seed.findings[0].remediation.blocks[0])
-        assert p.locator("button.copy").first.inner_text() in ("Copied", "Select and copy")
+        assert p.evaluate("window.__labels[0]") in ("Copied", "Select and copy")
         assert p.locator("textarea").count() == 0         # the helper is gone again
         assert o.errors == []
     finally:
@@ -259,3 +261,13 @@ def test_fleet_page_of_20_targets(browser, tmp_path):
         _keep(p, "fleet-20.png", full=False)
     finally:
         o.close()
+
+
+def _record_labels(page, selector: str, index: int) -> None:
+    """Record every label the ``index``-th button matching ``selector`` shows, in window.__labels."""
+    page.evaluate("""([sel, i]) => {
+        window.__labels = [];
+        const b = document.querySelectorAll(sel)[i];
+        new MutationObserver(() => window.__labels.push(b.textContent))
+            .observe(b, {childList: true, characterData: true, subtree: true});
+    }""", [selector, index])
