@@ -143,6 +143,19 @@ def _api_message(e) -> str:
     return msg(e)
 
 
+_DENIED_WHO = re.compile(r"^(\S+@\S+) does not have ")
+
+
+def _member(msg: str) -> str:
+    """The IAM member Cloud Storage's 403 names ("<email> does not have storage.objects.create
+    access ..."); SA_EMAIL only when the answer names nobody."""
+    m = _DENIED_WHO.match(msg)
+    if not m:
+        return "serviceAccount:SA_EMAIL"
+    who = m.group(1)
+    return f"{'serviceAccount' if who.endswith('.gserviceaccount.com') else 'user'}:{who}"
+
+
 def _explain(e: BaseException, loc: GcsPrefix, what: str, needs: str, role: str) -> str:
     """One line for a failed Cloud Storage call: what failed (``what``: 'write gs://...'), the
     API's words, what to do."""
@@ -158,7 +171,7 @@ def _explain(e: BaseException, loc: GcsPrefix, what: str, needs: str, role: str)
         if code in (401, 403):
             return (f"cannot {action}: permission denied (HTTP {code}: {msg}); the identity needs {needs} "
                     f"on bucket {loc.bucket}: gcloud storage buckets add-iam-policy-binding gs://{loc.bucket} "
-                    f"--member serviceAccount:SA_EMAIL --role {role}")
+                    f"--member {_member(msg)} --role {role}")
         if code == 412:
             return f"cannot {action}: the object already exists (HTTP 412); reports are never replaced"
         return f"cannot {action}: HTTP {code}: {msg}"

@@ -99,8 +99,9 @@ def test_403_is_one_line_with_the_grant_and_exit_2_after_the_report(run_cli, gcs
     assert line.startswith("airflow-gke: error: cannot write the JSON report to gs://acme-reports/r/acme-data-prod/")
     assert "permission denied (HTTP 403: airflow-gke-fleet@acme-data-prod.iam.gserviceaccount.com does not have " \
            "storage.objects.create access" in line
-    assert "gcloud storage buckets add-iam-policy-binding gs://acme-reports --member serviceAccount:SA_EMAIL " \
-           "--role roles/storage.objectCreator" in line
+    assert "gcloud storage buckets add-iam-policy-binding gs://acme-reports --member " \
+           "serviceAccount:airflow-gke-fleet@acme-data-prod.iam.gserviceaccount.com " \
+           "--role roles/storage.objectCreator" in line          # the member the 403 names, no placeholder
 
 
 def test_missing_bucket_is_exit_2_naming_it(run_cli, gcs):
