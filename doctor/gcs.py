@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .errors import UserError
+from .live.apierror import api_message
 
 SCHEME = "gs://"
 # Cloud Storage bucket names: 3-63 characters (222 with dots), lower-case letters, digits, '-', '_'
@@ -137,12 +138,6 @@ def _client(env: dict, scope: str):
     return client
 
 
-def _api_message(e) -> str:
-    from .live.probe import _api_message as msg
-
-    return msg(e)
-
-
 _DENIED_WHO = re.compile(r"^(\S+@\S+) does not have ")
 
 
@@ -165,7 +160,7 @@ def _explain(e: BaseException, loc: GcsPrefix, what: str, needs: str, role: str)
     action = what
     if isinstance(e, gexc.GoogleAPICallError):
         code = e.code if isinstance(e.code, int) else None
-        msg = _api_message(e)
+        msg = api_message(e)
         if code == 404:
             return f"cannot {action}: bucket {loc.bucket} does not exist (HTTP 404: {msg})"
         if code in (401, 403):

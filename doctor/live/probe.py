@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .apierror import api_message
+
 PROBE_DIR = ".airflow-gke-probe"
 CHECK = "gcs-log-write-denied"
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -212,21 +214,6 @@ def _credentials(env: dict, res: ProbeResult):
     return creds, ident
 
 
-def _api_message(e) -> str:
-    """The API's own error message (the JSON body's error.message), not the client's wrapping."""
-    resp = getattr(e, "response", None)
-    try:
-        body = resp.json() if resp is not None else None
-        msg = body.get("error", {}).get("message") if isinstance(body, dict) else None
-        if isinstance(msg, str) and msg.strip():
-            return msg.strip()
-    except Exception:  # noqa: BLE001 - not JSON
-        pass
-    text = (getattr(e, "message", None) or str(e)).strip()
-    m = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
-    return json.loads(f'"{m.group(1)}"') if m else text
-
-
 def _step(res: ProbeResult, name: str, fn, ok_text: str) -> bool:
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as aexc
@@ -235,7 +222,7 @@ def _step(res: ProbeResult, name: str, fn, ok_text: str) -> bool:
         fn()
     except gexc.GoogleAPICallError as e:
         status = e.code if isinstance(e.code, int) else None
-        msg = _api_message(e)
+        msg = api_message(e)
         res.steps.append(Step(name, False, status, msg))
         m = _PERM.search(msg)
         if status == 403:
