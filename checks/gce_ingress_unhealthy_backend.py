@@ -1,22 +1,24 @@
 """A GKE Ingress (class ``gce``/``gce-internal``) in front of the webserver (Airflow 2) or the
 api-server (Airflow 3) whose load balancer marks the Airflow backend ``UNHEALTHY`` (the
 ``ingress.kubernetes.io/backends`` annotation GKE's ingress controller writes): every request
-through it ends in ``502 Server Error``. The usual cause: no BackendConfig points the load
-balancer's health check at Airflow's health endpoint (``/health`` on Airflow 2,
-``/api/v2/monitor/health`` on Airflow 3, under a ``base_url`` path prefix), so it checks ``GET /``
-(unless GKE copied a qualifying readinessProbe when it created the backend), which Airflow 2 answers
-with a redirect; or a BackendConfig whose ``healthCheck`` asks another path or port. When the health
-check is right, the Airflow pods are not Ready or the probes from Google's health-check ranges are
-blocked. Backends ``Unknown`` (not yet probed) and Ingresses that route to other Services are not
-judged. GKE's HTTP load balancing add-on absent (the BackendConfig CRD answers 404): not applicable."""
+through it ends in ``502 Server Error``. For such a backend the Compute Engine health check GKE made
+for it (named like the backend) is read, and decides: when no BackendConfig sets it and it asks what
+Airflow does not answer with 200 (``/`` on Airflow 2, a redirect; ``/health`` on Airflow 3, a 404; a
+path outside the ``base_url`` prefix, a port the pods do not serve), a BackendConfig pointing it at
+Airflow's health endpoint (``/health`` on Airflow 2, ``/api/v2/monitor/health`` on Airflow 3, under the
+prefix); a BackendConfig that asks another path or port is patched. When the health check is right,
+the Airflow pods are not Ready or the probes from Google's health-check ranges are blocked (a
+NetworkPolicy on the pods gets one that admits them). Unread (403, 404, the regional health check of
+an internal load balancer): the finding says GKE checks ``GET /`` unless it copied a qualifying
+readinessProbe, and how to read it. Backends ``Unknown`` (not yet probed) and Ingresses that route to
+other Services are not judged. GKE's HTTP load balancing add-on absent (the BackendConfig CRD answers
+404): not applicable."""
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from airflow_gke.views import Context, DataUnavailable, Obj, as_dict, as_list, dig, selector_matches
+from airflow_gke.views import Context, DataUnavailable, GceBackend, Obj, as_dict, as_list, dig, selector_matches
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, deployer, helm_upgrade, k8s_resource, project, q, quote_event, region, release
@@ -25,7 +27,6 @@ BACKENDS = "ingress.kubernetes.io/backends"
 NEG = "cloud.google.com/neg"
 NEG_STATUS = "cloud.google.com/neg-status"
 BACKEND_CONFIG = ("cloud.google.com/backend-config", "beta.cloud.google.com/backend-config")
-GCE_CLASSES = ("gce", "gce-internal")
 # What each UI component serves its health on (under the [section] base_url path prefix), and the
 # chart's values key of its Service.
 UI = {"webserver": ("/health", "webserver", "webserver"),
@@ -33,14 +34,12 @@ UI = {"webserver": ("/health", "webserver", "webserver"),
 # Google's health checkers (external and internal Application Load Balancers): with container-native
 # load balancing (NEGs) they probe the pod IPs directly.
 HC_RANGES = ("130.211.0.0/22", "35.191.0.0/16")
-_NEG_NAME = re.compile(r"^k8s1-[0-9a-f]{8}-(?P<rest>.+)-(?P<port>\d+)-[0-9a-f]{8}$")
-_IG_NAME = re.compile(r"^k8s-be-(?P<nodeport>\d+)--[0-9a-f]+$")
 
 
 @check(id="gce-ingress-unhealthy-backend",
        title="GKE Ingress load balancers find the Airflow UI's backends healthy",
        severity="error", category=Category.NETWORKING, needs=("ingresses", "k8s_services", "backendconfigs"),
-       uses=("pods", "events", "configmaps", "deployments", "networkpolicies"))
+       uses=("pods", "events", "configmaps", "deployments", "networkpolicies", "health_check"))
 def run(ctx: Context) -> Result:
     """GKE Ingress backend UNHEALTHY for the webserver/api-server: 502s (health check path, BackendConfig)."""
     configs = ctx.backend_configs
@@ -53,29 +52,13 @@ def run(ctx: Context) -> Result:
     routes = _routes(ctx, ui)
     if not routes:
         return skipped("no GKE Ingress routes to the Airflow UI")
-    bad: dict[tuple[str, int], list[Backend]] = {}
+    bad: dict[tuple[str, int], list[GceBackend]] = {}
     for b in routes:
         if b.state == "UNHEALTHY":
             bad.setdefault((b.service.name, b.port_number), []).append(b)
     if not bad:
         return passed()
     return from_findings([_finding(ctx, backends, configs) for _key, backends in sorted(bad.items())])
-
-
-@dataclass
-class Backend:
-    """One Ingress backend that is an Airflow UI Service port, with the load balancer's verdict."""
-    ingress: Obj
-    service: Obj
-    component: str
-    port: dict                       # the Service port
-    backend_name: str | None         # the load balancer's backend service
-    state: str | None                # HEALTHY / UNHEALTHY / Unknown / None (not in the annotation)
-    paths: list[str] = field(default_factory=list)
-
-    @property
-    def port_number(self) -> int:
-        return int(self.port.get("port") or 0)
 
 
 def _ui_services(ctx: Context) -> dict[str, tuple[Obj, str]]:
@@ -90,87 +73,9 @@ def _ui_services(ctx: Context) -> dict[str, tuple[Obj, str]]:
     return out
 
 
-def _is_gce(ing: Obj) -> bool:
-    cls = ing.spec.get("ingressClassName") or ing.annotations.get("kubernetes.io/ingress.class")
-    if cls:
-        return cls in GCE_CLASSES
-    return BACKENDS in ing.annotations       # no class: GKE's controller took it if it wrote its annotation
-
-
-def _states(ing: Obj) -> dict[str, str]:
-    try:
-        v = json.loads(ing.annotations.get(BACKENDS) or "{}")
-    except ValueError:
-        return {}
-    return {str(k): str(s) for k, s in v.items()} if isinstance(v, dict) else {}
-
-
-def _service_port(svc: Obj, ref: dict) -> dict | None:
-    ports = [as_dict(p) for p in as_list(svc.spec.get("ports"))]
-    if "number" in ref:
-        return next((p for p in ports if p.get("port") == ref.get("number")), None)
-    if "name" in ref:
-        return next((p for p in ports if p.get("name") == ref.get("name")), None)
-    return ports[0] if len(ports) == 1 else None
-
-
-def _backend_name(ctx: Context, svc: Obj, port: dict, states: dict[str, str]) -> str | None:
-    """The load balancer backend of a Service port: the NEG the Service's neg-status names for it
-    (container-native load balancing), else a ``k8s1-<uid>-<ns>-<svc>-<port>-<hash>`` name of that
-    Service and port, else the instance-group backend of its nodePort (``k8s-be-<nodePort>--<uid>``)."""
-    try:
-        status = json.loads(svc.annotations.get(NEG_STATUS) or "{}")
-    except ValueError:
-        status = {}
-    negs = as_dict(as_dict(status).get("network_endpoint_groups"))
-    neg = negs.get(str(port.get("port")))
-    if neg:
-        return str(neg)
-    want = f"{ctx.target.namespace}-{svc.name}"
-    for name in states:
-        m = _NEG_NAME.match(name)
-        if m and m.group("port") == str(port.get("port")) and (m.group("rest") == want or want.startswith(m.group("rest"))):
-            return name
-        m = _IG_NAME.match(name)
-        if m and port.get("nodePort") and m.group("nodeport") == str(port.get("nodePort")):
-            return name
-    return None
-
-
-def _routes(ctx: Context, ui: dict[str, tuple[Obj, str]]) -> list[Backend]:
-    out: list[Backend] = []
-    for ing in sorted(ctx.ingresses, key=lambda o: o.name):
-        if not _is_gce(ing):
-            continue
-        states = _states(ing)
-        refs: list[tuple[dict, str]] = []
-        default = as_dict(dig(ing.raw, "spec", "defaultBackend", "service"))
-        if default:
-            refs.append((default, "default backend"))
-        for rule in as_list(ing.spec.get("rules")):
-            rule = as_dict(rule)
-            for p in as_list(dig(rule, "http", "paths")):
-                p = as_dict(p)
-                ref = as_dict(dig(p, "backend", "service"))
-                if ref:
-                    refs.append((ref, f"{rule.get('host') or '*'}{p.get('path') or '/'}"))
-        seen: dict[tuple[str, int], Backend] = {}
-        for ref, where in refs:
-            hit = ui.get(str(ref.get("name")))
-            if hit is None:
-                continue
-            svc, comp = hit
-            port = _service_port(svc, as_dict(ref.get("port")))
-            if port is None:
-                continue
-            key = (svc.name, int(port.get("port") or 0))
-            if key in seen:
-                seen[key].paths.append(where)
-                continue
-            name = _backend_name(ctx, svc, port, states)
-            seen[key] = Backend(ing, svc, comp, port, name, states.get(name) if name else None, [where])
-        out += seen.values()
-    return out
+def _routes(ctx: Context, ui: dict[str, tuple[Obj, str]]) -> list[GceBackend]:
+    """The GKE Ingress backends that are ports of this release's UI Services."""
+    return [b for b in ctx.gce_ui_backends if b.service.name in ui]
 
 
 def _config_ref(svc: Obj, port: dict) -> tuple[str | None, str | None]:
@@ -235,7 +140,7 @@ def _readiness(pods: list, comp: str) -> dict:
     return {}
 
 
-def _finding(ctx: Context, backends: list[Backend], configs: dict[str, Obj]) -> Finding:
+def _finding(ctx: Context, backends: list[GceBackend], configs: dict[str, Obj]) -> Finding:
     b = backends[0]
     svc, comp, port = b.service, b.component, b.port
     n = ctx.target.namespace
@@ -257,13 +162,24 @@ def _finding(ctx: Context, backends: list[Backend], configs: dict[str, Obj]) -> 
                     + (f"; {ref_key} {svc.annotations[ref_key]}" if ref_key else "; no cloud.google.com/backend-config "
                                                                                  "annotation"))
     evidence.append(f"Airflow's {comp} answers health checks on {path} ({path_src})")
-    probe = _readiness(pods, comp)
-    if probe and ref is None:
-        evidence.append(f"the {comp} readinessProbe GETs {probe.get('path')} on port {probe.get('port')} (GKE copies "
-                        "it into the load balancer's health check only if it qualified when the backend was created)")
+    lb_hc, unread = _load_balancer_health_check(ctx, b)
+    verdict: tuple[bool, str] | None = None
+    if lb_hc is not None:
+        typ, sub = _hc_settings(lb_hc)
+        prefix = path[:-len(UI[comp][0])]
+        verdict = _hc_verdict(comp, typ, sub, path, prefix, cport, neg, port.get("nodePort"))
+        evidence.append(_hc_evidence(b, lb_hc, typ, sub))
+        evidence.append(verdict[1])
+    elif ref is None:
+        evidence.append(f"the load balancer's health check {b.backend_name} was not read: {unread}")
+        probe = _readiness(pods, comp)
+        if probe:
+            evidence.append(f"the {comp} readinessProbe GETs {probe.get('path')} on port {probe.get('port')} (GKE "
+                            "copies it into the load balancer's health check only if it qualified when the backend "
+                            "was created)")
     problem = ""
     if ref is None:
-        problem = "none"
+        problem = "none" if verdict is None else "" if verdict[0] else "read"
     elif bc is None:
         problem = "missing"
         evidence.append(f"BackendConfig {ref} named by the Service does not exist in namespace {n} "
@@ -286,24 +202,36 @@ def _finding(ctx: Context, backends: list[Backend], configs: dict[str, Obj]) -> 
     if pods:
         evidence.append(f"{len(ready)} of {len(pods)} {comp} pod(s) Ready")
     if problem:
-        summary, cmds, what = _fix_health_check(ctx, b, problem, path, cport, neg, ref, bc, hc)
+        summary, cmds, what = _fix_health_check(ctx, b, problem, path, cport, neg, ref, bc, hc, lb_hc, verdict, unread)
     elif pods and not ready:
         what = f"no {comp} pod is Ready, so the load balancer has nothing healthy to send to"
         owner = f"{release(ctx)}-{comp}"
         caused_by = [finding_id("component-not-ready", k8s_resource(ctx, "Deployment", owner))]
-        summary = (f"The health check is set right (BackendConfig {ref}, {path}); the {comp} pods are not Ready: fix "
+        summary = (f"The health check is set right ({_right(b, ref, path, lb_hc)}); the {comp} pods are not Ready: fix "
                    "that first (the findings it is caused by), the backend turns HEALTHY once they are.")
         cmds = [f"kubectl describe pods --namespace {q(n)} -l component={comp},release={release(ctx)}"]
     else:
-        what = (f"the health check asks {path} as Airflow expects, yet the probes fail: Google's health checkers "
-                f"({', '.join(HC_RANGES)}) are blocked or time out")
+        what = (f"the health check asks {_asked(path, lb_hc)}, which Airflow answers with 200, yet the probes fail: "
+                f"Google's health checkers ({', '.join(HC_RANGES)}) are blocked or time out")
         evidence += _policies(ctx, svc)
-        summary = ("The health check is set right; let Google's health-check ranges reach the pods (a VPC firewall rule "
-                   "for the node network, and any NetworkPolicy on the UI pods), then read the backend's health.")
-        cmds = [f"gcloud compute backend-services get-health {q(b.backend_name or 'BACKEND')} {_scope(ctx, b)} "
-                f"--project {q(project(ctx))}",
-                f"gcloud compute firewall-rules list --project {q(project(ctx))} "
-                "--filter='sourceRanges:(130.211.0.0/22 35.191.0.0/16)'"]
+        blocking = _blocking_policies(ctx, svc) if neg else []
+        health = (f"gcloud compute backend-services get-health {q(b.backend_name or 'BACKEND')} {_scope(ctx, b)} "
+                  f"--project {q(project(ctx))}")
+        if blocking:
+            what = (f"the health check asks {_asked(path, lb_hc)}, which Airflow answers with 200, yet the probes "
+                    f"fail: NetworkPolicy {', '.join(blocking)} select{'s' if len(blocking) == 1 else ''} the {comp} "
+                    f"pods and none admits Google's health checkers ({', '.join(HC_RANGES)}), which container-native "
+                    "load balancing sends to the pod IPs")
+            summary = (f"The health check is set right ({_right(b, ref, path, lb_hc)}); admit Google's health-check "
+                       f"ranges to the {comp} pods on port {cport} with a NetworkPolicy beside {', '.join(blocking)} "
+                       "(no pod restarts), then read the backend's health.")
+            cmds = [_gitops_note(ctx) + _allow_health_checks(ctx, svc, comp, cport), health]
+        else:
+            summary = (f"The health check is set right ({_right(b, ref, path, lb_hc)}); let Google's health-check ranges "
+                       "reach the pods (a VPC firewall rule for the node network, and any NetworkPolicy on the UI pods), "
+                       "then read the backend's health.")
+            cmds = [health, f"gcloud compute firewall-rules list --project {q(project(ctx))} "
+                            "--filter='sourceRanges:(130.211.0.0/22 35.191.0.0/16)'"]
     title = (f"GKE Ingress {', '.join(ingresses)} returns 502: the load balancer marks the {comp} "
              f"(Service {svc.name}) UNHEALTHY")
     message = (f"GKE's load balancer for Ingress {', '.join(ingresses)} sends a request to a backend only while its "
@@ -314,8 +242,9 @@ def _finding(ctx: Context, backends: list[Backend], configs: dict[str, Obj]) -> 
                    evidence=evidence, remediation=Remediation(summary, cmds), caused_by=caused_by)
 
 
-def _fix_health_check(ctx: Context, b: Backend, problem: str, path: str, cport: int | None, neg: bool,
-                      ref: str | None, bc: Obj | None, hc: dict) -> tuple[str, list[str], str]:
+def _fix_health_check(ctx: Context, b: GceBackend, problem: str, path: str, cport: int | None, neg: bool,
+                      ref: str | None, bc: Obj | None, hc: dict, lb_hc: dict | None,
+                      verdict: tuple[bool, str] | None, unread: str) -> tuple[str, list[str], str]:
     n = ctx.target.namespace
     svc, comp = b.service, b.component
     want: dict = {"type": "HTTP", "requestPath": path}
@@ -356,12 +285,18 @@ def _fix_health_check(ctx: Context, b: Backend, problem: str, path: str, cport: 
     else:   # a Service of its own, not the chart's: annotate it where it is defined
         annotate = (f"kubectl annotate service {q(svc.name)} --namespace {q(n)} --overwrite "
                     f"{q('cloud.google.com/backend-config=' + annotation)}")
-    what = (f"no BackendConfig sets the health check of Service {svc.name}, so the load balancer checks GET / "
-            f"(unless GKE copied a qualifying readinessProbe when it created the backend), not {path}"
-            + ("; Airflow 2 answers / with a redirect to its login page, and a health check needs 200"
-               if comp == "webserver" else ""))
+    if problem == "read" and lb_hc is not None and verdict is not None:
+        what = (f"no BackendConfig sets the health check of Service {svc.name}, and the load balancer's health check "
+                f"{b.backend_name} asks {_asked(path, lb_hc)}: {verdict[1]}")
+        cmds = []
+    else:   # the health check itself was not read: what GKE made for the backend decides
+        what = (f"no BackendConfig sets the health check of Service {svc.name}, so the load balancer checks GET / "
+                f"(unless GKE copied a qualifying readinessProbe when it created the backend), not {path}"
+                + ("; Airflow 2 answers / with a redirect to its login page, and a health check needs 200"
+                   if comp == "webserver" else "")
+                + f"; the health check itself was not read ({unread})")
+        cmds = [confirm]
     exists = name in (ctx.backend_configs or {})
-    cmds = [confirm]
     if exists:
         cmds.append(f"kubectl patch backendconfig {q(name)} --namespace {q(n)} --type merge "
                     f"-p {q(json.dumps({'spec': {'healthCheck': want}}, separators=(',', ':')))}")
@@ -375,6 +310,113 @@ def _fix_health_check(ctx: Context, b: Backend, problem: str, path: str, cport: 
     return summary, cmds, what
 
 
+HC_BLOCKS = {"HTTP": "httpHealthCheck", "HTTPS": "httpsHealthCheck", "HTTP2": "http2HealthCheck",
+             "TCP": "tcpHealthCheck", "SSL": "sslHealthCheck", "GRPC": "grpcHealthCheck"}
+
+
+def _load_balancer_health_check(ctx: Context, b: GceBackend) -> tuple[dict | None, str]:
+    """(the Compute Engine health check GKE made for the backend, why it was not read: "" when read).
+    GKE names it after the backend service; an internal load balancer's is regional: not read."""
+    if b.internal:
+        return None, ("an internal load balancer (class gce-internal) keeps a regional health check, which the doctor "
+                      "does not read")
+    if not b.backend_name:
+        return None, "the backend is not named in the Ingress's backends annotation"
+    try:
+        body = ctx.body("health_check", health_check=b.backend_name)
+    except DataUnavailable as e:
+        return None, e.reason
+    if not isinstance(body, dict):
+        return None, (f"project {project(ctx)} has no health check named {b.backend_name} (compute.healthChecks.get "
+                      "answered 404)")
+    return body, ""
+
+
+def _hc_settings(lb_hc: dict) -> tuple[str, dict]:
+    """(type, its settings block: ``httpHealthCheck`` ...) of a Compute Engine health check."""
+    typ = str(lb_hc.get("type") or "HTTP").upper()
+    return typ, as_dict(lb_hc.get(HC_BLOCKS.get(typ, "httpHealthCheck")))
+
+
+def _port_text(sub: dict) -> str:
+    if sub.get("portSpecification") == "USE_SERVING_PORT" or sub.get("port") is None:
+        return "the serving port (USE_SERVING_PORT)"
+    return f"port {sub.get('port')}"
+
+
+def _hc_evidence(b: GceBackend, lb_hc: dict, typ: str, sub: dict) -> str:
+    req = f", requestPath {sub.get('requestPath') or '/'}" if typ in ("HTTP", "HTTPS", "HTTP2") else ""
+    return (f"health check {lb_hc.get('name') or b.backend_name} (the load balancer's, compute.healthChecks.get): "
+            f"type {typ}{req}, {_port_text(sub)}, checkIntervalSec {lb_hc.get('checkIntervalSec')}, "
+            f"unhealthyThreshold {lb_hc.get('unhealthyThreshold')}"
+            + (f"; description: {clip(str(lb_hc['description']))}" if lb_hc.get("description") else ""))
+
+
+def _asked(path: str, lb_hc: dict | None) -> str:
+    """What the health check asks: the read one's path and port, else the expected path."""
+    if lb_hc is None:
+        return path
+    typ, sub = _hc_settings(lb_hc)
+    if typ == "TCP":
+        return f"a TCP connection on {_port_text(sub)}"
+    return f"{typ} GET {sub.get('requestPath') or '/'} on {_port_text(sub)}"
+
+
+def _right(b: GceBackend, ref: str | None, path: str, lb_hc: dict | None) -> str:
+    if ref:
+        return f"BackendConfig {ref}, {path}"
+    return f"health check {b.backend_name}: {_asked(path, lb_hc)}"
+
+
+def _hc_verdict(comp: str, typ: str, sub: dict, health: str, prefix: str, cport: int | None, neg: bool,
+                node_port) -> tuple[bool, str]:
+    """(whether Airflow answers the load balancer's health check with 200, why)."""
+    if typ in ("HTTPS", "HTTP2", "SSL", "GRPC"):
+        return False, f"it probes with {typ}, but the {comp} serves plain HTTP"
+    if sub.get("portSpecification", "USE_FIXED_PORT") == "USE_FIXED_PORT" and sub.get("port") is not None:
+        want = cport if neg else node_port
+        if want is not None and str(sub.get("port")) != str(want):
+            where = ("its container port: container-native load balancing probes the pods" if neg
+                     else "the Service's nodePort: instance-group backends are probed through the nodes")
+            return False, f"it probes port {sub.get('port')}, but the {comp} is served on {want} ({where})"
+    if typ == "TCP":
+        return True, f"a TCP health check only opens a connection, which the {comp} accepts"
+    return _path_verdict(comp, str(sub.get("requestPath") or "/").split("?", 1)[0], health, prefix)
+
+
+# Airflow 3's api-server (FastAPI) routes besides the UI's catch-all page: its health endpoint, and
+# paths that answer 404 (or 401/403 without a token) instead of the UI page.
+AF3_NOT_UI = ("api", "execution", "auth", "static", "pluginsv2")
+
+
+def _path_verdict(comp: str, req: str, health: str, prefix: str) -> tuple[bool, str]:
+    """(whether the UI component answers GET ``req`` with 200, why), from how Airflow routes it."""
+    if req == health:
+        return True, f"{req} is Airflow's health endpoint of the {comp}: it answers 200"
+    inside = not prefix or req == prefix or req.startswith(prefix + "/")
+    rel = (req[len(prefix):] or "/") if prefix and inside else req
+    if comp == "webserver":   # Airflow 2's Flask webserver
+        if not inside:
+            return False, (f"Airflow 2's webserver serves only under its base_url prefix {prefix}: {req} answers "
+                           "404")
+        if rel == "/api/v1/health":
+            return True, f"{req} is Airflow 2's REST API health endpoint: it answers 200 without authentication"
+        if rel == "/":
+            return False, ("Airflow 2's webserver answers / with a redirect (302) to its login page, and a health "
+                           "check needs 200")
+        return False, f"{req} is not Airflow 2's health endpoint ({health}), which answers 200 without a login"
+    if rel == "/api/v2/monitor/health":
+        return True, f"{req} is Airflow 3's health endpoint: it answers 200"
+    if rel == "/health":
+        return False, ("Airflow 3's api-server answers /health with 404 (\"Moved in Airflow 3. Please change config "
+                       "to check `/api/v2/monitor/health`\")")
+    if rel.split("/")[1] in AF3_NOT_UI:
+        return False, (f"{req} is not Airflow 3's health endpoint ({health}): the api-server answers it with 404 or "
+                       "401/403 without a token")
+    return True, (f"Airflow 3's api-server answers {req} with its UI page (200: the UI's catch-all route), though "
+                  f"{health} is its health endpoint")
+
+
 def _gitops_note(ctx: Context) -> str:
     """Under Argo CD or Flux the BackendConfig belongs in the repository they sync, beside the values."""
     tool, app, _where = deployer(ctx)
@@ -385,7 +427,7 @@ def _gitops_note(ctx: Context) -> str:
     return ""
 
 
-def _scope(ctx: Context, b: Backend) -> str:
+def _scope(ctx: Context, b: GceBackend) -> str:
     """Where the load balancer's backend service lives: global (external), or the cluster's region
     (internal Application Load Balancer, class gce-internal)."""
     cls = b.ingress.spec.get("ingressClassName") or b.ingress.annotations.get("kubernetes.io/ingress.class")
@@ -405,3 +447,45 @@ def _policies(ctx: Context, svc: Obj) -> list[str]:
             out.append(f"NetworkPolicy {pol.name} selects the UI pods; ipBlocks it admits: "
                        + (", ".join(cidrs) or "none") + f" (container-native health checks come from {', '.join(HC_RANGES)})")
     return [clip(x) for x in out]
+
+
+def _blocking_policies(ctx: Context, svc: Obj) -> list[str]:
+    """The NetworkPolicies that select the UI pods for ingress when none of them admits Google's
+    health-check ranges (an ipBlock covering them, or a rule open to every source); else none."""
+    if not ctx.has("networkpolicies"):
+        return []
+    import ipaddress
+
+    sel = as_dict(svc.spec.get("selector"))
+    ranges = [ipaddress.ip_network(r) for r in HC_RANGES]
+    selecting, admitted = [], set()
+    for pol in ctx.network_policies:
+        if "Ingress" not in ([str(t) for t in as_list(pol.spec.get("policyTypes"))] or ["Ingress"]) or \
+                not selector_matches(as_dict(pol.spec.get("podSelector")), sel):
+            continue
+        selecting.append(pol.name)
+        for rule in as_list(pol.spec.get("ingress")):
+            peers = as_list(as_dict(rule).get("from"))
+            if not peers:
+                admitted.update(ranges)          # a rule without `from` admits every source
+            for peer in peers:
+                block = as_dict(as_dict(peer).get("ipBlock"))
+                try:
+                    net = ipaddress.ip_network(str(block.get("cidr")), strict=False) if block else None
+                except ValueError:
+                    net = None
+                if net is not None:
+                    admitted.update(r for r in ranges if r.version == net.version and r.subnet_of(net))
+    return sorted(selecting) if selecting and len(admitted) < len(ranges) else []
+
+
+def _allow_health_checks(ctx: Context, svc: Obj, comp: str, cport: int | None) -> str:
+    """A NetworkPolicy admitting Google's health checkers to the UI pods (on the container port)."""
+    sel = {k: v for k, v in as_dict(svc.spec.get("selector")).items()}
+    rule: dict = {"from": [{"ipBlock": {"cidr": r}} for r in HC_RANGES]}
+    if cport is not None:
+        rule["ports"] = [{"protocol": "TCP", "port": cport}]
+    body = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": f"{svc.name}-gce-health-checks", "namespace": ctx.target.namespace},
+            "spec": {"podSelector": {"matchLabels": sel}, "policyTypes": ["Ingress"], "ingress": [rule]}}
+    return f"echo {q(json.dumps(body, separators=(',', ':')))} | kubectl apply -f -"

@@ -139,6 +139,10 @@ PRIVATE_REGIONS = Items("region of private nodes", "airflow_gke.views.google:pri
 # scale-up or a disk failed on a quota, or the autoscaler backs off after a failed scale-up.
 QUOTA_REGIONS = Items("region whose Compute Engine quotas an event implicates", "airflow_gke.views.google:quota_regions",
                       ("events",))
+# The health check GKE made for each UNHEALTHY Airflow UI backend of a GKE Ingress (named after the
+# backend service in the Ingress's ingress.kubernetes.io/backends annotation).
+HEALTH_CHECKS = Items("health check(s) of UNHEALTHY Airflow UI backends of GKE Ingresses",
+                      "airflow_gke.views.google:ingress_health_checks", ("ingresses", "k8s_services"))
 # Group memberships: the groups from the IAM policies of the project and the log bucket (itself a
 # per-item read, so these are read after it), the members from the identities the log checks resolve.
 MEMBERSHIPS = Items("group membership(s) (optional, Cloud Identity)", "airflow_gke.views.identity:group_memberships",
@@ -296,6 +300,16 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          doc="only when an event of the namespace names a quota failure (`FailedScaleUp` `GCE quota exceeded`, "
              "`ProvisioningFailed` `Quota '...' exceeded`) or the autoscaler's back-off after a failed scale-up: the "
              "region's `quotas[]` (metric, limit, usage), nothing else of the project"),
+    # Compute Engine: the health check of a GKE Ingress backend of the Airflow UI that the load
+    # balancer marks UNHEALTHY, read only then: which path and port the load balancer asks, what
+    # settles whether the health check or something else (pods, health-check ranges) is the cause.
+    _gcp("health_check", "gcp/compute/compute/v1/projects/{project}/global/healthChecks/{health_check}", ("project",),
+         "compute.healthChecks.get", "get health check {health_check} of project {project}",
+         not_found_is_data=True, per="health_check", items=HEALTH_CHECKS,
+         doc="only for a backend of the webserver/api-server that an external GKE Ingress's "
+             "`ingress.kubernetes.io/backends` marks `UNHEALTHY`, named like the backend (`k8s1-...`, `k8s-be-...`): "
+             "`type`, `httpHealthCheck.requestPath`, `port`/`portSpecification`; a 404 is an answer (no health "
+             "check of that name)"),
     # Optional: whether a service account is in a Google group that an IAM policy grants a storage
     # role to. Cloud Identity Groups API, read-only: groups.lookup (the group's resource name from its
     # email), then groups.memberships.checkTransitiveMembership (nested groups included); the snapshot

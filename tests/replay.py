@@ -29,7 +29,7 @@ Mapping (the snapshot-v1 contract, ``docs/snapshot-format.md``):
   are built in (a stored file of the same path wins).
 * Google ``<METHOD> /<path>`` on service ``S`` -> ``gcp/S/<path>.json`` (path URL-decoded, query
   ignored, ``:verb`` kept); ``.error.json`` likewise; absent -> 404 with a ``google.rpc.Status``
-  body (legacy JSON API body for ``storage``).  GET is served, and POST for ``:getIamPolicy`` and
+  body (legacy JSON API body for ``storage`` and ``compute``: ``The resource '...' was not found``).  GET is served, and POST for ``:getIamPolicy`` and
   ``:testIamPermissions``; every other method is recorded and refused with 405, unless
   ``allow_writes=True`` enables an in-memory Cloud Storage object create/read/delete cycle.
   Objects seeded with :meth:`ReplayServer.put_object` (or written) are served to ``objects.get``
@@ -111,6 +111,7 @@ __all__ = [
     "google_service_disabled",
     "gcs_error",
     "gcs_forbidden",
+    "compute_error",
     "replay_server",
 ]
 
@@ -361,6 +362,19 @@ def gcs_error(code: int, message: str | None = None, reason: str | None = None) 
     return {"error": {"code": code, "message": message,
                       "errors": [{"message": message, "domain": domain,
                                   "reason": reason if reason is not None else default_reason}]}}
+
+
+def compute_error(code: int, path: str, permission: str | None = None) -> dict:
+    """Compute Engine's error body (the legacy shape: ``errors[]``, no ``status``) for a resource
+    it does not hold (404 ``notFound``) or one the caller may not read (403 ``forbidden``, naming
+    the permission): ``The resource 'projects/p/global/healthChecks/n' was not found``."""
+    resource = path.strip("/").split("compute/v1/", 1)[-1]
+    if code == 403:
+        message, reason = f"Required '{permission}' permission for '{resource}'", "forbidden"
+    else:
+        message, reason = f"The resource '{resource}' was not found", "notFound"
+    return {"error": {"code": code, "message": message,
+                      "errors": [{"message": message, "domain": "global", "reason": reason}]}}
 
 
 def gcs_forbidden(principal: str, permission: str = "storage.objects.create",
@@ -1457,6 +1471,9 @@ class ReplayServer:
                         else "Google Cloud Storage bucket")
                 return _json_resp(code, gcs_forbidden(principal, permission, what), _GOOGLE_JSON)
             return _json_resp(code, gcs_error(code, message, reason), _GOOGLE_JSON)
+        if service == "compute" and message is None and (code == 404 or (code == 403 and permission)) \
+                and reason != "SERVICE_DISABLED":
+            return _json_resp(code, compute_error(code, path, permission), _GOOGLE_JSON)
         if code == 403 and message is None:
             if reason == "SERVICE_DISABLED":
                 return _json_resp(code, google_service_disabled(

@@ -399,6 +399,37 @@ def test_quota_events_read_the_regions_quotas_once_and_a_403_keeps_the_finding_f
     assert {c["id"]: c["status"] for c in r.json["checks"]}["gcp-quota-exceeded"] == "pass"
 
 
+def test_unhealthy_ui_backend_reads_its_health_check_once_and_a_403_keeps_the_hedged_finding(live, run_cli):
+    """Compute Engine healthChecks.get through google-auth's AuthorizedSession, only for the UNHEALTHY
+    backend of the Airflow UI (named like it); read, it decides the fix; denied (compute.healthChecks.get),
+    the finding stays, hedged, with the command that reads it: never a pass."""
+    neg = "k8s1-63a73e83-data-pipelines-af2-webserver-8080-184241bb"
+    hc = f"/compute/v1/projects/acme-data-prod/global/healthChecks/{neg}"
+    srv = server("gce-ingress-unhealthy-af2")
+    r = live(srv, "doctor", "--output", "json", "--check", "gce-ingress-unhealthy-backend")
+    assert r.code == 1, r.err
+    assert srv.log.count(hc, service="compute") == 1
+    assert [e.path for e in srv.log.select(service="compute")] == [hc]   # the HEALTHY default backend is not read
+    (f,) = r.json["findings"]
+    assert any(e.startswith(f"health check {neg} (the load balancer's, compute.healthChecks.get): type HTTP, "
+                            "requestPath /,") for e in f["evidence"])
+    assert "unless" not in f["message"] and not any("health-checks describe" in c for c in f["remediation"]["commands"])
+    srv.log.clear()
+    srv.add_fault(Fault(service="compute", path=hc, status=403, permission="compute.healthChecks.get"))
+    r = live(srv, "doctor", "--output", "json", "--check", "gce-ingress-unhealthy-backend")
+    assert r.code == 1, r.err
+    st = {c["id"]: c["status"] for c in r.json["checks"]}
+    assert st["gce-ingress-unhealthy-backend"] == "fail"
+    (f,) = r.json["findings"]
+    assert "unless GKE copied a qualifying readinessProbe" in f["message"] and "compute.healthChecks.get" in f["message"]
+    assert f["remediation"]["commands"][0].splitlines()[1].startswith(
+        f"gcloud compute health-checks describe {neg} --global --project acme-data-prod")
+    # a HEALTHY Airflow backend (another team's UNHEALTHY Ingress beside it) reads no health check
+    srv = server("gce-ingress-healthy-af3")
+    live(srv, "doctor", "--output", "json", "--check", "gce-ingress-unhealthy-backend")
+    assert srv.log.select(service="compute") == []
+
+
 def test_secret_manager_lists_every_page_of_the_backends_own_project(live, run_cli, tmp_path):
     """secrets.list of the backend's project_id (not the diagnosed project) through google-auth's
     AuthorizedSession, following nextPageToken: a server answering 100 names a page serves the 223

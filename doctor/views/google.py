@@ -112,6 +112,19 @@ def quota_regions(ctx, opts=None) -> list[str]:
     return list(dict.fromkeys(own + named))
 
 
+def ingress_health_checks(ctx, opts=None) -> list[str]:
+    """Items of ``health_check``: the name of each UNHEALTHY Airflow UI backend of a GKE Ingress
+    with an external load balancer (GKE names the health check it makes for a backend after the
+    backend service); none when every backend is HEALTHY or not yet probed. Internal load
+    balancers (class gce-internal) keep regional health checks: not read."""
+    try:
+        backends = ctx.gce_ui_backends
+    except DataUnavailable:   # no Ingresses or Services: nothing to explain (the check says why)
+        return []
+    return list(dict.fromkeys(b.backend_name for b in backends
+                              if b.state == "UNHEALTHY" and b.backend_name and not b.internal))
+
+
 def image_host(image: str) -> str | None:
     first = image.split("/", 1)[0]
     return first if "/" in image and ("." in first or ":" in first or first == "localhost") else None

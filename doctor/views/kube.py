@@ -1,13 +1,16 @@
 """Kubernetes objects with safe accessors, and the views over the lists read: pods with their
 indexes (by name, component, claim, owner, node), events, PVCs, StorageClasses, ConfigMaps,
 ServiceAccounts, workloads, nodes, PersistentVolumes, Services, EndpointSlices, NetworkPolicies,
-Ingresses, GKE BackendConfigs, RBAC objects. Also what is read off one object: the owner of a pod, container health, env and
+Ingresses (and the Airflow UI backends of GKE Ingresses), GKE BackendConfigs, RBAC objects. Also what is read off one object: the owner of a pod, container health, env and
 images of a container, label selectors, taints and tolerations."""
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from datetime import datetime, timezone
+
+from dataclasses import dataclass, field
 
 from ..snapshot import parse_time
 from .base import BaseContext, as_dict, as_list, as_str, dig, event_time, str_map, view
@@ -637,6 +640,50 @@ class KubeViews(BaseContext):
         return {o.name: o for o in (Obj(i) for i in self.items("backendconfigs"))}
 
     @view
+    def gce_ui_backends(self) -> list["GceBackend"]:
+        """Every backend of a GKE Ingress (class ``gce``/``gce-internal``, or no class and GKE's
+        backends annotation) that is a port of an Airflow UI Service (selector ``component``
+        ``webserver``/``api-server``, any release), one per Ingress and Service port, with the load
+        balancer's verdict from ``ingress.kubernetes.io/backends``: what gce-ingress-unhealthy-backend
+        judges and what names the health checks a live run reads (``health_check``)."""
+        ui = {name: str(as_dict(svc.spec.get("selector")).get("component")) for name, svc in self.services.items()
+              if as_dict(svc.spec.get("selector")).get("component") in UI_COMPONENTS}
+        out: list[GceBackend] = []
+        for ing in sorted(self.ingresses, key=lambda o: o.name):
+            if not is_gce_ingress(ing):
+                continue
+            states = ingress_backend_states(ing)
+            refs: list[tuple[dict, str]] = []
+            default = as_dict(dig(ing.raw, "spec", "defaultBackend", "service"))
+            if default:
+                refs.append((default, "default backend"))
+            for rule in as_list(ing.spec.get("rules")):
+                rule = as_dict(rule)
+                for p in as_list(dig(rule, "http", "paths")):
+                    p = as_dict(p)
+                    ref = as_dict(dig(p, "backend", "service"))
+                    if ref:
+                        refs.append((ref, f"{rule.get('host') or '*'}{p.get('path') or '/'}"))
+            seen: dict[tuple[str, int], GceBackend] = {}
+            for ref, where in refs:
+                name = str(ref.get("name"))
+                if name not in ui:
+                    continue
+                svc = self.services[name]
+                port = service_port(svc, as_dict(ref.get("port")))
+                if port is None:
+                    continue
+                key = (svc.name, int(port.get("port") or 0))
+                if key in seen:
+                    seen[key].paths.append(where)
+                    continue
+                backend = lb_backend_name(self.target.namespace, svc, port, states)
+                seen[key] = GceBackend(ing, svc, ui[name], port, backend, states.get(backend) if backend else None,
+                                       [where])
+            out += seen.values()
+        return out
+
+    @view
     def roles(self) -> dict[str, Obj]:
         return {o.name: o for o in (Obj(i) for i in self.items("roles"))}
 
@@ -675,3 +722,89 @@ class KubeViews(BaseContext):
         out = [("previous log", ln) for ln in self.log_lines(pod.name, container, previous=True)]
         out += [("log", ln) for ln in self.log_lines(pod.name, container)]
         return out
+
+
+# --- GKE Ingress load balancer backends -------------------------------------------------------
+BACKENDS_ANNOTATION = "ingress.kubernetes.io/backends"
+NEG_STATUS_ANNOTATION = "cloud.google.com/neg-status"
+GCE_INGRESS_CLASSES = ("gce", "gce-internal")
+UI_COMPONENTS = ("webserver", "api-server")
+# GKE names a backend service (and the health check it makes for it) k8s1-<uid8>-<ns>-<svc>-<port>-<hash8>
+# for a container-native (NEG) backend, k8s-be-<nodePort>--<uid> for an instance-group backend.
+_NEG_NAME = re.compile(r"^k8s1-[0-9a-f]{8}-(?P<rest>.+)-(?P<port>\d+)-[0-9a-f]{8}$")
+_IG_NAME = re.compile(r"^k8s-be-(?P<nodeport>\d+)--[0-9a-f]+$")
+
+
+@dataclass
+class GceBackend:
+    """One GKE Ingress backend that is an Airflow UI Service port, with the load balancer's verdict."""
+    ingress: Obj
+    service: Obj
+    component: str
+    port: dict                       # the Service port
+    backend_name: str | None         # the load balancer's backend service (and its health check's name)
+    state: str | None                # HEALTHY / UNHEALTHY / Unknown / None (not in the annotation)
+    paths: list[str] = field(default_factory=list)
+
+    @property
+    def port_number(self) -> int:
+        return int(self.port.get("port") or 0)
+
+    @property
+    def ingress_class(self) -> str | None:
+        return self.ingress.spec.get("ingressClassName") or self.ingress.annotations.get("kubernetes.io/ingress.class")
+
+    @property
+    def internal(self) -> bool:
+        """An internal Application Load Balancer (class gce-internal): its backend service and
+        health check are regional, not global."""
+        return self.ingress_class == "gce-internal"
+
+
+def is_gce_ingress(ing: Obj) -> bool:
+    cls = ing.spec.get("ingressClassName") or ing.annotations.get("kubernetes.io/ingress.class")
+    if cls:
+        return cls in GCE_INGRESS_CLASSES
+    return BACKENDS_ANNOTATION in ing.annotations   # no class: GKE's controller took it if it wrote its annotation
+
+
+def ingress_backend_states(ing: Obj) -> dict[str, str]:
+    """Backend name -> the load balancer's verdict, from GKE's ``ingress.kubernetes.io/backends``."""
+    try:
+        v = json.loads(ing.annotations.get(BACKENDS_ANNOTATION) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(s) for k, s in v.items()} if isinstance(v, dict) else {}
+
+
+def service_port(svc: Obj, ref: dict) -> dict | None:
+    """The Service port an Ingress backend's ``port`` (number or name) names."""
+    ports = [as_dict(p) for p in as_list(svc.spec.get("ports"))]
+    if "number" in ref:
+        return next((p for p in ports if p.get("port") == ref.get("number")), None)
+    if "name" in ref:
+        return next((p for p in ports if p.get("name") == ref.get("name")), None)
+    return ports[0] if len(ports) == 1 else None
+
+
+def lb_backend_name(namespace: str, svc: Obj, port: dict, states: dict[str, str]) -> str | None:
+    """The load balancer backend of a Service port: the NEG the Service's neg-status names for it
+    (container-native load balancing), else a ``k8s1-<uid>-<ns>-<svc>-<port>-<hash>`` name of that
+    Service and port, else the instance-group backend of its nodePort (``k8s-be-<nodePort>--<uid>``)."""
+    try:
+        status = json.loads(svc.annotations.get(NEG_STATUS_ANNOTATION) or "{}")
+    except ValueError:
+        status = {}
+    negs = as_dict(as_dict(status).get("network_endpoint_groups"))
+    neg = negs.get(str(port.get("port")))
+    if neg:
+        return str(neg)
+    want = f"{namespace}-{svc.name}"
+    for name in states:
+        m = _NEG_NAME.match(name)
+        if m and m.group("port") == str(port.get("port")) and (m.group("rest") == want or want.startswith(m.group("rest"))):
+            return name
+        m = _IG_NAME.match(name)
+        if m and port.get("nodePort") and m.group("nodeport") == str(port.get("nodePort")):
+            return name
+    return None

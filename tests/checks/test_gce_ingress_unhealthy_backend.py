@@ -16,6 +16,18 @@ BC_AF2 = f"k8s/apis/cloud.google.com/v1/namespaces/{AF2_NS}/backendconfigs.json"
 ING_AF3 = "k8s/apis/networking.k8s.io/v1/namespaces/airflow/ingresses.json"
 BC_AF3 = "k8s/apis/cloud.google.com/v1/namespaces/airflow/backendconfigs.json"
 NEG_AF2 = "k8s1-63a73e83-data-pipelines-af2-webserver-8080-184241bb"
+NEG_AF3 = "k8s1-63a73e83-airflow-airflow-api-server-8080-0207475a"
+HC_AF2 = f"gcp/compute/compute/v1/projects/acme-data-prod/global/healthChecks/{NEG_AF2}.json"
+HC_AF3 = f"gcp/compute/compute/v1/projects/acme-data-prod/global/healthChecks/{NEG_AF3}.json"
+
+
+def _compute_error(root, path: str, code: int, message: str) -> None:
+    """Store Compute Engine's answer to the health check read (its legacy error shape) instead of the body."""
+    (root / path).unlink()
+    reason = {403: "forbidden", 404: "notFound"}[code]
+    (root / path.replace(".json", ".error.json")).write_text(json.dumps(
+        {"status": code, "body": {"error": {"code": code, "message": message,
+                                            "errors": [{"message": message, "domain": "global", "reason": reason}]}}}))
 
 
 def _only(doc: dict) -> dict:
@@ -23,33 +35,163 @@ def _only(doc: dict) -> dict:
     return f
 
 
-def test_af2_webserver_unhealthy_without_backendconfig_gets_one_and_the_chart_annotation(run_cli):
+def test_af2_webserver_unhealthy_health_check_on_root_gets_a_backendconfig_without_hedging(run_cli):
+    """The health check GKE made for the backend is read: it asks / on the serving port, which the
+    Airflow 2 webserver answers with a redirect: the BackendConfig fix, no 'unless' and no command
+    to look the health check up (it was read)."""
     code, doc = doctor_json(run_cli, "gce-ingress-unhealthy-af2")
     assert code == 1
     f = _only(doc)
     assert f["severity"] == "error"
     assert (f["resource"]["kind"], f["resource"]["namespace"], f["resource"]["name"]) == (
         "Ingress", AF2_NS, "af2-ingress")
-    ev = "\n".join(f["evidence"])
-    assert f'"{NEG_AF2}":"UNHEALTHY"' in ev and f"backend {NEG_AF2} is Service af2-webserver port 8080" in ev
-    assert "no cloud.google.com/backend-config annotation" in ev
+    ev = f["evidence"]
+    text = "\n".join(ev)
+    assert f'"{NEG_AF2}":"UNHEALTHY"' in text and f"backend {NEG_AF2} is Service af2-webserver port 8080" in text
+    assert "no cloud.google.com/backend-config annotation" in text
     assert "Airflow's webserver answers health checks on /health ([webserver] base_url not set)" in ev
+    assert (f"health check {NEG_AF2} (the load balancer's, compute.healthChecks.get): type HTTP, requestPath /, the "
+            "serving port (USE_SERVING_PORT), checkIntervalSec 15, unhealthyThreshold 2; description: Default "
+            "kubernetes L7 Loadbalancing health check for NEG.") in ev
+    assert ("Airflow 2's webserver answers / with a redirect (302) to its login page, and a health check needs 200"
+            in ev)
     assert "1 of 1 webserver pod(s) Ready" in ev
-    assert "redirect to its login page" in f["message"]
+    assert not any("readinessProbe" in e for e in ev)      # the health check was read: no guess from the probe
+    assert f["message"].endswith(
+        f"Here: no BackendConfig sets the health check of Service af2-webserver, and the load balancer's health check "
+        f"{NEG_AF2} asks HTTP GET / on the serving port (USE_SERVING_PORT): Airflow 2's webserver answers / with a "
+        "redirect (302) to its login page, and a health check needs 200.")
+    assert "unless" not in f["message"]
     cmds = f["remediation"]["commands"]
-    assert cmds[0].startswith("# the health check GKE made for the backend")
-    assert f"gcloud compute health-checks describe {NEG_AF2} --global --project acme-data-prod" in cmds[0]
-    manifest = json.loads(cmds[1].split("'")[1])
+    assert len(cmds) == 2 and not any("health-checks describe" in c for c in cmds)
+    manifest = json.loads(cmds[0].split("'")[1])
     assert manifest == {"apiVersion": "cloud.google.com/v1", "kind": "BackendConfig",
                         "metadata": {"name": "af2-webserver", "namespace": AF2_NS},
                         "spec": {"healthCheck": {"type": "HTTP", "requestPath": "/health", "port": 8080}}}
-    assert cmds[1].endswith("| kubectl apply -f -")
-    assert cmds[2].splitlines()[-1] == (
+    assert cmds[0].endswith("| kubectl apply -f -")
+    assert cmds[1].splitlines()[-1] == (
         "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values --set-json "
         "'webserver.service.annotations.cloud\\.google\\.com/backend-config=\"{\\\"default\\\":\\\"af2-webserver\\\"}\"'")
-    assert "no pod restarts" in cmds[2]
+    assert "no pod restarts" in cmds[1]
     assert f["caused_by"] == []
     assert findings_of(doc, "component-not-ready") == []
+
+
+def test_health_check_read_denied_keeps_the_hedge_names_the_permission_and_the_command(run_cli, tmp_path):
+    """403 on compute.healthChecks.get: the backend is still UNHEALTHY (a finding, never a pass), the
+    wording stays hedged, says the health check was not read and why, and the first command reads it."""
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+    _compute_error(root, HC_AF2, 403, f"Required 'compute.healthChecks.get' permission for "
+                                      f"'projects/acme-data-prod/global/healthChecks/{NEG_AF2}'")
+    code, doc = doctor_json(run_cli, root)
+    assert code == 1 and status_of(doc, CHECK) == "fail"
+    f = _only(doc)
+    assert "(unless GKE copied a qualifying readinessProbe when it created the backend), not /health" in f["message"]
+    assert "the health check itself was not read (" in f["message"] and "compute.healthChecks.get" in f["message"]
+    assert any(e.startswith(f"the load balancer's health check {NEG_AF2} was not read: ") and
+               "compute.healthChecks.get" in e for e in f["evidence"])
+    assert any(e.startswith("the webserver readinessProbe GETs /health on port 8080") for e in f["evidence"])
+    cmds = f["remediation"]["commands"]
+    assert cmds[0] == ("# the health check GKE made for the backend (its request path now):\n"
+                       f"gcloud compute health-checks describe {NEG_AF2} --global --project acme-data-prod "
+                       "--format='value(httpHealthCheck.requestPath,httpHealthCheck.port)'")
+    assert json.loads(cmds[1].split("'")[1])["kind"] == "BackendConfig"
+
+
+def test_health_check_not_found_says_so_and_keeps_the_hedge(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
+    _compute_error(root, HC_AF2, 404, f"The resource 'projects/acme-data-prod/global/healthChecks/{NEG_AF2}' was "
+                                      "not found")
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert (f"the load balancer's health check {NEG_AF2} was not read: project acme-data-prod has no health check "
+            f"named {NEG_AF2} (compute.healthChecks.get answered 404)") in f["evidence"]
+    assert "unless GKE copied" in f["message"]
+    assert "health-checks describe" in f["remediation"]["commands"][0]
+
+
+def test_af3_health_check_on_the_airflow2_path_gets_the_backendconfig_without_hedging(run_cli):
+    """Airflow 3, no BackendConfig: the read health check asks /health, which Airflow 3 answers 404."""
+    code, doc = doctor_json(run_cli, "gce-ingress-hc-path-af3")
+    assert code == 1
+    f = _only(doc)
+    assert f["resource"]["name"] == "airflow-ingress"
+    ev = f["evidence"]
+    assert (f"health check {NEG_AF3} (the load balancer's, compute.healthChecks.get): type HTTP, requestPath /health, "
+            "the serving port (USE_SERVING_PORT), checkIntervalSec 15, unhealthyThreshold 2; description: Default "
+            "kubernetes L7 Loadbalancing health check for NEG.") in ev
+    assert ("Airflow 3's api-server answers /health with 404 (\"Moved in Airflow 3. Please change config to check "
+            "`/api/v2/monitor/health`\")") in ev
+    assert f["message"].endswith(
+        f"Here: no BackendConfig sets the health check of Service airflow-api-server, and the load balancer's health "
+        f"check {NEG_AF3} asks HTTP GET /health on the serving port (USE_SERVING_PORT): Airflow 3's api-server answers "
+        "/health with 404 (\"Moved in Airflow 3. Please change config to check `/api/v2/monitor/health`\").")
+    cmds = f["remediation"]["commands"]
+    assert len(cmds) == 2
+    assert json.loads(cmds[0].split("'")[1]) == {
+        "apiVersion": "cloud.google.com/v1", "kind": "BackendConfig",
+        "metadata": {"name": "airflow-api-server", "namespace": "airflow"},
+        "spec": {"healthCheck": {"type": "HTTP", "requestPath": "/api/v2/monitor/health", "port": 8080}}}
+    assert cmds[1].splitlines()[-1] == (
+        "helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values --set-json "
+        "'apiServer.service.annotations.cloud\\.google\\.com/backend-config=\"{\\\"default\\\":\\\"airflow-api-server\\\"}\"'")
+    assert f["caused_by"] == [] and findings_of(doc, "component-not-ready") == []
+
+
+def test_af3_right_health_check_points_at_the_network_policies_not_a_backendconfig(run_cli):
+    """The look-alike: the read health check asks /api/v2/monitor/health (taken from the readiness
+    probe); the pods are Ready; a default-deny NetworkPolicy admits no health-check range."""
+    code, doc = doctor_json(run_cli, "gce-ingress-hc-right-af3")
+    assert code == 1
+    f = _only(doc)
+    ev = f["evidence"]
+    assert "/api/v2/monitor/health is Airflow's health endpoint of the api-server: it answers 200" in ev
+    assert any(e.startswith("NetworkPolicy default-deny-ingress selects the UI pods; ipBlocks it admits: none") for e in ev)
+    assert ("NetworkPolicy allow-same-namespace, default-deny-ingress select the api-server pods and none admits "
+            "Google's health checkers (130.211.0.0/22, 35.191.0.0/16)") in f["message"]
+    cmds = f["remediation"]["commands"]
+    assert not any("BackendConfig" in c for c in cmds)
+    pol = json.loads(cmds[0].split("'")[1])
+    assert pol["metadata"] == {"name": "airflow-api-server-gce-health-checks", "namespace": "airflow"}
+    assert pol["spec"] == {"podSelector": {"matchLabels": {"component": "api-server", "release": "airflow",
+                                                           "tier": "airflow"}},
+                           "policyTypes": ["Ingress"],
+                           "ingress": [{"from": [{"ipBlock": {"cidr": "130.211.0.0/22"}},
+                                                 {"ipBlock": {"cidr": "35.191.0.0/16"}}],
+                                        "ports": [{"protocol": "TCP", "port": 8080}]}]}
+    assert cmds[1] == f"gcloud compute backend-services get-health {NEG_AF3} --global --project acme-data-prod"
+    assert f["caused_by"] == []
+
+
+def test_af3_health_check_on_root_is_answered_by_the_ui_page_so_the_cause_is_elsewhere(run_cli, tmp_path):
+    """Airflow 3's api-server answers / with its UI page (200): a default health check on / is not the cause."""
+    root = _copy(tmp_path, "gce-ingress-hc-path-af3")
+
+    def root_path(body: dict) -> None:
+        body["httpHealthCheck"]["requestPath"] = "/"
+    _edit(root, HC_AF3, root_path)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert ("Airflow 3's api-server answers / with its UI page (200: the UI's catch-all route), though "
+            "/api/v2/monitor/health is its health endpoint") in f["evidence"]
+    assert "Google's health checkers (130.211.0.0/22, 35.191.0.0/16) are blocked or time out" in f["message"]
+    assert f["remediation"]["commands"][1] == (
+        "gcloud compute firewall-rules list --project acme-data-prod --filter='sourceRanges:(130.211.0.0/22 "
+        "35.191.0.0/16)'")
+
+
+def test_health_check_on_a_fixed_port_the_pods_do_not_serve_is_the_cause(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-hc-right-af3")
+
+    def fixed_port(body: dict) -> None:
+        body["httpHealthCheck"].update(port=80, portSpecification="USE_FIXED_PORT")
+    _edit(root, HC_AF3, fixed_port)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert ("it probes port 80, but the api-server is served on 8080 (its container port: container-native load "
+            "balancing probes the pods)") in f["evidence"]
+    manifest = json.loads(f["remediation"]["commands"][0].split("'")[1])
+    assert manifest["spec"]["healthCheck"] == {"type": "HTTP", "requestPath": "/api/v2/monitor/health", "port": 8080}
 
 
 def test_af3_backendconfig_kept_from_af2_is_patched_to_the_prefixed_health_path(run_cli):
@@ -216,9 +358,9 @@ def test_under_argo_cd_the_values_go_to_the_application_and_the_backendconfig_to
     _edit(root, f"k8s/apis/apps/v1/namespaces/{AF2_NS}/deployments.json", tracked)
     _code, doc = doctor_json(run_cli, root)
     cmds = _only(doc)["remediation"]["commands"]
-    assert cmds[1].startswith("# Argo CD manages release af2 (Application airflow-prod): commit this BackendConfig")
-    lines = cmds[2].splitlines()
-    assert not any(ln.startswith("helm upgrade") for ln in lines) and "argocd app set" not in cmds[2]
+    assert cmds[0].startswith("# Argo CD manages release af2 (Application airflow-prod): commit this BackendConfig")
+    lines = cmds[1].splitlines()
+    assert not any(ln.startswith("helm upgrade") for ln in lines) and "argocd app set" not in cmds[1]
     assert "commit these values to the Application's source in Git (JSON values): " in lines[1]
     assert lines[-1] == "argocd app sync airflow-prod"
 
@@ -234,7 +376,7 @@ def test_a_service_the_chart_does_not_render_is_annotated_in_place(run_cli, tmp_
     _edit(root, SVC_AF2, own_service)
     _code, doc = doctor_json(run_cli, root)
     cmds = _only(doc)["remediation"]["commands"]
-    assert cmds[2] == ("kubectl annotate service af2-webserver --namespace data-pipelines --overwrite "
+    assert cmds[1] == ("kubectl annotate service af2-webserver --namespace data-pipelines --overwrite "
                        "'cloud.google.com/backend-config={\"default\":\"af2-webserver\"}'")
 
 
@@ -252,12 +394,13 @@ def test_af3_without_backendconfig_gets_one_on_the_prefixed_path_and_the_api_ser
     _code, doc = doctor_json(run_cli, root)
     f = _only(doc)
     assert "redirect" not in f["message"]        # said of Airflow 2's webserver only
+    assert "answers /health with 404" in f["message"]   # the health check the old BackendConfig left, read
     cmds = f["remediation"]["commands"]
-    manifest = json.loads(cmds[1].split("'")[1])
+    manifest = json.loads(cmds[0].split("'")[1])
     assert manifest["metadata"]["name"] == "airflow-api-server"
     assert manifest["spec"]["healthCheck"] == {"type": "HTTP", "requestPath": "/airflow/api/v2/monitor/health",
                                                "port": 8080}
-    assert cmds[2].splitlines()[-1] == (
+    assert cmds[1].splitlines()[-1] == (
         "helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values --set-json "
         "'apiServer.service.annotations.cloud\\.google\\.com/backend-config=\"{\\\"default\\\":\\\"airflow-api-server\\\"}\"'")
 
