@@ -207,6 +207,13 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
          group="cloud.google.com", not_found_is_data=True,
          doc="GKE BackendConfigs (a custom resource): the load balancer health check of a Service; a 404 is an "
              "answer: the CRD (GKE's HTTP load balancing add-on) is not installed"),
+    # Gateway API HTTPRoutes (gateway.networking.k8s.io/v1; GKE's Gateway controller): the host names,
+    # path matches and URLRewrite filters that send to the webserver/api-server. A 404 is an answer:
+    # the Gateway API CRDs are not installed.
+    _k8s("httproutes", "k8s/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes", "httproutes",
+         group="gateway.networking.k8s.io", not_found_is_data=True,
+         doc="Gateway API HTTPRoutes (a custom resource): host names, path matches and URL rewrites in front of "
+             "the UI; a 404 is an answer: the Gateway API is not installed"),
     _k8s("roles", f"{RBAC}/namespaces/{{namespace}}/roles", "roles", group="rbac.authorization.k8s.io"),
     _k8s("rolebindings", f"{RBAC}/namespaces/{{namespace}}/rolebindings", "rolebindings",
          group="rbac.authorization.k8s.io"),

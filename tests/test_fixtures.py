@@ -60,9 +60,39 @@ def validator(kind: str, api_version: str) -> jsonschema.Validator:
     return jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ _definitions())
 
 
-# Custom resources (External Secrets Operator, GKE's BackendConfig, KEDA): no bundled schema; their items carry
-# apiVersion/kind, metadata must be a valid ObjectMeta and spec/status objects.
-CUSTOM_GROUPS = ("external-secrets.io", "cloud.google.com", "keda.sh")
+# Custom resources (External Secrets Operator, GKE's BackendConfig, KEDA, Gateway API): no bundled schema; their items
+# carry apiVersion/kind, metadata must be a valid ObjectMeta and spec/status objects. HTTPRoute specs are held to the
+# fields of the Gateway API v1 CRD's schema that the doctor reads (types and enums as the CRD declares them).
+CUSTOM_GROUPS = ("external-secrets.io", "cloud.google.com", "keda.sh", "gateway.networking.k8s.io")
+_STR = {"type": "string", "minLength": 1}
+_FILTERS = {"type": "array", "maxItems": 16, "items": {
+    "type": "object", "required": ["type"], "properties": {
+        "type": {"enum": ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect",
+                          "URLRewrite", "ExtensionRef"]},
+        "urlRewrite": {"type": "object", "additionalProperties": False, "properties": {
+            "hostname": _STR,
+            "path": {"type": "object", "required": ["type"], "additionalProperties": False, "properties": {
+                "type": {"enum": ["ReplaceFullPath", "ReplacePrefixMatch"]},
+                "replaceFullPath": {"type": "string"}, "replacePrefixMatch": {"type": "string"}}}}}}}}
+HTTPROUTE_SPEC = {"type": "object", "additionalProperties": False, "properties": {
+    "parentRefs": {"type": "array", "maxItems": 32, "items": {
+        "type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+            "group": {"type": "string"}, "kind": _STR, "name": _STR, "namespace": _STR, "sectionName": _STR,
+            "port": {"type": "integer"}}}},
+    "hostnames": {"type": "array", "maxItems": 16, "items": {
+        "type": "string", "pattern": r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"}},
+    "rules": {"type": "array", "maxItems": 16, "items": {"type": "object", "additionalProperties": False, "properties": {
+        "name": _STR,
+        "matches": {"type": "array", "maxItems": 64, "items": {"type": "object", "properties": {
+            "path": {"type": "object", "additionalProperties": False, "properties": {
+                "type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
+                "value": {"type": "string", "pattern": "^/"}}}}}},
+        "filters": _FILTERS,
+        "backendRefs": {"type": "array", "maxItems": 16, "items": {
+            "type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+                "group": {"type": "string"}, "kind": _STR, "name": _STR, "namespace": _STR,
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535}, "weight": {"type": "integer"},
+                "filters": _FILTERS}}}}}}}}
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,7 +101,8 @@ def custom_validator(kind: str, api_version: str) -> jsonschema.Validator:
               "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
               "properties": {"apiVersion": {"const": api_version}, "kind": {"const": kind},
                              "metadata": {"$ref": "/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
-                             "spec": {"type": "object"}, "status": {"type": "object"}}}
+                             "spec": HTTPROUTE_SPEC if kind == "HTTPRoute" else {"type": "object"},
+                             "status": {"type": "object"}}}
     return jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ _definitions())
 
 
@@ -210,6 +241,7 @@ def test_objects_reference_each_other(scenario: Path):
         "Ingress": _items(scenario, "apis/networking.k8s.io/v1/namespaces/{ns}/ingresses"),
         "BackendConfig": _items(scenario, "apis/cloud.google.com/v1/namespaces/{ns}/backendconfigs"),
         "ScaledObject": _items(scenario, "apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects"),
+        "HTTPRoute": _items(scenario, "apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes"),
     }
     idx = {k: {o["metadata"]["name"]: o for o in v} for k, v in by_kind.items()}
     events = _items(scenario, "api/v1/namespaces/{ns}/events")
@@ -246,6 +278,11 @@ def test_objects_reference_each_other(scenario: Path):
             for path in (rule.get("http") or {}).get("paths") or []:
                 if path["backend"]["service"]["name"] not in idx["Service"]:
                     problems.append(f"Ingress {ing['metadata']['name']}: backend Service not in the namespace")
+    for hr in by_kind["HTTPRoute"]:   # an HTTPRoute's backendRefs (kind Service by default) name Services that exist
+        for rule in hr["spec"].get("rules") or []:
+            for ref in rule.get("backendRefs") or []:
+                if ref.get("kind", "Service") == "Service" and ref["name"] not in idx["Service"]:
+                    problems.append(f"HTTPRoute {hr['metadata']['name']}: backendRef Service {ref['name']} missing")
     for b in by_kind["RoleBinding"] + by_kind["ClusterRoleBinding"]:
         ref = b["roleRef"]
         if ref["name"] not in idx[ref["kind"]]:

@@ -795,3 +795,43 @@ def test_keda_scaled_objects_are_read_once_and_a_missing_crd_is_not_installed(li
         assert (c["status"], c["reason"]) == ("skip", "KEDA is not installed (the ScaledObject CRD answers 404): "
                                                       "not applicable")
         assert [e.status for e in bare.log.select(f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects")] == [404]
+
+
+def test_httproutes_are_read_once_and_a_missing_gateway_api_is_no_routes(live, run_cli, tmp_path):
+    """Gateway API HTTPRoutes through the real kubernetes client: the route that strips /airflow in front
+    of the api-server fires ui-base-url-path-mismatch; a 403 on the list errors that check only (an
+    HTTPRoute could route the path); a cluster without the Gateway API answers 404 (the replay server
+    serves no such type), which is no HTTPRoute, not a failure."""
+    import urllib.error
+    import urllib.request
+
+    hr = "/apis/gateway.networking.k8s.io/v1/namespaces/airflow/httproutes"
+    srv = server("api-server-base-url-httproute-rewrite-af3")
+    r = live(srv, "doctor", "--output", "json")
+    assert [e.status for e in srv.log.select(hr, service="k8s")] == [200]
+    [f] = [f for f in r.json["findings"] if f["check"] == "ui-base-url-path-mismatch"]
+    assert (f["resource"]["kind"], f["resource"]["name"]) == ("HTTPRoute", "airflow-ui")
+    srv.log.clear()
+    srv.add_fault(Fault(path=hr, status=403))
+    r = live(srv, "doctor", "--output", "json")
+    st = {c["id"]: (c["status"], c["reason"] or "") for c in r.json["checks"]}
+    assert st["ui-base-url-path-mismatch"][0] == "error" and "httproutes" in st["ui-base-url-path-mismatch"][1]
+    assert not [f for f in r.json["findings"] if f["check"] == "ui-base-url-path-mismatch"]
+
+    # the healthy release on a cluster without the Gateway API: the type is unknown, 404
+    root = tmp_path / "no-gateway"
+    shutil.copytree(SCEN_DIR / _healthy(), root)
+    shutil.rmtree(root / "k8s/apis/gateway.networking.k8s.io")
+    with ReplayServer(root) as bare:
+        ns = meta_of(root)["namespace"]
+        path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes"
+        try:
+            urllib.request.urlopen(bare.k8s_url + path)
+            raise AssertionError("an unknown type must answer 404")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404 and json.loads(e.read())["reason"] == "NotFound"
+        bare.log.clear()
+        r = live(bare, "doctor", "--output", "json")
+        c = next(c for c in r.json["checks"] if c["id"] == "ui-base-url-path-mismatch")
+        assert c["status"] in ("pass", "skip") and "httproutes" not in (c["reason"] or "")
+        assert [e.status for e in bare.log.select(path)] == [404]

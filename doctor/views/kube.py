@@ -1,7 +1,7 @@
 """Kubernetes objects with safe accessors, and the views over the lists read: pods with their
 indexes (by name, component, claim, owner, node), events, PVCs, StorageClasses, ConfigMaps,
 ServiceAccounts, workloads, nodes, PersistentVolumes, Services, EndpointSlices, NetworkPolicies,
-Ingresses (and the Airflow UI backends of GKE Ingresses), GKE BackendConfigs, RBAC objects. Also what is read off one object: the owner of a pod, container health, env and
+Ingresses (and the Airflow UI backends of GKE Ingresses), GKE BackendConfigs, Gateway API HTTPRoutes, RBAC objects. Also what is read off one object: the owner of a pod, container health, env and
 images of a container, label selectors, taints and tolerations."""
 from __future__ import annotations
 
@@ -682,6 +682,13 @@ class KubeViews(BaseContext):
                                        [where])
             out += seen.values()
         return out
+
+    @view
+    def http_routes(self) -> list[Obj] | None:
+        """Gateway API HTTPRoutes; None when the Gateway API is not installed (the list answered 404)."""
+        if self.body("httproutes") is None:
+            return None
+        return [Obj(i) for i in self.items("httproutes")]
 
     @view
     def roles(self) -> dict[str, Obj]:

@@ -36,7 +36,7 @@ def test_look_alikes_stay_silent(doc):
     assert status_of(doc("webserver-base-url-config-af2"), "ui-base-url-path-mismatch") == "pass"
     assert _check(doc("api-server-base-url-path-af3"), "ui-base-url-path-mismatch") == (
         "skip", "Airflow 3: the api-server answers its health endpoint with and without the base_url path; "
-                "no Ingress routes to the api-server")
+                "no Ingress or HTTPRoute routes to the api-server")
     assert status_of(doc("api-server-base-url-path-af3"), "execution-api-unreachable") == "pass"
     assert status_of(doc("healthy-af2-celery"), "ui-base-url-path-mismatch") == "pass"
     for name in ("webserver-base-url-config-af2", "celery-worker-oom-af2"):
@@ -90,3 +90,90 @@ def test_on_a_plan_the_fix_is_a_values_change(tmp_path):
     assert f["remediation"]["commands"] == [
         "helm upgrade --install airflow apache-airflow/airflow --namespace airflow --version 1.15.0 -f values.yaml "
         "--set-string config.webserver.base_url=https://data.acme-data.example/airflow"]
+
+
+def test_af2_ingress_rewrite_strips_the_prefix_flask_serves_under(doc):
+    d = doc("webserver-base-url-ingress-rewrite-af2")
+    f = _one(d, "ui-base-url-path-mismatch", "Ingress", "af2-ingress")
+    assert f["severity"] == "error" and f["resource"]["namespace"] == "data-pipelines"
+    assert f["title"] == ("Ingress af2-ingress strips /airflow before the webserver, which serves only under /airflow/ "
+                          "([webserver] base_url): every page answers 404")
+    ev = _ev(f)
+    assert ("[webserver] base_url = https://airflow.acme-data.example/airflow (airflow.cfg [webserver] base_url): the "
+            "webserver (Flask) serves only under /airflow/") in ev
+    assert ("Ingress af2-ingress rule host airflow.acme-data.example path /airflow(/|$)(.*) (pathType "
+            "ImplementationSpecific) -> Service af2-webserver:airflow-ui") in ev
+    assert ("Ingress af2-ingress annotation nginx.ingress.kubernetes.io/rewrite-target: /$2: a request for "
+            "/airflow/home reaches the webserver as /home") in ev
+    # base_url is right (the probes carry it, the pod is Ready): the fix drops the rewrite from the chart's
+    # Ingress values, and does not set the base_url that is already set
+    assert _cmds(f) == ("helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+                        "--set 'ingress.web.annotations.nginx\\.ingress\\.kubernetes\\.io/rewrite-target=null'")
+    assert "base_url" not in _cmds(f)
+    assert [x["check"] for x in d["findings"]] == ["ui-base-url-path-mismatch"]
+
+
+def test_httproute_rewrite_with_no_base_url_path_af3(doc):
+    d = doc("api-server-base-url-httproute-rewrite-af3")
+    f = _one(d, "ui-base-url-path-mismatch", "HTTPRoute", "airflow-ui")
+    assert f["severity"] == "error" and f["resource"]["namespace"] == "airflow"
+    ev = _ev(f)
+    assert ("HTTPRoute airflow-ui match host airflow.acme-data.example path /airflow (type PathPrefix) -> Service "
+            "airflow-api-server:8080") in ev
+    assert "HTTPRoute airflow-ui filter URLRewrite ReplacePrefixMatch /: the api-server gets the path without /airflow" in ev
+    assert "nothing routes airflow.acme-data.example/ to Service airflow-api-server" in ev
+    assert _cmds(f) == ("helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values "
+                        "--set-string config.api.base_url=https://airflow.acme-data.example/airflow/ "
+                        "--set-string config.core.execution_api_server_url="
+                        "http://airflow-api-server:8080/airflow/execution/")
+    assert "The URLRewrite filter may stay" in f["remediation"]["summary"]
+
+
+def test_base_url_on_another_host_than_the_ingress_is_a_warning(doc):
+    d = doc("api-server-base-url-host-mismatch-af3")
+    f = _one(d, "ui-base-url-path-mismatch", "Ingress", "airflow-api-server-ingress")
+    assert f["severity"] == "warning"
+    assert f["title"] == ("[api] base_url names host airflow.acme-data.example, but Ingress airflow-api-server-ingress "
+                          "serves the UI only on orchestration.acme-data.example: links and redirects built from "
+                          "base_url go to another host")
+    ev = _ev(f)
+    assert "[api] base_url = https://airflow.acme-data.example/ (airflow.cfg [api] base_url): host airflow.acme-data.example" in ev
+    assert ("Ingress airflow-api-server-ingress rule host orchestration.acme-data.example path / (pathType Prefix) -> "
+            "Service airflow-api-server:api-server") in ev
+    # https: the Ingress has TLS for the host; the path and the Execution API URL are left alone
+    assert _cmds(f) == ("helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values "
+                        "--set-string config.api.base_url=https://orchestration.acme-data.example/")
+
+
+def test_ingress_and_httproute_look_alikes_pass(doc):
+    # Airflow 2 on /airflow (Prefix, no rewrite) under base_url .../airflow on the same host; an HTTPRoute
+    # for *.acme-data.example on PathPrefix /airflow under base_url .../airflow/; a healthy release whose
+    # cluster has no Gateway API (the HTTPRoute list answers 404)
+    for name in ("webserver-base-url-ingress-af2", "api-server-base-url-httproute-af3", "gce-ingress-unhealthy-af2"):
+        assert _check(doc(name), "ui-base-url-path-mismatch") == ("pass", None), name
+
+
+def test_route_semantics():
+    """What the judgement rests on: which requests a rule routes, and what path the UI then gets."""
+    from airflow_gke.checks.ui_base_url_path_mismatch import Route
+    from airflow_gke.views import Obj
+
+    o = Obj({"metadata": {"name": "x"}})
+    nginx = Route("Ingress", o, "", "/airflow(/|$)(.*)", "ImplementationSpecific", "s", "p", "/$2")
+    assert nginx.covers("/airflow/") and not nginx.covers("/")
+    assert nginx.received("/airflow/home") == "/home" and not nginx.keeps("/airflow")
+    kept = Route("Ingress", o, "", "/airflow(/|$)(.*)", "ImplementationSpecific", "s", "p", "/airflow/$2")
+    assert kept.received("/airflow/home") == "/airflow/home" and kept.keeps("/airflow")
+    assert nginx.keeps("")        # no base_url path: nothing to keep
+    strip = Route("HTTPRoute", o, "", "/airflow", "PathPrefix", "s", "8080", "/", "ReplacePrefixMatch")
+    assert strip.received("/airflow/home") == "/home" and not strip.keeps("/airflow")
+    move = Route("HTTPRoute", o, "", "/airflow", "PathPrefix", "s", "8080", "/airflow", "ReplacePrefixMatch")
+    assert move.keeps("/airflow")
+    exact = Route("HTTPRoute", o, "", "/airflow", "Exact", "s", "8080")
+    assert exact.covers("/airflow/") and not exact.covers("/airflow/home")
+    # wildcards: an Ingress's matches one DNS label, an HTTPRoute's any number
+    ing = Route("Ingress", o, "*.acme-data.example", "/", "Prefix", "s", "p")
+    hr = Route("HTTPRoute", o, "*.acme-data.example", "/", "PathPrefix", "s", "8080")
+    assert ing.serves("airflow.acme-data.example") and not ing.serves("a.b.acme-data.example")
+    assert hr.serves("a.b.acme-data.example") and not hr.serves("acme-data.example")
+    assert Route("Ingress", o, "", "/", "Prefix", "s", "p").serves("anything.example")
