@@ -115,32 +115,49 @@ def logs_denied(ctx: Context) -> list[LogsDenied]:
     return ctx.derive("logs_denied", _logs_denied, ctx)
 
 
+def _denied_lines(ctx: Context, pod: Pod, container: str) -> Iterator[tuple[str, str, re.Match]]:
+    """(which, line, match) of the lines of ``ctx.recent_logs(pod, container)`` that DENIED matches,
+    in that order; a log without ``[Errno 1`` (what every match holds) is not split into lines."""
+    for prev in (False, True):
+        text = ctx.log(pod.name, container, previous=prev)
+        if not text or "[Errno 1" not in text:
+            continue
+        which = "previous log" if prev else "log"
+        for ln in text.splitlines():
+            m = DENIED.search(ln)
+            if m:
+                yield which, ln, m
+
+
 def _logs_denied(ctx: Context) -> list[LogsDenied]:
     groups: dict[str, LogsDenied] = {}
+    folders: dict[str, str] = {}   # per component, as the first pod of each asks
     for pod in ctx.unhealthy_pods:
         if not ctx.is_airflow_pod(pod) or pod.component in ("pgbouncer", "redis", "statsd", "flower"):
             continue
         comp = "task" if pod.is_task_pod else (pod.component or "scheduler")
-        try:
-            folder = str(ctx.config(comp if comp != "task" else "scheduler").get("logging", "base_log_folder")
-                         or "/opt/airflow/logs").rstrip("/")
-        except DataUnavailable:   # airflow.cfg not read: the chart's folder
-            folder = "/opt/airflow/logs"
-        volumes = {str(as_dict(v).get("name")): as_dict(v) for v in as_list(pod.spec.get("volumes"))}
+        folder = folders.get(comp)
+        if folder is None:
+            try:
+                folder = str(ctx.config(comp if comp != "task" else "scheduler").get("logging", "base_log_folder")
+                             or "/opt/airflow/logs").rstrip("/")
+            except DataUnavailable:   # airflow.cfg not read: the chart's folder
+                folder = "/opt/airflow/logs"
+            folders[comp] = folder
+        volumes = None
         for c in pod.init_containers + pod.containers:
             name = str(c.get("name") or "")
             if name.startswith("git-sync"):
                 continue
-            for which, ln in ctx.recent_logs(pod, name):
-                m = DENIED.search(ln)
-                if not m:
-                    continue
+            for which, ln, m in _denied_lines(ctx, pod, name):
                 path = m.group(2)
                 if not (path == folder or path.startswith(folder + "/")):
                     continue
                 mount = _mount_for(c, path)
                 if mount is None:
                     continue
+                if volumes is None:
+                    volumes = {str(as_dict(v).get("name")): as_dict(v) for v in as_list(pod.spec.get("volumes"))}
                 vol = volumes.get(str(mount["name"]), {})
                 claim = dig(vol, "persistentVolumeClaim", "claimName")
                 if isinstance(claim, str):

@@ -40,6 +40,9 @@ _KV_WORDS = ("password", "passwd", "pwd", "secret", "token", "access_token", "re
 _KV = re.compile(r"(?i)([\"']?(?:" + "|".join(_KV_WORDS) + r")[\"']?[ \t]*[:=][ \t]*)"
                  r"(?:[\"'][^\"'\n]*[\"']?|(?!(?<=:[ \t])(?-i:[A-Z][a-z]+[ \t][a-z]+))[^\s\"',;&}]+)")
 _URI_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@'\"]+)(?P<at>@)")
+# What every match of _URI_PASSWORD holds from its ``://`` on: a search that starts at the literal
+# ``://`` (re skips to it) instead of trying the scheme at every word (a 1 KB log: ~1 µs, not ~25 µs).
+_URI_PROBE = re.compile(r"://[^\s:/@'\"]*:[^\s@'\"]+@")
 _LOG_PATTERNS = [
     (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1" + MASK),
     (re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\b)[^\s\"',]+"), r"\1" + MASK),
@@ -80,6 +83,7 @@ _LOG_TRIGGERS: list[tuple[str, ...] | None] = [   # per _LOG_PATTERNS entry; Non
                                       "private_key"),
     ("-----begin ",), ("ya29.",), ("aiza",), ("db_host=", "run_nc", "host name"),
 ]
+_GATED = [(p, r, _LOG_TRIGGERS[i] if i < len(_LOG_TRIGGERS) else None) for i, (p, r) in enumerate(_LOG_PATTERNS)]
 _ALL_TRIGGERS = (_URI_TRIGGER,) + tuple(t for ts in _LOG_TRIGGERS if ts for t in ts)
 _TEXT_MEMO: dict[str, str] = {}
 _TEXT_MEMO_MAX_LEN = 1024
@@ -138,13 +142,16 @@ def _masked_text(value: str) -> str:
         else:
             if len(_LOG_TRIGGERS) >= len(_LOG_PATTERNS) and None not in _LOG_TRIGGERS:
                 return _remember(value, out)
-        if _URI_TRIGGER in out:
+        if _URI_TRIGGER in out and _URI_PROBE.search(out) is not None:
             out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), out)
             low = out.lower()
-        for i, (pattern, repl) in enumerate(_LOG_PATTERNS):
-            triggers = _LOG_TRIGGERS[i] if i < len(_LOG_TRIGGERS) else None
-            if triggers is not None and not any(t in low for t in triggers):
-                continue
+        for pattern, repl, triggers in _GATED:
+            if triggers is not None:
+                for t in triggers:
+                    if t in low:
+                        break
+                else:
+                    continue
             new = _sub_kv(out, low, repl) if pattern is _KV else pattern.sub(repl, out)
             if new is not out:
                 out, low = new, new.lower()

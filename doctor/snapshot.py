@@ -170,27 +170,31 @@ class SnapshotSource(Source):
         found = self._files.get(path)
         if found is None:
             return None
-        file, kind = Path(found[0]), found[1]
+        file, kind = found   # plain strings: a run reads thousands of logs, Path objects cost more than the read
         entry = _not_regular(path, file) or self._load(path, file, kind)
         self._cache[path] = entry
         return entry
 
-    def _load(self, path: str, file: Path, kind: str) -> Entry:
+    def _rel(self, file: str) -> Path:
+        return Path(file).relative_to(self.root)
+
+    def _load(self, path: str, file: str, kind: str) -> Entry:
         if kind == "json" and path.endswith(SLICED_LISTS):
             entry = self._load_sliced(path, file)
             if entry is not None:
                 return entry
         try:
-            raw = file.read_bytes()
+            with open(file, "rb") as fh:
+                raw = fh.read()
         except OSError as e:
-            return Entry(path, error={"message": f"unreadable snapshot file {file.name}: {e.strerror}"})
+            return Entry(path, error={"message": f"unreadable snapshot file {os.path.basename(file)}: {e.strerror}"})
         try:
             return self._parse(path, file, kind, raw)
         except Exception as e:  # noqa: BLE001 - a body the redactor cannot walk is withheld, never passed on as is
-            return Entry(path, error={"message": f"malformed snapshot file {file.relative_to(self.root)}, withheld "
+            return Entry(path, error={"message": f"malformed snapshot file {self._rel(file)}, withheld "
                                                  f"(it could not be checked for secrets: {type(e).__name__})"})
 
-    def _load_sliced(self, path: str, file: Path) -> Entry | None:
+    def _load_sliced(self, path: str, file: str) -> Entry | None:
         """A large pod or event list, parsed, redacted and compacted slice by slice from a read-only
         mapping of the file (doctor/compact.py), so neither the file nor the unshared objects are
         in memory at once; None: not large, or not cut cleanly (the caller parses it whole)."""
@@ -220,18 +224,18 @@ class SnapshotSource(Source):
             mm.close()
         return Entry(path, data=body) if body is not None else None
 
-    def _parse(self, path: str, file: Path, kind: str, raw: bytes) -> Entry:
+    def _parse(self, path: str, file: str, kind: str, raw: bytes) -> Entry:
         if kind == "log":
             return Entry(path, data=self.redactor.log(raw.decode("utf-8", errors="replace")))
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            return Entry(path, error={"message": f"invalid JSON in snapshot file {file.relative_to(self.root)}: {e}"})
+            return Entry(path, error={"message": f"invalid JSON in snapshot file {self._rel(file)}: {e}"})
         if kind == "error":
             # "status": null records a read that got no HTTP answer (timeout, connection failure).
             if not isinstance(body, dict) or "status" not in body or not (
                     body["status"] is None or (isinstance(body["status"], int) and not isinstance(body["status"], bool))):
-                return Entry(path, error={"message": f"malformed error file {file.relative_to(self.root)}: "
+                return Entry(path, error={"message": f"malformed error file {self._rel(file)}: "
                                                      "expected {\"status\": <int or null>, \"body\": ...}"})
             err = body.get("body")
             if isinstance(err, (dict, str)):
@@ -242,15 +246,15 @@ class SnapshotSource(Source):
         return Entry(path, data=self.redactor.body(path, compact(path, body, self.interner)))
 
 
-def _not_regular(path: str, file: Path) -> Entry | None:
+def _not_regular(path: str, file: str) -> Entry | None:
     """Snapshot files are regular files. A symlink (it could point anywhere), a FIFO or a device (reading
     it could block or never end) is not read: its entry says so."""
     try:
         st = os.lstat(file)
     except OSError as e:
-        return Entry(path, error={"message": f"unreadable snapshot file {file.name}: {e.strerror}"})
+        return Entry(path, error={"message": f"unreadable snapshot file {os.path.basename(file)}: {e.strerror}"})
     if not stat.S_ISREG(st.st_mode):
-        return Entry(path, error={"message": f"snapshot file {file.name} is not a regular file (a symlink, FIFO "
+        return Entry(path, error={"message": f"snapshot file {os.path.basename(file)} is not a regular file (a symlink, FIFO "
                                              "or device); not read"})
     return None
 

@@ -83,3 +83,20 @@ def test_on_a_disk_without_fsgroup_the_fix_is_the_securitycontext_values(run_cli
     assert f["remediation"]["commands"] == [
         "helm upgrade airflow apache-airflow/airflow --namespace airflow --reuse-values "
         "--set securityContexts.pod.fsGroup=0"]
+
+
+def test_errno_1_and_a_line_only_in_the_previous_log_are_found(run_cli, tmp_path):
+    # The logs are searched only when they hold "[Errno 1" (what every match holds): an Errno 1 line,
+    # and a line that only the previous log of a container holds, are still found.
+    snap = _copy(tmp_path, SCEN)
+    logs = snap / "k8s/api/v1/namespaces/airflow/pods"
+    for log in logs.glob("*/log/*.log"):
+        log.write_text(log.read_text().replace("[Errno 13] Permission denied", "[Errno 1] Operation not permitted"))
+    (sched,) = logs.glob("airflow-scheduler-*/log/scheduler.log")
+    sched.write_text("".join(ln for ln in sched.read_text().splitlines(keepends=True) if "[Errno" not in ln))
+    _code, doc = doctor_json(run_cli, snap)
+    (f,) = findings_of(doc, CHECK)
+    ev = "\n".join(f["evidence"])
+    assert (f"previous log of {sched.parent.parent.name}/scheduler: PermissionError: [Errno 1] Operation not "
+            "permitted: '/opt/airflow/logs/scheduler/") in ev
+    assert "log of airflow-triggerer-0/triggerer: PermissionError: [Errno 1] Operation not permitted" in ev
