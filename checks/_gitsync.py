@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from airflow_gke.views import as_dict, Context, env_of, env_value, image_tag, owner_of, Pod, secret_ref
+from airflow_gke.views import as_dict, Context, env_of, image_tag, owner_of, Pod, secret_ref
 from airflow_gke.model import finding_id
 from airflow_gke.remediation import k8s_resource
 
@@ -67,9 +67,17 @@ class Settings:
 
 
 def settings(pod: Pod, c: dict) -> Settings:
-    env = env_of(c)
-    ssh = (env_value(c, "GITSYNC_SSH", "GIT_SYNC_SSH") or "").lower() == "true"
-    kh = env_value(c, "GITSYNC_SSH_KNOWN_HOSTS", "GIT_KNOWN_HOSTS")
+    env = env_of(c)   # name -> its last entry: what env_value/secret_ref find, looked up once per name
+
+    def value(*names: str) -> str | None:   # env_value(c, *names)
+        for n in names:
+            v = env.get(n, {}).get("value")
+            if isinstance(v, str):
+                return v
+        return None
+
+    ssh = (value("GITSYNC_SSH", "GIT_SYNC_SSH") or "").lower() == "true"
+    kh = value("GITSYNC_SSH_KNOWN_HOSTS", "GIT_KNOWN_HOSTS")
     key_volume = None
     mounts = {str(m.get("name")) for m in c.get("volumeMounts") or [] if isinstance(m, dict)}
     for v in pod.spec.get("volumes") or []:
@@ -79,12 +87,12 @@ def settings(pod: Pod, c: dict) -> Settings:
             key_volume = str(as_dict(v.get("secret")).get("secretName") or "")
     cred_secret, keys = None, []
     for name in ("GITSYNC_USERNAME", "GITSYNC_PASSWORD", "GIT_SYNC_USERNAME", "GIT_SYNC_PASSWORD"):
-        ref = secret_ref(c, name)
+        ref = secret_ref(c, name) if name in env else None
         if ref:
             cred_secret = cred_secret or ref[0]
             keys.append(name)
-    return Settings(repo=env_value(c, "GITSYNC_REPO", "GIT_SYNC_REPO"),
-                    ref=env_value(c, "GITSYNC_REF", "GIT_SYNC_BRANCH", "GIT_SYNC_REV"),
+    return Settings(repo=value("GITSYNC_REPO", "GIT_SYNC_REPO"),
+                    ref=value("GITSYNC_REF", "GIT_SYNC_BRANCH", "GIT_SYNC_REV"),
                     image=str(c.get("image") or ""), ssh=ssh, key_volume=key_volume,
                     known_hosts=None if kh is None else kh.lower() == "true", cred_secret=cred_secret,
                     cred_keys=[k for k in keys if k in env])

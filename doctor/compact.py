@@ -230,9 +230,15 @@ def parse_list_in_slices(buf: Any, process, slice_bytes: int | None = None, rele
 
 
 def _parse_cut(buf: Any, cuts: list[int], process, release) -> dict | None:
+    with memoryview(buf) as view:   # released before the caller closes an mmap
+        return _parse_cut_view(buf, view, cuts, process, release)
+
+
+def _parse_cut_view(buf: Any, view: memoryview, cuts: list[int], process, release) -> dict | None:
     middle: list = []
+    join = b"".join
     for a, b in zip(cuts, cuts[1:]):
-        raw = b"[" + buf[a + 2: b + 1] + b"]"
+        raw = join((b"[", view[a + 2: b + 1], b"]"))   # one copy of the slice, not three
         chunk = orjson.loads(raw)
         # every separator inside the slice must be a boundary between two of its items
         if not isinstance(chunk, list) or len(chunk) != raw.count(ITEM_SEP) + 1 or \

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
 
 MASK = "<redacted>"
 
@@ -85,6 +85,12 @@ _LOG_TRIGGERS: list[tuple[str, ...] | None] = [   # per _LOG_PATTERNS entry; Non
 ]
 _GATED = [(p, r, _LOG_TRIGGERS[i] if i < len(_LOG_TRIGGERS) else None) for i, (p, r) in enumerate(_LOG_PATTERNS)]
 _ALL_TRIGGERS = (_URI_TRIGGER,) + tuple(t for ts in _LOG_TRIGGERS if ts for t in ts)
+# The key words of _KV by the trigger each holds: a word is only in a text that holds its trigger,
+# so only the words of the triggers found are looked for; a word that holds none (there is none
+# today) is always looked for.
+_KV_TRIGGERS = next(ts for p, r, ts in _GATED if p is _KV) or ()
+_KV_WORDS_BY_TRIGGER = {t: tuple(w for w in _KV_WORDS if t in w) for t in _KV_TRIGGERS}
+_KV_WORDS_UNGATED = tuple(w for w in _KV_WORDS if not any(t in w for t in _KV_TRIGGERS))
 _TEXT_MEMO: dict[str, str] = {}
 _TEXT_MEMO_MAX_LEN = 1024
 _TEXT_MEMO_MAX_SIZE = 100_000
@@ -92,11 +98,12 @@ _TEXT_SEEN: set[int] = set()
 _TEXT_SEEN_MAX_SIZE = 200_000
 
 
-def _sub_kv(text: str, low: str, repl: str) -> str:
+def _sub_kv(text: str, low: str, repl: str, words: Iterable[str] = _KV_WORDS) -> str:
     """``_KV.sub`` tried only at the offsets where a key word (or a quote before one) starts; the
-    same matches, since every match starts there (``low`` is ``text.lower()``, same length)."""
+    same matches, since every match starts there (``low`` is ``text.lower()``, same length).
+    ``words``: the key words to look for (those ``low`` can hold: see ``_KV_WORDS_BY_TRIGGER``)."""
     starts = set()
-    for w in _KV_WORDS:
+    for w in words:
         i = low.find(w)
         while i != -1:
             starts.add(i)
@@ -134,25 +141,29 @@ def _masked_text(value: str) -> str:
     if not value.isascii():
         out = _all_patterns(value)
     else:
+        # one scan of the text per trigger (most texts hold none); the patterns run in turn, each
+        # only when its trigger is in the text as it stands (a substitution only removes text and
+        # adds ``<redacted>``, so it creates no trigger)
         out = value
         low = out.lower()
-        for t in _ALL_TRIGGERS:   # most texts hold none: done after this one scan
-            if t in low:
-                break
-        else:
-            if len(_LOG_TRIGGERS) >= len(_LOG_PATTERNS) and None not in _LOG_TRIGGERS:
-                return _remember(value, out)
         if _URI_TRIGGER in out and _URI_PROBE.search(out) is not None:
             out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), out)
             low = out.lower()
         for pattern, repl, triggers in _GATED:
-            if triggers is not None:
-                for t in triggers:
-                    if t in low:
-                        break
-                else:
+            if pattern is _KV and triggers is not None:
+                words = [w for t in triggers if t in low for w in _KV_WORDS_BY_TRIGGER[t]]
+                words += _KV_WORDS_UNGATED
+                if not words:
                     continue
-            new = _sub_kv(out, low, repl) if pattern is _KV else pattern.sub(repl, out)
+                new = _sub_kv(out, low, repl, words)
+            else:
+                if triggers is not None:
+                    for t in triggers:
+                        if t in low:
+                            break
+                    else:
+                        continue
+                new = _sub_kv(out, low, repl) if pattern is _KV else pattern.sub(repl, out)
             if new is not out:
                 out, low = new, new.lower()
     return _remember(value, out)

@@ -46,3 +46,14 @@ def test_each_pattern_has_a_trigger_in_what_it_masks():
         for i in hit:
             assert any(t in s.lower() for t in redact._LOG_TRIGGERS[i]), (s, i)
     assert redact._all_patterns("postgresql://a:b@c") != "postgresql://a:b@c"
+
+
+def test_each_key_word_holds_a_trigger_and_is_masked_with_it():
+    # The key=value pattern looks only for the key words of the triggers a text holds.
+    assert redact._KV_WORDS_UNGATED == ()
+    for w in redact._KV_WORDS:
+        assert any(w in ws for ws in redact._KV_WORDS_BY_TRIGGER.values()), w
+        for text in (f"{w}=hunter2", f"x {w.upper()}: 'hunter2'", f'{{"{w}":"hunter2","ti":{{"id":"1"}}}}'):
+            redact._TEXT_MEMO.clear()
+            out = Redactor().text(text)
+            assert "hunter2" not in out and out == reference(text), (text, out)

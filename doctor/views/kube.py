@@ -290,13 +290,15 @@ def env_of(c: dict) -> dict[str, dict]:
 
 
 def _env_entry(c: dict, name: str) -> dict:
+    """The last entry of the container's env named ``name`` (as the kubelet reads it), else {}."""
     env = c.get("env")
-    found: dict = {}
     if isinstance(env, list):
-        for e in env:
-            if isinstance(e, dict) and e.get("name") and str(e.get("name")) == name:
-                found = e
-    return found
+        for e in reversed(env):
+            if isinstance(e, dict):
+                n = e.get("name")
+                if n and (n == name if n.__class__ is str else str(n) == name):
+                    return e
+    return {}
 
 
 def env_value(c: dict, *names: str) -> str | None:
