@@ -31,7 +31,7 @@ def _airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     try:
         by_node = ctx.pods_by_node
-        pods = ctx.pods
+        pods = ctx.airflow_pods
     except DataUnavailable:
         return out
     pool_of: dict[str, str | None] = {}
@@ -41,8 +41,6 @@ def _airflow_pods_by_pool(ctx: Context) -> dict[str, list[str]]:
         except DataUnavailable:
             pool_of[node] = None
     for p in pods:
-        if not ctx.is_airflow_pod(p):
-            continue
         name = pool_of.get(p.node) if p.node else None
         if not name:
             name = as_dict(p.spec.get("nodeSelector")).get("cloud.google.com/gke-nodepool")

@@ -480,8 +480,10 @@ class KubeViews(BaseContext):
     @view
     def pods_by_component(self) -> dict[str, list[Pod]]:
         out: dict[str, list[Pod]] = defaultdict(list)
-        for p in self.pods:
-            if self.release is None or p.labels.get("release") in (None, self.release) or p.is_task_pod:
+        pods = self.pods
+        rel = self.release if pods else None   # asked once (as the first pod asked it), not twice per pod
+        for p in pods:
+            if rel is None or p.labels.get("release") in (None, rel) or p.is_task_pod:
                 if p.is_task_pod:
                     out["task"].append(p)
                 elif p.component:
