@@ -53,13 +53,13 @@ def run(ctx: Context) -> Result:
                     (pod, where, f"git-sync v3 reads GIT_SYNC_USERNAME/GIT_SYNC_PASSWORD, but the container gets only "
                                  f"{', '.join(s.cred_keys)}; log: {clip(bad)}"))
                 continue
-            hit = next((ln for ln in lines if V4_PASSWORD.search(ln)), None)
-            if ver == 4 and hit:
+            hit = next((ln for ln in lines if V4_PASSWORD.search(ln)), None) if ver == 4 else None
+            if hit:
                 groups.setdefault(("Secret", s.cred_secret) if s.cred_secret else workload_key(ctx, pod), []).append(
                     (pod, where, f"log {cs.name}: {clip(hit)}"))
                 continue
-            hit = next((ln for ln in lines if V3_UNKNOWN.search(ln)), None)
-            if ver == 3 and hit:
+            hit = next((ln for ln in lines if V3_UNKNOWN.search(ln)), None) if ver == 3 else None
+            if hit:
                 groups.setdefault(workload_key(ctx, pod), []).append((pod, where, f"log {cs.name}: {clip(hit)}"))
     findings = [_finding(ctx, key, items) for key, items in sorted(groups.items())]
     return from_findings(findings)

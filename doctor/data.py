@@ -79,9 +79,11 @@ class DataKey:
         return "k8s" if self.scope == "k8s" else self.template.split("/")[1]
 
     def path(self, target: Target, **params: str) -> str:
-        values = {f: getattr(target, f) for f in ("namespace", "project", "location", "cluster")}
-        values.update(params)
-        return self.template.format(**values)
+        values = {"namespace": target.namespace, "project": target.project, "location": target.location,
+                  "cluster": target.cluster}
+        if params:
+            values.update(params)
+        return self.template.format_map(values)
 
     def resource_text(self, target: Target, **params: str) -> str:
         values = {f: getattr(target, f) for f in ("namespace", "project", "location", "cluster")}

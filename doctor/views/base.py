@@ -184,8 +184,9 @@ class BaseContext:
             e = None if path is None else self.source.get(path)
         else:
             k = data_key(key_name)
-            if any(getattr(self.target, f) is None for f in k.requires):
-                return None
+            for f in k.requires:
+                if getattr(self.target, f) is None:
+                    return None
             e = self.source.get(k.path(self.target, **params))
         if self.failed_reads is not None and e is not None and unreadable(e):
             self.failed_reads.add(key_name, params, e)

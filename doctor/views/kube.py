@@ -504,9 +504,19 @@ class KubeViews(BaseContext):
     @view
     def pods_by_claim(self) -> dict[str, list[Pod]]:
         out: dict[str, list[Pod]] = defaultdict(list)
-        for p in self.pods:
-            for c in p.claim_names:
-                out[c].append(p)
+        claim_of: dict[int, str | None] = {}   # p.claim_names, each volume looked at once (doctor/compact.py
+        for p in self.pods:                    # shares the volumes of task pods; all are held while here)
+            vols = p.spec.get("volumes")
+            if not isinstance(vols, list):
+                continue
+            for v in vols:
+                k = id(v)
+                if k in claim_of:
+                    c = claim_of[k]
+                else:
+                    c = claim_of[k] = dig(v, "persistentVolumeClaim", "claimName")
+                if isinstance(c, str):
+                    out[c].append(p)
         return dict(out)
 
     @view
@@ -531,8 +541,13 @@ class KubeViews(BaseContext):
     def _events_index(self) -> dict[tuple[str, str], list[dict]]:
         out: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for e in self.items("events"):
-            io = as_dict(e.get("involvedObject") or e.get("regarding"))
-            out[(str(io.get("kind")), str(io.get("name")))].append(e)
+            io = e.get("involvedObject") or e.get("regarding")
+            if isinstance(io, dict):
+                kind, name = io.get("kind"), io.get("name")
+                out[(kind if kind.__class__ is str else str(kind), name if name.__class__ is str else str(name))
+                    ].append(e)
+            else:
+                out[("None", "None")].append(e)
         return dict(out)   # each object's list is sorted when first asked for: most never are
 
     def events_for(self, kind: str, name: str, reason: str | None = None) -> list[dict]:
