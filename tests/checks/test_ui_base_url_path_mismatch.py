@@ -177,3 +177,103 @@ def test_route_semantics():
     assert ing.serves("airflow.acme-data.example") and not ing.serves("a.b.acme-data.example")
     assert hr.serves("a.b.acme-data.example") and not hr.serves("acme-data.example")
     assert Route("Ingress", o, "", "/", "Prefix", "s", "p").serves("anything.example")
+
+
+# --- variants of the Airflow 2 rewrite scenario, edited as a user's cluster would differ ----------------
+AF2_REWRITE = "webserver-base-url-ingress-rewrite-af2"
+NS2 = "data-pipelines"
+
+
+@pytest.fixture
+def variant(run_cli, tmp_path):
+    """``run(edit)``: the doctor's report (this check only) on a copy of the Airflow 2 rewrite scenario
+    changed by ``edit(root)``."""
+    import shutil
+
+    from conftest import doctor_json, scenario
+
+    def run(edit) -> dict:
+        root = tmp_path / "snap"
+        shutil.copytree(scenario(AF2_REWRITE), root)
+        edit(root)
+        return doctor_json(run_cli, root, "--check", "ui-base-url-path-mismatch")[1]
+    return run
+
+
+def _json_edit(root, rel: str, fn) -> None:
+    import json
+
+    p = root / "k8s" / rel.format(ns=NS2)
+    body = json.loads(p.read_text())
+    fn(body)
+    p.write_text(json.dumps(body, indent=2))
+
+
+ING = "apis/networking.k8s.io/v1/namespaces/{ns}/ingresses.json"
+
+
+def test_a_rewrite_on_an_ingress_the_chart_did_not_render_is_removed_with_kubectl(variant):
+    def edit(root):
+        def fn(body):
+            for label in ("component", "heritage", "chart", "release", "tier"):
+                body["items"][0]["metadata"]["labels"].pop(label, None)
+            body["items"][0]["metadata"]["labels"]["app.kubernetes.io/name"] = "airflow-ui"
+        _json_edit(root, ING, fn)
+
+    f = _one(variant(edit), "ui-base-url-path-mismatch", "Ingress", "af2-ingress")
+    assert f["remediation"]["commands"] == [
+        "kubectl annotate ingress af2-ingress nginx.ingress.kubernetes.io/rewrite-target- --namespace data-pipelines"]
+
+
+def test_an_httproute_rewrite_in_front_of_airflow_2_is_removed_at_its_position(variant):
+    import json
+
+    def edit(root):
+        _json_edit(root, ING, lambda body: body.update(items=[]))
+        gw = root / "k8s/apis/gateway.networking.k8s.io/v1/namespaces" / NS2
+        (gw / "httproutes.error.json").unlink()
+        route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                 "metadata": {"name": "af2-ui", "namespace": NS2, "uid": "5b0c7c2e-0d7e-4f61-9d8e-2f1f0c6a1b11",
+                              "resourceVersion": "81234", "generation": 2,
+                              "creationTimestamp": "2026-11-24T06:00:00Z"},
+                 "spec": {"parentRefs": [{"name": "external-https", "namespace": "gateway-infra"}],
+                          "hostnames": ["airflow.acme-data.example"],
+                          "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/healthz"}}],
+                                     "backendRefs": [{"name": "af2-webserver", "port": 8080}]},
+                                    {"matches": [{"path": {"type": "PathPrefix", "value": "/airflow"}}],
+                                     "filters": [{"type": "RequestHeaderModifier",
+                                                  "requestHeaderModifier": {"set": [{"name": "X-Forwarded-Proto",
+                                                                                     "value": "https"}]}},
+                                                 {"type": "URLRewrite", "urlRewrite": {"path": {
+                                                     "type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
+                                     "backendRefs": [{"name": "af2-webserver", "port": 8080}]}]}}
+        (gw / "httproutes.json").write_text(json.dumps({"apiVersion": "gateway.networking.k8s.io/v1",
+                                                        "kind": "HTTPRouteList", "metadata": {"resourceVersion": "81300"},
+                                                        "items": [route]}))
+
+    f = _one(variant(edit), "ui-base-url-path-mismatch", "HTTPRoute", "af2-ui")
+    assert ("HTTPRoute af2-ui filter URLRewrite ReplacePrefixMatch /: a request for /airflow/home reaches the "
+            "webserver as /home") in _ev(f)
+    assert f["remediation"]["commands"] == [
+        "kubectl patch httproute af2-ui --type json -p '[{\"op\":\"remove\",\"path\":\"/spec/rules/1/filters/1\"}]' "
+        "--namespace data-pipelines"]
+
+
+def test_airflow_2_without_a_base_url_path_behind_a_prefix_moves_base_url_and_drops_the_rewrite(variant):
+    def edit(root):
+        def fn(body):
+            for cm in body["items"]:
+                cfg = (cm.get("data") or {}).get("airflow.cfg")
+                if cfg:
+                    cm["data"]["airflow.cfg"] = cfg.replace(
+                        "base_url = https://airflow.acme-data.example/airflow", "base_url = https://airflow.acme-data.example")
+        _json_edit(root, "api/v1/namespaces/{ns}/configmaps.json", fn)
+
+    f = _one(variant(edit), "ui-base-url-path-mismatch", "Ingress", "af2-ingress")
+    assert f["title"] == ("Ingress af2-ingress serves the UI under /airflow/ but [webserver] base_url has no path: its "
+                          "links and redirects leave the prefix and answer 404")
+    # base_url takes the Ingress's path (no trailing slash: Flask mounts the app at exactly that path), and
+    # the rewrite goes, or /airflow/home would still reach the webserver as /home
+    assert _cmds(f) == ("helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+                        "--set-string config.webserver.base_url=https://airflow.acme-data.example/airflow "
+                        "--set 'ingress.web.annotations.nginx\\.ingress\\.kubernetes\\.io/rewrite-target=null'")
