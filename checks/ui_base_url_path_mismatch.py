@@ -327,9 +327,9 @@ def _routes(ctx: Context, ui: set[str]) -> list[Route]:
 
 
 def _http_routes(ctx: Context) -> list[Obj]:
-    """The HTTPRoutes; none when the Gateway API is not installed (404) or a snapshot predates the read."""
-    if ctx.entry("httproutes") is None:
-        return []
+    """The HTTPRoutes; none when the Gateway API is not installed (the list answered 404). Not read
+    (a snapshot older than the read, a refused list) is DataUnavailable like any other read: the check
+    cannot say no HTTPRoute routes base_url's path elsewhere."""
     return ctx.http_routes or []
 
 

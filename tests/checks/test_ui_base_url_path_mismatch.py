@@ -277,3 +277,19 @@ def test_airflow_2_without_a_base_url_path_behind_a_prefix_moves_base_url_and_dr
     assert _cmds(f) == ("helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
                         "--set-string config.webserver.base_url=https://airflow.acme-data.example/airflow "
                         "--set 'ingress.web.annotations.nginx\\.ingress\\.kubernetes\\.io/rewrite-target=null'")
+
+
+def test_a_snapshot_without_the_httproutes_read_is_incomplete_not_passed(variant):
+    """A snapshot taken before HTTPRoutes were read (no file at the path, not the CRD's 404) cannot
+    say that no HTTPRoute routes base_url's path: not checked, blocked by the read it lacks (as for
+    any other read), never passed."""
+    def edit(root):
+        _json_edit(root, ING, lambda body: body.update(items=[]))
+        gw = root / "k8s/apis/gateway.networking.k8s.io/v1/namespaces" / NS2
+        (gw / "httproutes.error.json").unlink()
+
+    doc = variant(edit)
+    row = next(c for c in doc["checks"] if c["id"] == "ui-base-url-path-mismatch")
+    assert row["status"] == "skip" and row["blocked_by"] == ["not-collected:k8s"]
+    assert row["reason"] == "not collected: k8s/apis/gateway.networking.k8s.io/v1/namespaces/data-pipelines/httproutes"
+    assert findings_of(doc, "ui-base-url-path-mismatch") == []
