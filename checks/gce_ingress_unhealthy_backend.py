@@ -6,7 +6,8 @@ for it (named like the backend) is read, and decides: when no BackendConfig sets
 Airflow does not answer with 200 (``/`` on Airflow 2, a redirect; ``/health`` on Airflow 3, a 404; a
 path outside the ``base_url`` prefix, a port the pods do not serve), a BackendConfig pointing it at
 Airflow's health endpoint (``/health`` on Airflow 2, ``/api/v2/monitor/health`` on Airflow 3, under the
-prefix); a BackendConfig that asks another path or port is patched. When the health check is right,
+prefix); a BackendConfig that asks another path or port is patched, and a right one the health check
+does not follow yet is reported as not applied by GKE. When the health check is right,
 the Airflow pods are not Ready or the probes from Google's health-check ranges are blocked (a
 NetworkPolicy on the pods gets one that admits them). Unread (403, 404, the regional health check of
 an internal load balancer): the finding says GKE checks ``GET /`` unless it copied a qualifying
@@ -193,6 +194,8 @@ def _finding(ctx: Context, backends: list[GceBackend], configs: dict[str, Obj]) 
             problem = "port"
         elif str(hc.get("type") or "HTTP").upper() not in ("HTTP",):
             problem = "type"
+        elif verdict is not None and not verdict[0]:
+            problem = "stale"   # the BackendConfig is right; the health check the load balancer uses is not
     for ing in {x.ingress.name: x.ingress for x in backends}.values():
         for e in ctx.events_for("Ingress", ing.name)[-4:] if ctx.has("events") else []:
             if e.get("type") == "Warning":
@@ -201,7 +204,16 @@ def _finding(ctx: Context, backends: list[GceBackend], configs: dict[str, Obj]) 
     ready = [p for p in pods if p.condition("Ready").get("status") == "True"]
     if pods:
         evidence.append(f"{len(ready)} of {len(pods)} {comp} pod(s) Ready")
-    if problem:
+    if problem == "stale" and lb_hc is not None and verdict is not None:
+        what = (f"BackendConfig {ref} asks {path} as Airflow expects, but the load balancer's health check "
+                f"{b.backend_name} still asks {_asked(path, lb_hc)}: {verdict[1]}; GKE's ingress controller has not "
+                "carried the BackendConfig into it")
+        summary = (f"Find why GKE's ingress controller has not applied BackendConfig {ref} to health check "
+                   f"{b.backend_name} (its Warning events on the Ingress or the Service say why) and fix that; it "
+                   "applies the BackendConfig at its next sync (no pod restarts).")
+        cmds = [f"kubectl describe ingress {q(ingresses[0])} --namespace {q(n)}",
+                f"kubectl describe service {q(svc.name)} --namespace {q(n)}"]
+    elif problem:
         summary, cmds, what = _fix_health_check(ctx, b, problem, path, cport, neg, ref, bc, hc, lb_hc, verdict, unread)
     elif pods and not ready:
         what = f"no {comp} pod is Ready, so the load balancer has nothing healthy to send to"

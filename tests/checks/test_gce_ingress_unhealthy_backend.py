@@ -266,12 +266,40 @@ def test_service_naming_a_missing_backendconfig_gets_that_one_created_without_a_
     assert "helm" not in cmd
 
 
-def test_right_health_check_with_no_ready_pod_is_caused_by_the_component(run_cli, tmp_path):
+def _right_path(root) -> None:
+    """The BackendConfig asks the prefixed health endpoint, and GKE carried it into the health check."""
+    def right_path(body: dict) -> None:
+        body["items"][0]["spec"]["healthCheck"]["requestPath"] = "/airflow/api/v2/monitor/health"
+
+    def applied(body: dict) -> None:
+        body["httpHealthCheck"]["requestPath"] = "/airflow/api/v2/monitor/health"
+    _edit(root, BC_AF3, right_path)
+    _edit(root, HC_AF3, applied)
+
+
+def test_right_backendconfig_that_gke_has_not_carried_into_the_health_check_says_so(run_cli, tmp_path):
+    """The BackendConfig is right, the health check the load balancer uses (read) still asks /health:
+    not 'the health check is set right', but where GKE says why it did not apply it."""
     root = _copy(tmp_path, "gce-ingress-wrong-path-af3")
 
     def right_path(body: dict) -> None:
         body["items"][0]["spec"]["healthCheck"]["requestPath"] = "/airflow/api/v2/monitor/health"
     _edit(root, BC_AF3, right_path)
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert f["message"].endswith(
+        f"Here: BackendConfig airflow-api-server-hc asks /airflow/api/v2/monitor/health as Airflow expects, but the load "
+        f"balancer's health check {NEG_AF3} still asks HTTP GET /health on port 8080: Airflow 3's api-server answers "
+        "/health with 404 (\"Moved in Airflow 3. Please change config to check `/api/v2/monitor/health`\"); GKE's "
+        "ingress controller has not carried the BackendConfig into it.")
+    assert "set right" not in f["remediation"]["summary"]
+    assert f["remediation"]["commands"] == ["kubectl describe ingress airflow-ingress --namespace airflow",
+                                            "kubectl describe service airflow-api-server --namespace airflow"]
+
+
+def test_right_health_check_with_no_ready_pod_is_caused_by_the_component(run_cli, tmp_path):
+    root = _copy(tmp_path, "gce-ingress-wrong-path-af3")
+    _right_path(root)
 
     def not_ready(body: dict) -> None:
         for p in body["items"]:
@@ -290,10 +318,7 @@ def test_right_health_check_with_no_ready_pod_is_caused_by_the_component(run_cli
 
 def test_right_health_check_and_ready_pods_points_at_the_health_check_ranges(run_cli, tmp_path):
     root = _copy(tmp_path, "gce-ingress-wrong-path-af3")
-
-    def right_path(body: dict) -> None:
-        body["items"][0]["spec"]["healthCheck"]["requestPath"] = "/airflow/api/v2/monitor/health"
-    _edit(root, BC_AF3, right_path)
+    _right_path(root)
     _code, doc = doctor_json(run_cli, root)
     f = _only(doc)
     assert "130.211.0.0/22, 35.191.0.0/16" in f["message"]
