@@ -2,18 +2,17 @@
 api-server (Airflow 3) whose load balancer marks the Airflow backend ``UNHEALTHY`` (the
 ``ingress.kubernetes.io/backends`` annotation GKE's ingress controller writes): every request
 through it ends in ``502 Server Error``. For such a backend the Compute Engine health check GKE made
-for it (named like the backend) is read, and decides: when no BackendConfig sets it and it asks what
-Airflow does not answer with 200 (``/`` on Airflow 2, a redirect; ``/health`` on Airflow 3, a 404; a
-path outside the ``base_url`` prefix, a port the pods do not serve), a BackendConfig pointing it at
-Airflow's health endpoint (``/health`` on Airflow 2, ``/api/v2/monitor/health`` on Airflow 3, under the
-prefix); a BackendConfig that asks another path or port is patched, and a right one the health check
-does not follow yet is reported as not applied by GKE. When the health check is right,
-the Airflow pods are not Ready or the probes from Google's health-check ranges are blocked (a
-NetworkPolicy on the pods gets one that admits them). Unread (403, 404, the regional health check of
-an internal load balancer): the finding says GKE checks ``GET /`` unless it copied a qualifying
-readinessProbe, and how to read it. Backends ``Unknown`` (not yet probed) and Ingresses that route to
-other Services are not judged. GKE's HTTP load balancing add-on absent (the BackendConfig CRD answers
-404): not applicable."""
+for it (named like the backend; regional for an internal load balancer) is read, and decides: when no
+BackendConfig sets it and it asks what Airflow does not answer with 200 (``/`` on Airflow 2, a
+redirect; ``/health`` on Airflow 3, a 404; a path outside the ``base_url`` prefix, a port the pods do
+not serve), a BackendConfig pointing it at Airflow's health endpoint (``/health`` on Airflow 2,
+``/api/v2/monitor/health`` on Airflow 3, under the prefix); a BackendConfig that asks another path or
+port is patched, and a right one the health check does not follow yet is reported as not applied by
+GKE. When the health check is right, the Airflow pods are not Ready or the probes from Google's
+health-check ranges are blocked (a NetworkPolicy on the pods gets one that admits them). Unread (403,
+404): the finding says GKE checks ``GET /`` unless it copied a qualifying readinessProbe, and how to
+read it. Backends ``Unknown`` (not yet probed) and Ingresses that route to other Services are not
+judged. GKE's HTTP load balancing add-on absent (the BackendConfig CRD answers 404): not applicable."""
 from __future__ import annotations
 
 import json
@@ -40,7 +39,8 @@ HC_RANGES = ("130.211.0.0/22", "35.191.0.0/16")
 @check(id="gce-ingress-unhealthy-backend",
        title="GKE Ingress load balancers find the Airflow UI's backends healthy",
        severity="error", category=Category.NETWORKING, needs=("ingresses", "k8s_services", "backendconfigs"),
-       uses=("pods", "events", "configmaps", "deployments", "networkpolicies", "health_check"))
+       uses=("pods", "events", "configmaps", "deployments", "networkpolicies", "health_check",
+             "health_check_regional"))
 def run(ctx: Context) -> Result:
     """GKE Ingress backend UNHEALTHY for the webserver/api-server: 502s (health check path, BackendConfig)."""
     configs = ctx.backend_configs
@@ -328,19 +328,22 @@ HC_BLOCKS = {"HTTP": "httpHealthCheck", "HTTPS": "httpsHealthCheck", "HTTP2": "h
 
 def _load_balancer_health_check(ctx: Context, b: GceBackend) -> tuple[dict | None, str]:
     """(the Compute Engine health check GKE made for the backend, why it was not read: "" when read).
-    GKE names it after the backend service; an internal load balancer's is regional: not read."""
-    if b.internal:
-        return None, ("an internal load balancer (class gce-internal) keeps a regional health check, which the doctor "
-                      "does not read")
+    GKE names it after the backend service; an internal load balancer's is regional."""
     if not b.backend_name:
         return None, "the backend is not named in the Ingress's backends annotation"
     try:
-        body = ctx.body("health_check", health_check=b.backend_name)
+        if b.internal:   # an internal load balancer's health check is regional
+            if not ctx.target.location:
+                return None, "the cluster's location (and so the region of the health check) is not known"
+            body = ctx.body("health_check_regional", region=region(ctx), health_check=b.backend_name)
+        else:
+            body = ctx.body("health_check", health_check=b.backend_name)
     except DataUnavailable as e:
         return None, e.reason
     if not isinstance(body, dict):
-        return None, (f"project {project(ctx)} has no health check named {b.backend_name} (compute.healthChecks.get "
-                      "answered 404)")
+        where = f"region {region(ctx)} of project {project(ctx)}" if b.internal else f"project {project(ctx)}"
+        perm = "compute.regionHealthChecks.get" if b.internal else "compute.healthChecks.get"
+        return None, f"{where} has no health check named {b.backend_name} ({perm} answered 404)"
     return body, ""
 
 

@@ -145,6 +145,10 @@ QUOTA_REGIONS = Items("region whose Compute Engine quotas an event implicates", 
 # backend service in the Ingress's ingress.kubernetes.io/backends annotation).
 HEALTH_CHECKS = Items("health check(s) of UNHEALTHY Airflow UI backends of GKE Ingresses",
                       "airflow_gke.views.google:ingress_health_checks", ("ingresses", "k8s_services"))
+# The same for an internal Application Load Balancer (class gce-internal): regional health checks.
+REGIONAL_HEALTH_CHECKS = Items("regional health check(s) of UNHEALTHY Airflow UI backends of internal GKE Ingresses",
+                               "airflow_gke.views.google:ingress_regional_health_checks",
+                               ("ingresses", "k8s_services"))
 # Group memberships: the groups from the IAM policies of the project and the log bucket (itself a
 # per-item read, so these are read after it), the members from the identities the log checks resolve.
 MEMBERSHIPS = Items("group membership(s) (optional, Cloud Identity)", "airflow_gke.views.identity:group_memberships",
@@ -319,6 +323,12 @@ KEYS: dict[str, DataKey] = {k.name: k for k in [
              "`ingress.kubernetes.io/backends` marks `UNHEALTHY`, named like the backend (`k8s1-...`, `k8s-be-...`): "
              "`type`, `httpHealthCheck.requestPath`, `port`/`portSpecification`; a 404 is an answer (no health "
              "check of that name)"),
+    _gcp("health_check_regional",
+         "gcp/compute/compute/v1/projects/{project}/regions/{region}/healthChecks/{health_check}", ("project",),
+         "compute.regionHealthChecks.get", "get health check {health_check} in region {region} of project {project}",
+         not_found_is_data=True, per="health_check", items=REGIONAL_HEALTH_CHECKS,
+         doc="the same for an internal GKE Ingress (class `gce-internal`), whose load balancer's health checks are "
+             "regional: in the cluster's region"),
     # Optional: whether a service account is in a Google group that an IAM policy grants a storage
     # role to. Cloud Identity Groups API, read-only: groups.lookup (the group's resource name from its
     # email), then groups.memberships.checkTransitiveMembership (nested groups included); the snapshot

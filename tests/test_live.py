@@ -430,6 +430,31 @@ def test_unhealthy_ui_backend_reads_its_health_check_once_and_a_403_keeps_the_he
     assert srv.log.select(service="compute") == []
 
 
+def test_internal_ingress_reads_the_regional_health_check_once(live, run_cli, tmp_path):
+    """class gce-internal: regionHealthChecks.get in the cluster's region, never the global one."""
+    neg = "k8s1-63a73e83-data-pipelines-af2-webserver-8080-184241bb"
+    root = tmp_path / "internal"
+    shutil.copytree(SCEN_DIR / "gce-ingress-unhealthy-af2", root)
+    ing = root / "k8s/apis/networking.k8s.io/v1/namespaces/data-pipelines/ingresses.json"
+    body = json.loads(ing.read_text())
+    body["items"][0]["metadata"]["annotations"]["kubernetes.io/ingress.class"] = "gce-internal"
+    ing.write_text(json.dumps(body))
+    hc = root / f"gcp/compute/compute/v1/projects/acme-data-prod/global/healthChecks/{neg}.json"
+    regional = Path(str(hc).replace("/global/", "/regions/europe-west1/"))
+    regional.parent.mkdir(parents=True)
+    hc.rename(regional)
+    srv = ReplayServer(root).start()
+    try:
+        r = live(srv, "doctor", "--output", "json", "--check", "gce-ingress-unhealthy-backend")
+        assert r.code == 1, r.err
+        assert [e.path for e in srv.log.select(service="compute")] == [
+            f"/compute/v1/projects/acme-data-prod/regions/europe-west1/healthChecks/{neg}"]
+        (f,) = r.json["findings"]
+        assert "unless" not in f["message"] and "asks HTTP GET / on the serving port" in f["message"]
+    finally:
+        srv.stop()
+
+
 def test_secret_manager_lists_every_page_of_the_backends_own_project(live, run_cli, tmp_path):
     """secrets.list of the backend's project_id (not the diagnosed project) through google-auth's
     AuthorizedSession, following nextPageToken: a server answering 100 names a page serves the 223

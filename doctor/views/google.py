@@ -116,13 +116,26 @@ def ingress_health_checks(ctx, opts=None) -> list[str]:
     """Items of ``health_check``: the name of each UNHEALTHY Airflow UI backend of a GKE Ingress
     with an external load balancer (GKE names the health check it makes for a backend after the
     backend service); none when every backend is HEALTHY or not yet probed. Internal load
-    balancers (class gce-internal) keep regional health checks: not read."""
+    balancers (class gce-internal) keep regional health checks: ``health_check_regional``."""
     try:
         backends = ctx.gce_ui_backends
     except DataUnavailable:   # no Ingresses or Services: nothing to explain (the check says why)
         return []
     return list(dict.fromkeys(b.backend_name for b in backends
                               if b.state == "UNHEALTHY" and b.backend_name and not b.internal))
+
+
+def ingress_regional_health_checks(ctx, opts=None) -> list[dict]:
+    """Items of ``health_check_regional``: the same for internal load balancers (class
+    gce-internal), whose health checks live in the cluster's region."""
+    if not ctx.target.location:
+        return []
+    try:
+        backends = ctx.gce_ui_backends
+    except DataUnavailable:
+        return []
+    names = dict.fromkeys(b.backend_name for b in backends if b.state == "UNHEALTHY" and b.backend_name and b.internal)
+    return [{"region": region_of(ctx.target.location), "health_check": n} for n in names]
 
 
 def image_host(image: str) -> str | None:

@@ -430,16 +430,29 @@ def test_af3_without_backendconfig_gets_one_on_the_prefixed_path_and_the_api_ser
         "'apiServer.service.annotations.cloud\\.google\\.com/backend-config=\"{\\\"default\\\":\\\"airflow-api-server\\\"}\"'")
 
 
-def test_internal_ingress_reads_the_regional_backend(run_cli, tmp_path):
+def test_internal_ingress_reads_the_regional_health_check(run_cli, tmp_path):
+    """class gce-internal: the health check is regional (compute.regionHealthChecks.get in the
+    cluster's region); not collected, the hedge names the --region command; read, it decides."""
     root = _copy(tmp_path, "gce-ingress-unhealthy-af2")
 
     def internal(body: dict) -> None:
         body["items"][0]["metadata"]["annotations"]["kubernetes.io/ingress.class"] = "gce-internal"
     _edit(root, ING_AF2, internal)
+    body = json.loads((root / HC_AF2).read_text())
     _code, doc = doctor_json(run_cli, root)
     f = _only(doc)
+    assert "unless GKE copied" in f["message"]          # the global health check is not the internal one's
     assert f"gcloud compute health-checks describe {NEG_AF2} --region europe-west1 --project acme-data-prod" in \
         f["remediation"]["commands"][0]
+    regional = root / HC_AF2.replace("/global/", "/regions/europe-west1/")
+    regional.parent.mkdir(parents=True)
+    body["selfLink"] = body["selfLink"].replace("/global/", "/regions/europe-west1/")
+    body["region"] = "https://www.googleapis.com/compute/v1/projects/acme-data-prod/regions/europe-west1"
+    regional.write_text(json.dumps(body))
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert "unless" not in f["message"] and "asks HTTP GET / on the serving port" in f["message"]
+    assert json.loads(f["remediation"]["commands"][0].split("'")[1])["kind"] == "BackendConfig"
 
 
 def test_an_ingress_of_another_class_is_not_judged(run_cli, tmp_path):
