@@ -236,7 +236,6 @@ def _judge(req: RunRequest, registry: dict, checks: list, source, target, ctx_no
 def _judge_context(ctx, req: RunRequest, registry: dict, checks: list, source, target, ctx_now, mode: str, live,
                    env: dict, started: datetime, t0: float, *, plan=None, base_source=None, cluster_from=None,
                    echo: Echo = _quiet, guard_from: tuple[str, str | None] | None = None):
-    from . import planned
     from .registry import load_errors
     from .report import RunInfo, RunReport
     from .runner import after_run, run_checks
@@ -252,8 +251,12 @@ def _judge_context(ctx, req: RunRequest, registry: dict, checks: list, source, t
     else:
         guard = _establish_target(ctx, req, live)
     runs = run_checks(ctx, checks, req.runbook_base)
-    plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
-                                req.runbook_base) if plan is not None else None
+    plan_info = None
+    if plan is not None:   # planned mode only: a snapshot or live run does not import the plan's reader
+        from . import planned
+
+        plan_info = planned.compare(plan, base_source, target, ctx_now, checks, runs, cluster_from,
+                                    req.runbook_base)
     info = RunInfo(mode=mode, context=target.context, project=target.project, location=target.location,
                    cluster=target.cluster, namespace=target.namespace, release=_safe(lambda: ctx.release),
                    airflow_version=_safe(lambda: ctx.airflow_version),

@@ -19,6 +19,8 @@ import shlex
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import doctor_json, scenario_names
 
@@ -206,3 +208,18 @@ def test_a_pod_delete_comment_names_the_pods_not_a_flag():
         "does not")
     assert disruption("kubectl delete pod --namespace airflow etl-1").startswith("# deletes pod etl-1:")
     assert disruption("kubectl delete pvc airflow-logs --namespace airflow").startswith("# deletes pvc airflow-logs:")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["kubectl", "helm", "--set", "a=b", "x", " ", "  ", "\t", "\n", "\r", "'", '"', "\\",
+                                 "\x0b", "\x0c", "\x1c", "\x1f", "\x1b", "\xa0", "\u2003", "é", "#", "--overrides={}"]),
+                max_size=12))
+def test_the_words_of_a_command_are_shlex_s(pieces):
+    # what disruption() reads a command as: split without shlex only where shlex splits the same
+    from airflow_gke.remediation import _words
+    line = "".join(pieces)
+    try:
+        expected = shlex.split(line, comments=False)
+    except ValueError:
+        expected = line.split()
+    assert _words(line) == expected
