@@ -159,9 +159,10 @@ def read_live(opts, keys, *, verbose: bool = False, echo: Echo = _quiet, progres
     return result
 
 
-def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
+def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None, hold: list | None = None):
     """Read (and overlay a plan) -> context -> run the checks -> (save) -> probe -> post-run steps ->
-    suppress: the report."""
+    suppress: the report. ``hold``: what was read is appended to it, for a caller that ends the
+    process right after the report and need not free it object by object (10,000 pods: 0.15 s)."""
     from .data import Target
     from .registry import load_checks
 
@@ -202,6 +203,8 @@ def diagnose(req: RunRequest, *, echo: Echo = _quiet, progress=None):
         live = read_live(opts, keys_for(checks), verbose=req.verbose, echo=echo, progress=progress, overlay=overlay)
         source, target, ctx_now, mode = live.source, live.target, live.now, "live"
     base_source = source
+    if hold is not None:
+        hold.append(base_source)
     cluster_from = None
     if plan is not None:   # planned mode: the plan over the cluster's source (doctor/planned.py)
         source, cluster_from, mode = planned.overlay(plan, base_source, target), mode, "planned"

@@ -239,7 +239,11 @@ def doctor(snapshot, namespace, release, only, skip, extended, fail_on, output, 
                all_namespaces=all_namespaces, projects=fleet_projects, quiet=quiet)
     if all_namespaces:
         _fleet(req, output, targets, fail_on, compact, snapshot, quiet=quiet)
-    report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose, quiet, output))
+    # what was read stays held here until the process ends (main() ends it without freeing the
+    # run's objects one by one; a caller that passes argv frees it when this frame goes)
+    held: list = []
+    report = diagnose(req, echo=_err, progress=None if snapshot is not None else _progress(verbose, quiet, output),
+                      hold=held)
     _emit(report, output, targets, fail_on, compact=compact)
     sys.exit(report.exit_code(fail_on))
 
