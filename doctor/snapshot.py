@@ -18,7 +18,7 @@ import orjson
 
 from .compact import Interner, compact, parse_list_in_slices
 from .errors import UserError
-from .redact import Redactor
+from .redact import Redactor, kept_as_is
 from .source import Entry, Source, in_namespace
 
 FORMAT = "airflow-gke/snapshot@1"
@@ -174,6 +174,26 @@ class SnapshotSource(Source):
         entry = _not_regular(path, file) or self._load(path, file, kind)
         self._cache[path] = entry
         return entry
+
+    def lacks(self, path: str, needle: str) -> bool:
+        """``Source.lacks`` from the log file's bytes, without parsing or redacting a log that does
+        not hold ``needle`` (a 10,000-pod snapshot holds ~2,500 logs that one check searches for one
+        literal). Exact for a literal redaction keeps as it is (``redact.kept_as_is``: the redacted
+        text holds it only where the bytes do); nothing is kept, and a file that is not a readable
+        regular log, or another literal, is left to ``get``."""
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached.ok and isinstance(cached.data, str) and needle not in cached.data
+        found = self._files.get(path)
+        if found is None:
+            return True   # not collected: get() answers None, no text
+        if found[1] != "log" or not kept_as_is(needle) or _not_regular(path, found[0]) is not None:
+            return False
+        try:
+            with open(found[0], "rb") as fh:
+                return needle.encode() not in fh.read()
+        except OSError:
+            return False
 
     def _rel(self, file: str) -> Path:
         return Path(file).relative_to(self.root)

@@ -98,6 +98,12 @@ class Source:
         """Let go of what was read of ``namespace`` (a fleet run, once its last target there has
         its report): a snapshot may read it again, a live source no longer holds it."""
 
+    def lacks(self, path: str, needle: str) -> bool:
+        """True only when the log text at ``path`` surely does not hold ``needle`` (an ASCII literal
+        a check's pattern needs to match, never a secret): a check may then skip reading it.
+        False: it may hold it, or this source cannot tell (read it with ``get``)."""
+        return False
+
 
 def in_namespace(path: str, namespace: str) -> bool:
     """A Kubernetes path of an object in ``namespace`` (``k8s/.../namespaces/<ns>/...``)."""

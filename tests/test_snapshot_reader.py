@@ -134,3 +134,31 @@ def test_archive_bounds(tmp_path, monkeypatch, run_cli):
                + [_file(f"k8s/f{i}.json", b"{}") for i in range(5)])
     r = run_cli("doctor", "--snapshot", str(arc))
     assert r.code == 2 and "more than 3 members" in r.err
+
+
+def test_a_log_that_lacks_a_literal_is_not_read_and_one_that_holds_it_is_read_redacted(tmp_path):
+    # Source.lacks: a check may skip a log that surely does not hold what its pattern needs; the
+    # answer comes from the file's bytes, nothing unredacted is kept, and only a readable regular log
+    # is answered that way.
+    logs = "k8s/api/v1/namespaces/airflow/pods/p/log/"
+    snap = make(tmp_path / "s", files={
+        logs + "base.log": "connecting postgresql://airflow:hunter2@db/airflow\nPermissionError: [Errno 13] "
+                           "Permission denied: '/opt/airflow/logs/x'\n",
+        logs + "base.previous.log": "password=hunter2\nall fine\n",
+        logs + "other.log": "x",
+    })
+    (snap / logs / "linked.log").symlink_to(snap / logs / "base.log")
+    src = open_snapshot(snap)
+    p = "k8s/api/v1/namespaces/airflow/pods/p/log/"
+    assert src.lacks(p + "base.previous", "[Errno 1") is True
+    assert p + "base.previous" not in src._cache   # not read into the source
+    assert src.lacks(p + "base", "[Errno 1") is False
+    assert src.lacks(p + "never-collected", "[Errno 1") is True
+    assert src.lacks(p + "linked", "[Errno 1") is False   # get() says why it is not read
+    assert "not a regular file" in src.get(p + "linked").message
+    for written in ("<redacted>", "redact", "PRIVATE KEY", "-----"):   # what redaction may write: the text tells
+        assert src.lacks(p + "other", written) is False
+    text = src.get(p + "base").data
+    assert "hunter2" not in text and "[Errno 13]" in text
+    assert src.lacks(p + "base", "hunter2") is True         # once read: the redacted text answers
+    assert src.get(p + "base.previous").data == "password=<redacted>\nall fine\n"

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from dataclasses import dataclass, field
 
+from ..data import key as data_key
 from ..snapshot import parse_time
 from .base import BaseContext, as_dict, as_list, as_str, dig, event_time, str_map, view
 
@@ -729,6 +730,17 @@ class KubeViews(BaseContext):
         """The stored tail of a container's log, or None when it was not collected."""
         e = self.entry("logs", pod=pod, container=container + (".previous" if previous else ""))
         return e.data if e is not None and e.ok and isinstance(e.data, str) else None
+
+    def log_lacks(self, pod: str, container: str, needle: str, previous: bool = False) -> bool:
+        """True when the stored log of a container surely does not hold ``needle`` (an ASCII literal
+        a check's pattern needs, never a secret), so ``log`` would find no line with it: a snapshot
+        answers without parsing or redacting the log (``Source.lacks``); False: read it."""
+        k = data_key("logs")
+        if any(getattr(self.target, f) is None for f in k.requires):
+            return False
+        lacks = getattr(self.source, "lacks", None)
+        return lacks is not None and lacks(k.path(self.target, pod=pod, container=container
+                                                  + (".previous" if previous else "")), needle)
 
     def log_lines(self, pod: str, container: str, previous: bool = False) -> list[str]:
         text = self.log(pod, container, previous)
