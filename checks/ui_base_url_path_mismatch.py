@@ -5,7 +5,7 @@ do not carry. The webserver (Flask) serves only under that path (anything else a
 is not at this location"), so probes of ``/health`` get 404: the webserver never becomes Ready, the
 liveness probe restarts it, and the UI and REST API are down. The chart writes the prefix into the probes
 only when the URL is ``config.webserver.base_url``; set through ``env`` (``AIRFLOW__WEBSERVER__BASE_URL``)
-or with probes overridden, they disagree.
+or with the probes changed after rendering (a post-renderer, a kustomize patch, kubectl edit), they disagree.
 
 Behind an Ingress or a Gateway API HTTPRoute (the rules whose backend is the webserver or api-server
 Service, on base_url's host; rules without a host and matching wildcards count for every host): some rule
@@ -36,7 +36,8 @@ from urllib.parse import urlparse
 from airflow_gke.views import Context, DataUnavailable, Obj, Pod, as_dict, as_list, dig
 from airflow_gke.model import Finding, Remediation, Result, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import helm_upgrade, k8s_resource, kubectl, planned, q, quote_event, release
+from airflow_gke.remediation import (deployer, helm_upgrade, k8s_resource, kubectl, planned, q, quote_event,
+                                     release)
 
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 _404 = re.compile(r"(?i)statuscode: 404")
@@ -147,7 +148,18 @@ def _finding(ctx: Context, where: Obj, v, prefix: str, wrong: list[tuple[str, st
         evidence.append(f"this check's Ingress/HTTPRoute finding moves base_url to {aligned}: the probes follow it")
     fix = aligned or url
     fix_prefix = urlparse(fix).path.rstrip("/")
-    cmds = [helm_upgrade(ctx, f"--set-string config.webserver.base_url={q(fix)}")]
+    # base_url read from the chart's airflow.cfg and already the one to have: config.webserver.base_url holds it,
+    # and the chart renders {prefix}/health from it, so the probes were changed after rendering (a post-renderer,
+    # a kustomize patch, kubectl edit). Setting the same value again changes nothing; re-rendering restores them.
+    rerender = not from_env and _same(url, fix)
+    if not rerender:
+        cmds = [helm_upgrade(ctx, f"--set-string config.webserver.base_url={q(fix)}")]
+    else:
+        tool, app, app_ns = deployer(ctx)    # Flux: --force upgrades with unchanged values
+        name = q(app or release(ctx))
+        cmds = [f"argocd app sync {name}" if tool == "argocd" and not planned(ctx) else
+                f"flux reconcile helmrelease {name} --namespace {q(app_ns or ctx.target.namespace)} --force"
+                if tool == "flux" and not planned(ctx) else helm_upgrade(ctx)]
     n = q(ctx.target.namespace)
     if not planned(ctx):
         cmds.append(f"kubectl get deployment {q(where.name if kind == 'Deployment' else release(ctx) + '-webserver')} "
@@ -156,10 +168,19 @@ def _finding(ctx: Context, where: Obj, v, prefix: str, wrong: list[tuple[str, st
                f"{fix_prefix}/health" + ((f"; {v.source[4:]} may stay (same value) or be removed from env:" if fix == url
                                           else f"; remove {v.source[4:]} from env (env overrides airflow.cfg)")
                                          if from_env else "") + ". The upgrade restarts the webserver.")
-    if not from_env:
-        summary = (f"Make the probes' paths start with {fix_prefix}/ (a probe overridden in the values, or a base_url "
-                   f"set outside config.webserver.base_url): with config.webserver.base_url {fix} the chart renders "
-                   f"{fix_prefix}/health.")
+    if rerender:
+        summary = (f"config.webserver.base_url is already {fix}, from which the chart renders every probe as "
+                   f"{fix_prefix}/health: the probes were changed after the chart rendered them (a post-renderer, a "
+                   "kustomize patch in Argo CD or Flux, kubectl edit). Remove that change; rendering the release "
+                   "again with the same values restores the chart's probes over an edit made in the cluster. The "
+                   "webserver restarts.")
+    elif not from_env:
+        summary = (f"Set config.webserver.base_url {fix} (the base_url the Ingress/HTTPRoute fix moves to): the chart "
+                   f"renders every probe as {fix_prefix}/health from it. The probes disagree with the current one, so "
+                   "they were changed after the chart rendered them (a post-renderer, a kustomize patch, kubectl "
+                   "edit): remove that change too. The upgrade restarts the webserver.")
+    if "<host>" in fix:
+        summary += " Replace <host> in the command by the name the Ingress/HTTPRoute finding asks for."
     return Finding(
         title=f"The webserver serves under {prefix}/ but its probes ask {wrong[0][1]}: they get 404 and it never gets Ready",
         message=(f"[webserver] base_url {url} makes the Airflow 2 webserver serve under {prefix}/ only, while its "
@@ -356,8 +377,10 @@ def _same(a: str | None, b: str) -> bool:
 def _scheme(r: Route, host: str, url) -> str:
     """https when the Ingress has TLS for the host; else base_url's scheme (a Gateway's listeners are not read)."""
     if r.kind == "Ingress":
-        tls = {h for t in as_list(r.obj.spec.get("tls")) for h in as_list(as_dict(t).get("hosts"))}
-        if host in tls:
+        tls = {str(h) for t in as_list(r.obj.spec.get("tls")) for h in as_list(as_dict(t).get("hosts")) if h}
+        # a wildcard certificate host (*.example.com) covers one label, as the Ingress's rule hosts
+        if host in tls or any(Route("Ingress", r.obj, t, "/", "Prefix", "", "").serves(host)
+                              for t in tls if t.startswith("*.")):
             return "https"
     return url.scheme if url is not None and url.scheme else "http"
 
@@ -418,9 +441,13 @@ def _path_finding(ctx: Context, ui: UI, v, url, prefix: str, host: str, mine: li
                         f"host {host}")
     # The Ingress/HTTPRoute is what users browse: serve the UI under its path (and host).
     new_prefix = prefix if strips else r.prefix
-    new_host = _concrete(r.host) or host or next(
-        (str(as_dict(i).get("ip") or as_dict(i).get("hostname"))
-         for i in as_list(dig(obj.raw, "status", "loadBalancer", "ingress"))), "")
+    if r.host and not _concrete(r.host) and not (host and r.serves(host)):
+        # a wildcard rule not for base_url's host: the name users browse under it is not in the snapshot
+        new_host = r.host.replace("*", "<host>", 1)
+    else:
+        new_host = _concrete(r.host) or host or next(
+            (str(as_dict(i).get("ip") or as_dict(i).get("hostname"))
+             for i in as_list(dig(obj.raw, "status", "loadBalancer", "ingress"))), "")
     new = _new_base(ui, _scheme(r, new_host, url), new_host, new_prefix)
     unrewrite = ui.strict and bool(new_prefix) and r.rewrite is not None and not r.keeps(new_prefix)
     if r.rewrite is not None:
@@ -487,6 +514,10 @@ def _path_finding(ctx: Context, ui: UI, v, url, prefix: str, host: str, mine: li
             message = (f"The Airflow 2 webserver serves under base_url's path ({prefix or '/'}) only, and its pages, "
                        f"links and redirects name paths under it; {r.kind} {obj.name} routes "
                        f"{', '.join(x.path for x in mine)} to Service {r.service}, which does not cover {prefix}/.")
+    if moved and "<host>" in new_host:
+        summary += (f" {r.kind} {obj.name} serves only {r.host}, which this snapshot cannot resolve to a name: replace "
+                    f"<host> in the command by the {'DNS label' if r.kind == 'Ingress' else 'DNS labels'} of the name "
+                    "users browse before running it.")
     summary += _env_note(v) if moved else ""
     return Judged(Finding(title=title, message=message, resource=k8s_resource(ctx, r.kind, obj.name),
                           evidence=evidence, remediation=Remediation(summary, cmds)),
@@ -503,9 +534,16 @@ def _host_finding(ctx: Context, ui: UI, v, url, host: str, good: list[Route]) ->
     evidence.append(f"no rule that routes to Service {r.service} is for {host}: the UI is browsed at "
                     f"{', '.join(hosts)}")
     sets = _base_sets(ctx, ui, v, new, url.path.rstrip("/"), execution=False)
-    summary = (f"Set [{ui.section}] base_url to the host {r.kind} {r.obj.name} serves: {new} (or add {host} to its "
-               f"{'rules' if r.kind == 'Ingress' else 'hostnames'} if that is the name users browse). The upgrade "
-               f"restarts the {ui.component}." + _env_note(v))
+    listed = f"{'rules' if r.kind == 'Ingress' else 'hostnames'}"
+    if _concrete(r.host):
+        summary = f"Set [{ui.section}] base_url to the host {r.kind} {r.obj.name} serves: {new}"
+    else:   # only wildcards: the snapshot does not say which name under it users browse
+        labels = "one DNS label" if r.kind == "Ingress" else "one or more DNS labels"
+        summary = (f"Set [{ui.section}] base_url to the name users browse under {r.host} ({r.kind} {r.obj.name} "
+                   f"serves only that wildcard, which this snapshot cannot resolve to a name): {new}, with <host> "
+                   f"replaced by {labels} before the command is run")
+    summary += (f" (or add {host} to its {listed} if that is the name users browse). The upgrade restarts the "
+                f"{ui.component}." + _env_note(v))
     what = ("log URLs in alert emails and callbacks, the redirects after login" if ui is AF2
             else "the login redirect and the links in alerts and logs")
     return Judged(Finding(

@@ -169,6 +169,8 @@ def test_route_semantics():
     assert strip.received("/airflow/home") == "/home" and not strip.keeps("/airflow")
     move = Route("HTTPRoute", o, "", "/airflow", "PathPrefix", "s", "8080", "/airflow", "ReplacePrefixMatch")
     assert move.keeps("/airflow")
+    full = Route("HTTPRoute", o, "", "/airflow", "PathPrefix", "s", "8080", "/", "ReplaceFullPath")
+    assert full.received("/airflow/home") == "/" and not full.keeps("/airflow")
     exact = Route("HTTPRoute", o, "", "/airflow", "Exact", "s", "8080")
     assert exact.covers("/airflow/") and not exact.covers("/airflow/home")
     # wildcards: an Ingress's matches one DNS label, an HTTPRoute's any number
@@ -194,6 +196,7 @@ def variant(run_cli, tmp_path):
 
     def run(edit) -> dict:
         root = tmp_path / "snap"
+        shutil.rmtree(root, ignore_errors=True)    # a test may run more than one variant
         shutil.copytree(scenario(AF2_REWRITE), root)
         edit(root)
         return doctor_json(run_cli, root, "--check", "ui-base-url-path-mismatch")[1]
@@ -293,3 +296,285 @@ def test_a_snapshot_without_the_httproutes_read_is_incomplete_not_passed(variant
     assert row["status"] == "skip" and row["blocked_by"] == ["not-collected:k8s"]
     assert row["reason"] == "not collected: k8s/apis/gateway.networking.k8s.io/v1/namespaces/data-pipelines/httproutes"
     assert findings_of(doc, "ui-base-url-path-mismatch") == []
+
+
+DEP = "apis/apps/v1/namespaces/{ns}/deployments.json"
+PODS = "api/v1/namespaces/{ns}/pods.json"
+CMS = "api/v1/namespaces/{ns}/configmaps.json"
+BASE2 = "https://airflow.acme-data.example/airflow"
+
+
+def _webserver_containers(body):
+    for it in body["items"]:
+        if it["metadata"].get("labels", {}).get("component") == "webserver":
+            spec = it["spec"]["template"]["spec"] if "template" in it["spec"] else it["spec"]
+            yield from (c for c in spec["containers"] if c["name"] == "webserver")
+
+
+def _base_url_in_env(root, probe_path: str = "/health") -> None:
+    """The webserver-base-url-env-af2 mistake on the rewrite scenario: base_url set through env (not
+    config.webserver.base_url), so airflow.cfg has none and the chart renders unprefixed probes."""
+    def dep(body):
+        for c in _webserver_containers(body):
+            c.setdefault("env", []).insert(0, {"name": "AIRFLOW__WEBSERVER__BASE_URL", "value": BASE2})
+            for p in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if p in c:
+                    c[p]["httpGet"]["path"] = probe_path
+
+    def pods(body):
+        for c in _webserver_containers(body):
+            c.setdefault("env", []).insert(0, {"name": "AIRFLOW__WEBSERVER__BASE_URL", "value": BASE2})
+            for p in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if p in c:
+                    c[p]["httpGet"]["path"] = probe_path
+
+    def cms(body):
+        for cm in body["items"]:
+            cfg = (cm.get("data") or {}).get("airflow.cfg")
+            if cfg:
+                cm["data"]["airflow.cfg"] = cfg.replace(f"base_url = {BASE2}\n", "")
+    _json_edit(root, DEP, dep)
+    _json_edit(root, PODS, pods)
+    _json_edit(root, CMS, cms)
+
+
+def _ingress_path(path: str):
+    def fn(body):
+        body["items"][0]["spec"]["rules"][0]["http"]["paths"][0]["path"] = path
+    return fn
+
+
+def test_probe_and_route_findings_in_one_run_move_base_url_to_the_same_url(variant):
+    """base_url (from env) has /airflow, the probes ask /health, and the Ingress serves the UI under /ui
+    (with the rewrite that strips it): both findings fire, and both fixes set the one base_url the
+    Ingress serves, so applying the two upgrades in either order ends in the same values."""
+    def edit(root):
+        _base_url_in_env(root)
+        _json_edit(root, ING, _ingress_path("/ui(/|$)(.*)"))
+
+    doc = variant(edit)
+    fs = findings_of(doc, "ui-base-url-path-mismatch")
+    assert [(f["resource"]["kind"], f["resource"]["name"]) for f in fs] == [
+        ("Deployment", "af2-webserver"), ("Ingress", "af2-ingress")]
+    probe, route = fs
+    assert probe["title"] == ("The webserver serves under /airflow/ but its probes ask /health: they get 404 and it "
+                              "never gets Ready")
+    assert route["title"] == ("The webserver serves only under /airflow/ ([webserver] base_url) but Ingress af2-ingress "
+                              "sends it /ui(/|$)(.*): every page answers 404")
+    new = "https://airflow.acme-data.example/ui"
+    up = "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+    assert route["remediation"]["commands"] == [
+        up + f"--set-string config.webserver.base_url={new} "
+        "--set 'ingress.web.annotations.nginx\\.ingress\\.kubernetes\\.io/rewrite-target=null'"]
+    assert probe["remediation"]["commands"][0] == up + f"--set-string config.webserver.base_url={new}"
+    # the probe finding says why its URL is not the one it read, and both send the env variable away
+    assert f"this check's Ingress/HTTPRoute finding moves base_url to {new}: the probes follow it" in _ev(probe)
+    assert probe["remediation"]["summary"] == (
+        f"Give the chart the base_url as config.webserver.base_url ({new}): it then renders every probe as "
+        "/ui/health; remove AIRFLOW__WEBSERVER__BASE_URL from env (env overrides airflow.cfg). The upgrade restarts "
+        "the webserver.")
+    assert "AIRFLOW__WEBSERVER__BASE_URL is set in env and overrides airflow.cfg" in route["remediation"]["summary"]
+
+
+def _ingress_host(host: str, path: str = "/airflow", path_type: str = "Prefix"):
+    """The chart's Ingress on ``host`` (TLS for it), ``path`` without the rewrite."""
+    def fn(body):
+        ing = body["items"][0]
+        ing["metadata"]["annotations"] = {}
+        ing["spec"]["rules"][0]["host"] = host
+        ing["spec"]["rules"][0]["http"]["paths"][0].update(path=path, pathType=path_type)
+        ing["spec"]["tls"][0]["hosts"] = [host]
+    return fn
+
+
+def test_a_wildcard_ingress_host_on_another_domain_names_the_host_to_fill_in(variant):
+    """The only served host is a wildcard: the snapshot holds no concrete name, so the fix keeps a
+    quoted <host> placeholder and says plainly what replaces it."""
+    doc = variant(lambda root: _json_edit(root, ING, _ingress_host("*.orchestration.example")))
+    f = _one(doc, "ui-base-url-path-mismatch", "Ingress", "af2-ingress")
+    assert f["severity"] == "warning"
+    assert f["title"] == ("[webserver] base_url names host airflow.acme-data.example, but Ingress af2-ingress serves "
+                          "the UI only on *.orchestration.example: links and redirects built from base_url go to "
+                          "another host")
+    assert ("no rule that routes to Service af2-webserver is for airflow.acme-data.example: the UI is browsed at "
+            "*.orchestration.example") in _ev(f)
+    assert f["remediation"]["summary"] == (
+        "Set [webserver] base_url to the name users browse under *.orchestration.example (Ingress af2-ingress serves "
+        "only that wildcard, which this snapshot cannot resolve to a name): "
+        "https://<host>.orchestration.example/airflow, with <host> replaced by one DNS label before the command is "
+        "run (or add airflow.acme-data.example to its rules if that is the name users browse). The upgrade restarts "
+        "the webserver.")
+    # quoted: pasted unedited, the shell does not read <host> as a redirection
+    assert f["remediation"]["commands"] == [
+        "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+        "--set-string config.webserver.base_url='https://<host>.orchestration.example/airflow'"]
+
+
+def test_a_wildcard_tls_host_makes_the_new_base_url_https(variant):
+    """An http base_url on another domain than the Ingress's wildcard host, whose TLS is the wildcard
+    certificate: the base_url the fix writes is https (the wildcard covers the host filled in)."""
+    def edit(root):
+        _json_edit(root, ING, _ingress_host("*.orchestration.example"))
+
+        def cms(body):
+            for cm in body["items"]:
+                cfg = (cm.get("data") or {}).get("airflow.cfg")
+                if cfg:
+                    cm["data"]["airflow.cfg"] = cfg.replace(f"base_url = {BASE2}",
+                                                            "base_url = http://airflow.acme-data.example/airflow")
+        _json_edit(root, CMS, cms)
+
+    f = _one(variant(edit), "ui-base-url-path-mismatch", "Ingress", "af2-ingress")
+    assert _cmds(f).endswith("--set-string config.webserver.base_url='https://<host>.orchestration.example/airflow'")
+
+
+def test_a_wildcard_host_that_matches_base_url_host_passes(variant):
+    """*.acme-data.example covers airflow.acme-data.example (one label): no host warning. Two labels
+    below it (an Ingress wildcard matches exactly one) is not covered: the warning, with the placeholder."""
+    assert _check(variant(lambda root: _json_edit(root, ING, _ingress_host("*.acme-data.example"))),
+                  "ui-base-url-path-mismatch") == ("pass", None)
+
+    def deeper(root):
+        _json_edit(root, ING, _ingress_host("*.acme-data.example"))
+
+        def cms(body):
+            for cm in body["items"]:
+                cfg = (cm.get("data") or {}).get("airflow.cfg")
+                if cfg:
+                    cm["data"]["airflow.cfg"] = cfg.replace(f"base_url = {BASE2}",
+                                                            "base_url = https://ui.eu.acme-data.example/airflow")
+        _json_edit(root, CMS, cms)
+
+    f = _one(variant(deeper), "ui-base-url-path-mismatch", "Ingress", "af2-ingress")
+    assert f["severity"] == "warning"
+    assert _cmds(f).endswith("--set-string config.webserver.base_url='https://<host>.acme-data.example/airflow'")
+
+
+def _probes_edited(root, path: str = "/health") -> None:
+    """The webserver's probes changed after the chart rendered them (base_url stays in config)."""
+    def fn(body):
+        for c in _webserver_containers(body):
+            for p in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if p in c:
+                    c[p]["httpGet"]["path"] = path
+    _json_edit(root, DEP, fn)
+    _json_edit(root, PODS, fn)
+
+
+def test_probes_edited_after_rendering_with_a_stripping_ingress_fixes_that_do_not_collide(variant):
+    """base_url in config.webserver.base_url (/airflow), probes edited to /health, the Ingress strips
+    /airflow: the route fix drops the rewrite and keeps base_url; the probe fix does not set the base_url
+    that is already set but renders the release again (which restores the chart's probes). Neither touches
+    the other's keys, and with --reuse-values either order ends with both applied."""
+    doc = variant(_probes_edited)
+    fs = findings_of(doc, "ui-base-url-path-mismatch")
+    assert [(f["resource"]["kind"], f["resource"]["name"]) for f in fs] == [
+        ("Deployment", "af2-webserver"), ("Ingress", "af2-ingress")]
+    probe, route = fs
+    up = "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values"
+    assert probe["remediation"]["commands"] == [
+        up, "kubectl get deployment af2-webserver --namespace data-pipelines "
+            "-o jsonpath='{.spec.template.spec.containers[0].livenessProbe.httpGet.path}'"]
+    assert probe["remediation"]["summary"] == (
+        f"config.webserver.base_url is already {BASE2}, from which the chart renders every probe as /airflow/health: "
+        "the probes were changed after the chart rendered them (a post-renderer, a kustomize patch in Argo CD or "
+        "Flux, kubectl edit). Remove that change; rendering the release again with the same values restores the "
+        "chart's probes over an edit made in the cluster. The webserver restarts.")
+    assert route["remediation"]["commands"] == [
+        up + " --set 'ingress.web.annotations.nginx\\.ingress\\.kubernetes\\.io/rewrite-target=null'"]
+    assert not any("base_url" in c for f in fs for c in f["remediation"]["commands"])
+
+
+def test_probes_edited_after_rendering_and_an_ingress_elsewhere_move_to_one_base_url(variant):
+    """base_url in config (/airflow), probes edited to /health, the Ingress on /ui: both findings set
+    the base_url the Ingress serves."""
+    def edit(root):
+        _probes_edited(root)
+        _json_edit(root, ING, _ingress_path("/ui(/|$)(.*)"))
+
+    probe, route = findings_of(variant(edit), "ui-base-url-path-mismatch")
+    new = "https://airflow.acme-data.example/ui"
+    assert probe["remediation"]["commands"][0] == (
+        f"helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+        f"--set-string config.webserver.base_url={new}")
+    assert route["remediation"]["commands"][0].startswith(probe["remediation"]["commands"][0] + " --set ")
+    assert probe["remediation"]["summary"].startswith(
+        f"Set config.webserver.base_url {new} (the base_url the Ingress/HTTPRoute fix moves to): the chart renders "
+        "every probe as /ui/health from it.")
+
+
+def test_a_wrong_path_on_a_wildcard_host_of_another_domain_does_not_move_base_url_to_an_unserved_host(variant):
+    """The Ingress serves /ui on *.orchestration.example only; base_url is .../airflow on acme-data.example.
+    The path fix must not keep base_url's host (the rule does not serve it: the next run would warn
+    about the host): it takes the rule's wildcard with the <host> placeholder, said plainly."""
+    doc = variant(lambda root: _json_edit(root, ING, _ingress_host("*.orchestration.example", "/ui")))
+    f = _one(doc, "ui-base-url-path-mismatch", "Ingress", "af2-ingress")
+    assert f["severity"] == "error"
+    assert f["title"] == ("The webserver serves only under /airflow/ ([webserver] base_url) but Ingress af2-ingress "
+                          "sends it /ui: every page answers 404")
+    assert "no rule of these Ingresses is for the base_url's host airflow.acme-data.example" in _ev(f)
+    assert f["remediation"]["commands"] == [
+        "helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
+        "--set-string config.webserver.base_url='https://<host>.orchestration.example/ui'"]
+    assert f["remediation"]["summary"] == (
+        "Serve the UI where Ingress af2-ingress sends it: [webserver] base_url https://<host>.orchestration.example/ui. "
+        "The chart renders the webserver's probes under the new path; the upgrade restarts the webserver. Ingress "
+        "af2-ingress serves only *.orchestration.example, which this snapshot cannot resolve to a name: replace "
+        "<host> in the command by the DNS label of the name users browse before running it.")
+    # a wildcard that covers base_url's host keeps that host
+    doc = variant(lambda root: _json_edit(root, ING, _ingress_host("*.acme-data.example", "/ui")))
+    assert _cmds(_one(doc, "ui-base-url-path-mismatch", "Ingress", "af2-ingress")).endswith(
+        "--set-string config.webserver.base_url=https://airflow.acme-data.example/ui")
+
+
+def test_probes_edited_after_rendering_under_flux_or_argo_cd_render_the_release_again(variant):
+    """The same re-render through the tool that applies the release: Flux forces an upgrade with the
+    unchanged values, Argo CD syncs the Application."""
+    def flux(root):
+        _probes_edited(root)
+
+        def fn(body):
+            for it in body["items"]:
+                it["metadata"]["labels"].update({"helm.toolkit.fluxcd.io/name": "airflow",
+                                                 "helm.toolkit.fluxcd.io/namespace": "flux-system"})
+        _json_edit(root, DEP, fn)
+
+    probe = _one(variant(flux), "ui-base-url-path-mismatch", "Deployment", "af2-webserver")
+    assert probe["remediation"]["commands"][0] == "flux reconcile helmrelease airflow --namespace flux-system --force"
+
+    def argo(root):
+        _probes_edited(root)
+
+        def fn(body):
+            for it in body["items"]:
+                it["metadata"].setdefault("annotations", {})["argocd.argoproj.io/tracking-id"] = (
+                    "data-airflow:apps/Deployment:data-pipelines/" + it["metadata"]["name"])
+        _json_edit(root, DEP, fn)
+
+    probe = _one(variant(argo), "ui-base-url-path-mismatch", "Deployment", "af2-webserver")
+    assert probe["remediation"]["commands"][0] == "argocd app sync data-airflow"
+
+
+def test_an_env_base_url_moved_onto_a_wildcard_host_names_the_placeholder_in_both_fixes(variant):
+    def edit(root):
+        _base_url_in_env(root)
+        _json_edit(root, ING, _ingress_host("*.orchestration.example", "/ui"))
+
+    probe, route = findings_of(variant(edit), "ui-base-url-path-mismatch")
+    want = "--set-string config.webserver.base_url='https://<host>.orchestration.example/ui'"
+    assert probe["remediation"]["commands"][0].endswith(want) and route["remediation"]["commands"][0].endswith(want)
+    assert probe["remediation"]["summary"].endswith(
+        "Replace <host> in the command by the name the Ingress/HTTPRoute finding asks for.")
+
+
+def test_an_ingress_default_backend_to_the_webserver_routes_every_path(variant):
+    """An Ingress with only a defaultBackend to the webserver (no rules, no rewrite) hands it every path
+    unchanged: /airflow/ under base_url .../airflow is served, on any host."""
+    def edit(root):
+        def fn(body):
+            ing = body["items"][0]
+            ing["metadata"]["annotations"] = {}
+            ing["spec"] = {"ingressClassName": "nginx", "defaultBackend": {"service": {
+                "name": "af2-webserver", "port": {"name": "airflow-ui"}}}}
+        _json_edit(root, ING, fn)
+    assert _check(variant(edit), "ui-base-url-path-mismatch") == ("pass", None)
