@@ -365,13 +365,20 @@ def files(g: Generated) -> dict[str, bytes]:
     return out
 
 
-def write(n: int, dest: str | Path) -> Generated:
-    """Build size ``n`` and write it to ``dest`` (replacing a snapshot a previous run left there)."""
+def _replace(dest: str | Path) -> Path:
+    """``dest`` emptied for a new snapshot: a snapshot a previous run left there is removed; any
+    other non-empty directory is refused."""
     dest = Path(dest)
     if dest.exists():
         if any(dest.iterdir()) and not (dest / "meta.json").exists():
             raise SystemExit(f"{dest}: exists and is not a snapshot directory; not overwriting")
         shutil.rmtree(dest)
+    return dest
+
+
+def write(n: int, dest: str | Path) -> Generated:
+    """Build size ``n`` and write it to ``dest`` (replacing a snapshot a previous run left there)."""
+    dest = _replace(dest)
     g = build(n)
     for rel, data in files(g).items():
         p = dest / rel
@@ -392,11 +399,7 @@ def write_fleet(releases: int, n: int, dest: str | Path) -> None:
     ``team-01``... (for ``doctor --snapshot DEST -A``): every namespaced Kubernetes file (its path,
     ``"namespace"`` fields, Workload Identity members) moved to each namespace; cluster-scoped and
     Google files once. ``meta.json`` names the first namespace."""
-    dest = Path(dest)
-    if dest.exists():
-        if any(dest.iterdir()) and not (dest / "meta.json").exists():
-            raise SystemExit(f"{dest}: exists and is not a snapshot directory; not overwriting")
-        shutil.rmtree(dest)
+    dest = _replace(dest)
     g = build(n)
     ns = g.scenario.env.namespace
     marker = f"/namespaces/{ns}/"
