@@ -234,16 +234,22 @@ def _request_stats(log) -> dict:
     }
 
 
+def _replay_env(srv, tmp: Path) -> dict:
+    """This process's environment pointed at the replay server ``srv`` (a kubeconfig in ``tmp``, its
+    Google endpoints), without endpoints or an in-cluster host inherited from the caller."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AIRFLOW_GKE_ENDPOINT_") and k != "KUBERNETES_SERVICE_HOST"}
+    env.update(srv.env(kubeconfig=srv.write_kubeconfig(tmp / "kubeconfig")))
+    return env
+
+
 def live(snap: Path, offline_ids: list[str] | None, max_logs: int, offline_findings: dict | None = None) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from replay import ReplayServer  # tests/replay.py: the loopback Kubernetes + Google server
 
     meta = json.loads((snap / "meta.json").read_text())
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp, ReplayServer(snap) as srv:
-        kc = srv.write_kubeconfig(Path(tmp) / "kubeconfig")
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("AIRFLOW_GKE_ENDPOINT_") and k != "KUBERNETES_SERVICE_HOST"}
-        env.update(srv.env(kubeconfig=kc))
+        env = _replay_env(srv, Path(tmp))
         cmd = CLI + ["doctor", "--output", "json", "--fail-on", "never", "--verbose", "--now", meta["captured_at"],
                      "--timeout", "900", "--request-timeout", "300", "--max-logs", str(max_logs)]
         if meta.get("release"):
@@ -277,10 +283,7 @@ def live_read(snap: Path, page_size: int = 500) -> dict:
 
     meta = json.loads((snap / "meta.json").read_text())
     with tempfile.TemporaryDirectory(prefix="bench-liveread-") as tmp, ReplayServer(snap) as srv:
-        kc = srv.write_kubeconfig(Path(tmp) / "kubeconfig")
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("AIRFLOW_GKE_ENDPOINT_") and k != "KUBERNETES_SERVICE_HOST"}
-        env.update(srv.env(kubeconfig=kc))
+        env = _replay_env(srv, Path(tmp))
         cmd = [sys.executable, "-m", "bench.liveread", "--page-size", str(page_size), "--now", meta["captured_at"]]
         if meta.get("release"):
             cmd += ["--release", meta["release"]]
