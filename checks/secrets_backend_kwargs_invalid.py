@@ -52,7 +52,7 @@ def run(ctx: Context) -> Result:
     by_project: dict[str, list[BackendUse]] = {}
     for u in uses:
         pid = (u.kwargs or {}).get("project_id")
-        if pid is not None:
+        if pid:   # the provider's own test (`if project_id:`): "" or null means the credentials' project
             by_project.setdefault(str(pid).strip(), []).append(u)
     for pid, pusers in by_project.items():
         f = _project_id(ctx, pid, pusers, undecided)

@@ -138,3 +138,11 @@ def test_a_bare_403_for_the_project_is_undecided_and_says_what_settles_it(run_cl
     c = next(c for c in doc["checks"] if c["id"] == CHECK)
     assert c["status"] == "error"
     assert "project_id acme-data-prd" in c["reason"] and "gcloud projects describe acme-data-prd" in c["reason"]
+
+
+def test_an_empty_project_id_is_the_pods_own_project_and_passes(run_cli, tmp_path):
+    # the provider only uses project_id when it is set (`if project_id:`): "" means the credentials' project
+    snap = _with_kwargs(tmp_path, '{"connections_prefix": "airflow-connections", "project_id": ""}')
+    _code, doc = doctor_json(run_cli, snap)
+    assert findings_of(doc, CHECK) == []
+    assert status_of(doc, CHECK) == "pass"
