@@ -274,6 +274,35 @@ def _get_bucket_iam(g: Google, c, params: dict, timeout: float) -> Answer:
     return Answer(200, data=body)
 
 
+PAGE = 500      # items asked per page of a Google REST list (Secret Manager caps it at 25000; any may answer fewer)
+PAGES = 200     # at most this many pages (100,000 items at 500 a page): a loop guard
+
+
+def _all_pages(session, url: str, size_param: str, field: str, timeout: float, what: str) -> Answer:
+    """A Google REST list as one body: ``field`` of every page (followed by ``pageToken``/
+    ``nextPageToken``), the first page's other fields kept, no ``nextPageToken``; the first failed
+    page's answer as is."""
+    body: dict | None = None
+    token = None
+    for _ in range(PAGES):
+        query = {size_param: str(PAGE)} | ({"pageToken": token} if token else {})
+        ans = _from_response(session.get(url, params=query, timeout=timeout))
+        if not ans.ok:
+            return ans
+        page = ans.data if isinstance(ans.data, dict) else {}
+        if body is None:
+            body = {f: v for f, v in page.items() if f != "nextPageToken"}
+            body[field] = list(page.get(field) or [])
+        else:
+            body[field] += list(page.get(field) or [])
+        token = page.get("nextPageToken")
+        if not token:
+            if not body[field]:
+                body.pop(field)   # the APIs leave out an empty list
+            return Answer(200, data=body)
+    return failure("invalid", f"{what} did not end after {PAGES} pages")
+
+
 def _compute_list(g: Google, session, params: dict, timeout: float, key: str = "routers") -> Answer:
     """A Compute Engine list (routers.list) as one body: ``items`` of every page, no
     ``nextPageToken``, like the Kubernetes lists a snapshot stores. Through an authorized session
@@ -282,21 +311,9 @@ def _compute_list(g: Google, session, params: dict, timeout: float, key: str = "
     rel = k.path(Target(project=g.project, location=g.location, cluster=g.cluster), **params).split("/", 2)[2]
     base = g.endpoints["compute"].url or "https://compute.googleapis.com"
     url = f"{base.rstrip('/')}/{urllib.parse.quote(rel, safe='/@:')}"
-    body: dict | None = None
-    token = None
-    while True:
-        query = {"maxResults": "500"} | ({"pageToken": token} if token else {})
-        ans = _from_response(session.get(url, params=query, timeout=timeout))
-        if not ans.ok:
-            return ans
-        page = ans.data if isinstance(ans.data, dict) else {}
-        if body is None:
-            body = {f: v for f, v in page.items() if f != "nextPageToken"}
-        else:
-            body.setdefault("items", []).extend(page.get("items") or [])
-        token = page.get("nextPageToken")
-        if not token:
-            return Answer(200, data=body)
+    return _all_pages(session, url, "maxResults", "items", timeout, f"{key} list")
+
+
 def _check_transitive_membership(g: Google, c, params: dict, timeout: float) -> Answer:
     """Cloud Identity: the group's resource name from its email (groups.lookup, once per group),
     then whether the member is in it, directly or through nested groups."""
@@ -330,8 +347,6 @@ def _get_secret_iam(g: Google, c, params: dict, timeout: float) -> Answer:
     return _from_response(c.get(url, params={"options.requestedPolicyVersion": 3}, timeout=timeout))
 
 
-SECRETS_PAGE = 500      # secrets.list pageSize asked (the API caps it at 25000 and may answer fewer)
-SECRETS_PAGES = 200     # at most this many pages (100,000 names at 500 a page): a loop guard
 
 
 def _list_secrets(g: Google, c, params: dict, timeout: float) -> Answer:
@@ -341,25 +356,7 @@ def _list_secrets(g: Google, c, params: dict, timeout: float) -> Answer:
     base = g.endpoints["secretmanager"].url or "https://secretmanager.googleapis.com"
     project = params.get("project") or g.project
     url = f"{base.rstrip('/')}/v1/projects/{urllib.parse.quote(str(project))}/secrets"
-    body: dict | None = None
-    token = None
-    for _ in range(SECRETS_PAGES):
-        query = {"pageSize": str(SECRETS_PAGE)} | ({"pageToken": token} if token else {})
-        ans = _from_response(c.get(url, params=query, timeout=timeout))
-        if not ans.ok:
-            return ans
-        page = ans.data if isinstance(ans.data, dict) else {}
-        if body is None:
-            body = {f: v for f, v in page.items() if f != "nextPageToken"}
-            body["secrets"] = list(page.get("secrets") or [])
-        else:
-            body["secrets"] += list(page.get("secrets") or [])
-        token = page.get("nextPageToken")
-        if not token:
-            if not body["secrets"]:
-                body.pop("secrets")   # the API leaves out an empty list
-            return Answer(200, data=body)
-    return failure("invalid", f"secrets.list of project {project} did not end after {SECRETS_PAGES} pages")
+    return _all_pages(c, url, "pageSize", "secrets", timeout, f"secrets.list of project {project}")
 
 
 READERS: dict[str, Callable[[Google, Any, dict, float], Answer]] = {
