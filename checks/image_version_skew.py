@@ -20,7 +20,7 @@ from collections import Counter
 from airflow_gke.views import AIRFLOW_COMPONENTS, Context, DataUnavailable, Pod, component_workload, as_dict, dig, secret_ref
 from airflow_gke.model import Finding, Remediation, Result, passed
 from airflow_gke.registry import Category, check
-from airflow_gke.remediation import clip, grep, helm_upgrade, ns, q, release, release_resource
+from airflow_gke.remediation import clip, deployer, grep, helm_upgrade, ns, q, release, release_resource
 
 
 _VERSION = re.compile(r"(?:^|[-_])(\d\.\d+\.\d+)(?=$|[-_+.])")
@@ -225,10 +225,14 @@ def _af2_values(ctx: Context, sources, version: str) -> Finding:
                     "airflowVersion 2.x")
     sets = [f"--set-string airflowVersion={q(version)}", f"--set-string defaultAirflowTag={q(version)}"]
     chart = _chart(ctx)
-    if chart and _key_or_none(chart) is not None and _key_or_none(chart) < AF3_CHART:
+    chart_key = _key_or_none(chart) if chart else None
+    bump = chart_key is not None and chart_key < AF3_CHART
+    af3_chart = '.'.join(map(str, AF3_CHART))
+    if bump:
         evidence.append(f"chart airflow-{chart} predates Airflow 3 (the chart supports it from "
-                        f"{'.'.join(map(str, AF3_CHART))}): the chart has to be upgraded too")
-        sets.insert(0, f"--version {'.'.join(map(str, AF3_CHART))}")
+                        f"{af3_chart}): the chart has to be upgraded too")
+        if deployer(ctx)[0] == "helm":   # Argo CD and Flux pin the chart version in their own objects
+            sets.insert(0, f"--version {af3_chart}")
     subjects = []
     webpods: list[Pod] = [p for p in ctx.pods_by_component.get("webserver", []) if not p.is_task_pod]
     for p in webpods[:3]:
@@ -274,7 +278,11 @@ def _af2_values(ctx: Context, sources, version: str) -> Finding:
                            " (the old name is ignored)"))
         sets.append(f"--set-string config.{new_sec}.{new_key}={q(v.value)}")
         sets.append(f"--set config.{sec}.{key}=null")
-    cmds = [helm_upgrade(ctx, *sets),
+    upgrade = helm_upgrade(ctx, *sets)
+    if bump and deployer(ctx)[0] != "helm":
+        upgrade = (f"# also raise the chart version to {af3_chart} where the release pins it (Argo CD: the "
+                   "Application's targetRevision; Flux: the HelmRelease's spec.chart.spec.version)\n" + upgrade)
+    cmds = [upgrade,
             f"kubectl get deployments --namespace {q(ns(ctx))} -l release={q(rel)},tier=airflow "
             "-o custom-columns=NAME:.metadata.name,COMPONENT:.metadata.labels.component"]
     return Finding(
@@ -293,8 +301,7 @@ def _af2_values(ctx: Context, sources, version: str) -> Finding:
             "config.api / config.fab, webserverSecretKeySecretName to apiSecretKeySecretName; ingress.web to "
             "ingress.apiServer if you use it); the chart then creates the api-server and dag-processor. Run helm "
             "template and diff first: the upgrade replaces the webserver with the api-server"
-            + (f" (the chart needs {'.'.join(map(str, AF3_CHART))} or later for Airflow 3)" if any(
-                x.startswith("--version") for x in sets) else "") + ".", cmds),
+            + (f" (the chart needs {af3_chart} or later for Airflow 3)" if bump else "") + ".", cmds),
         severity="error",
         subjects=subjects,
     )

@@ -67,3 +67,28 @@ def test_airflow_2_values_on_a_chart_older_than_airflow_3_upgrade_the_chart_too(
     assert "chart airflow-1.15.0 predates Airflow 3 (the chart supports it from 1.16.0)" in _ev(f)
     assert _cmds(f).startswith("helm upgrade af2 apache-airflow/airflow --namespace data-pipelines --reuse-values "
                                "--version 1.16.0 --set-string airflowVersion=3.0.6")
+
+
+def test_airflow_2_values_on_an_old_chart_under_flux_raise_the_chart_in_the_helmrelease(run_cli, tmp_path):
+    """`--version` is a helm flag, not a value: under Flux it must not land in the HelmRelease's values."""
+    import json
+    from conftest import doctor_json, findings_of
+    from checktools import _copy
+
+    root = _copy(tmp_path, "af2-values-on-af3-image")
+    for f in root.glob("k8s/**/*.json"):
+        f.write_text(f.read_text().replace("airflow-1.18.0", "airflow-1.15.0"))
+    dep = next(root.glob("k8s/**/deployments.json"))
+    body = json.loads(dep.read_text())
+    for item in body["items"]:
+        item["metadata"].setdefault("labels", {}).update({"helm.toolkit.fluxcd.io/name": "af2",
+                                                          "helm.toolkit.fluxcd.io/namespace": "flux-system"})
+    dep.write_text(json.dumps(body))
+    _, d = doctor_json(run_cli, root, "--check", "image-version-skew")
+    [f] = findings_of(d, "image-version-skew")
+    cmds = _cmds(f)
+    assert cmds.startswith("# also raise the chart version to 1.16.0 where the release pins it (Argo CD: the "
+                           "Application's targetRevision; Flux: the HelmRelease's spec.chart.spec.version)\n")
+    assert "flux reconcile helmrelease af2 --namespace flux-system" in cmds
+    assert "--version" not in cmds
+    assert "(the chart needs 1.16.0 or later for Airflow 3)" in f["remediation"]["summary"]
