@@ -289,7 +289,8 @@ def _fix_health_check(ctx: Context, b: GceBackend, problem: str, path: str, cpor
     key = UI[comp][2]
     annotation = json.dumps({"default": name}, separators=(",", ":"))
     rel = release(ctx)
-    if svc.labels.get("release") == rel or svc.annotations.get("meta.helm.sh/release-name") == rel:
+    chart_svc = svc.labels.get("release") == rel or svc.annotations.get("meta.helm.sh/release-name") == rel
+    if chart_svc:
         annotate = (f"# annotate Service {svc.name} with the BackendConfig through the chart's {key}.service.annotations "
                     "(changes only the Service: no pod restarts)\n"
                     + helm_upgrade(ctx, "--set-json", q(f"{key}.service.annotations.cloud\\.google\\.com/backend-config="
@@ -317,8 +318,9 @@ def _fix_health_check(ctx: Context, b: GceBackend, problem: str, path: str, cpor
     cmds.append(annotate)
     summary = (f"Give Service {svc.name} a BackendConfig whose health check asks {path}"
                + (f" on port {cport}" if "port" in want else "")
-               + f", and name it in the Service's cloud.google.com/backend-config annotation through the chart's "
-                 f"{key}.service.annotations; GKE updates the load balancer's health check within minutes.")
+               + ", and name it in the Service's cloud.google.com/backend-config annotation "
+               + (f"through the chart's {key}.service.annotations" if chart_svc else "where the Service is defined")
+               + "; GKE updates the load balancer's health check within minutes.")
     return summary, cmds, what
 
 

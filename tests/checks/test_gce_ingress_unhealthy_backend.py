@@ -400,7 +400,9 @@ def test_a_service_the_chart_does_not_render_is_annotated_in_place(run_cli, tmp_
             svc["metadata"]["annotations"].pop(k)
     _edit(root, SVC_AF2, own_service)
     _code, doc = doctor_json(run_cli, root)
-    cmds = _only(doc)["remediation"]["commands"]
+    rem = _only(doc)["remediation"]
+    cmds = rem["commands"]
+    assert "where the Service is defined" in rem["summary"] and "through the chart's" not in rem["summary"]
     assert cmds[1] == ("kubectl annotate service af2-webserver --namespace data-pipelines --overwrite "
                        "'cloud.google.com/backend-config={\"default\":\"af2-webserver\"}'")
 
