@@ -112,11 +112,12 @@ def _health_path(ctx: Context, comp: str) -> tuple[str, str]:
     return suffix, f"[{section}] base_url " + ("without a path" if base else "not set")
 
 
-def _ui_pods(ctx: Context, svc: Obj) -> list:
+def _ui_pods(ctx: Context, svc: Obj) -> tuple[list, str]:
+    """(the pods the Service selects, why they were not read: "" when read)."""
     try:
-        return ctx.pods_selected_by(as_dict(svc.spec.get("selector")))
-    except DataUnavailable:
-        return []
+        return ctx.pods_selected_by(as_dict(svc.spec.get("selector"))), ""
+    except DataUnavailable as e:
+        return [], e.reason
 
 
 def _container_port(ctx: Context, svc: Obj, port: dict, pods: list) -> int | None:
@@ -146,7 +147,7 @@ def _finding(ctx: Context, backends: list[GceBackend], configs: dict[str, Obj]) 
     svc, comp, port = b.service, b.component, b.port
     n = ctx.target.namespace
     path, path_src = _health_path(ctx, comp)
-    pods = _ui_pods(ctx, svc)
+    pods, pods_unread = _ui_pods(ctx, svc)
     cport = _container_port(ctx, svc, port, pods)
     neg = NEG_STATUS in svc.annotations or (b.backend_name or "").startswith("k8s1-")
     ref, ref_key = _config_ref(svc, port)
@@ -204,6 +205,8 @@ def _finding(ctx: Context, backends: list[GceBackend], configs: dict[str, Obj]) 
     ready = [p for p in pods if p.condition("Ready").get("status") == "True"]
     if pods:
         evidence.append(f"{len(ready)} of {len(pods)} {comp} pod(s) Ready")
+    elif pods_unread:
+        evidence.append(f"the {comp} pods were not read: {pods_unread}")
     if problem == "stale" and lb_hc is not None and verdict is not None:
         what = (f"BackendConfig {ref} asks {path} as Airflow expects, but the load balancer's health check "
                 f"{b.backend_name} still asks {_asked(path, lb_hc)}: {verdict[1]}; GKE's ingress controller has not "
@@ -215,6 +218,15 @@ def _finding(ctx: Context, backends: list[GceBackend], configs: dict[str, Obj]) 
                 f"kubectl describe service {q(svc.name)} --namespace {q(n)}"]
     elif problem:
         summary, cmds, what = _fix_health_check(ctx, b, problem, path, cport, neg, ref, bc, hc, lb_hc, verdict, unread)
+    elif pods_unread:   # whether any pod is Ready decides between the pods and the network: not claimed unread
+        what = (f"the health check asks {_asked(path, lb_hc)}, which Airflow answers with 200, yet the probes fail; "
+                f"the {comp} pods were not read ({pods_unread}), so whether any is Ready (else Google's health checkers "
+                "are blocked) is not known")
+        summary = (f"The health check is set right ({_right(b, ref, path, lb_hc)}); see whether the {comp} pods are "
+                   "Ready (if not, fix that first), else let Google's health-check ranges reach them.")
+        cmds = [f"kubectl get pods --namespace {q(n)} -l component={comp},release={release(ctx)}",
+                f"gcloud compute backend-services get-health {q(b.backend_name or 'BACKEND')} {_scope(ctx, b)} "
+                f"--project {q(project(ctx))}"]
     elif pods and not ready:
         what = f"no {comp} pod is Ready, so the load balancer has nothing healthy to send to"
         owner = f"{release(ctx)}-{comp}"

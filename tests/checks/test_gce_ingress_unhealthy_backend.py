@@ -465,3 +465,22 @@ def test_an_ingress_of_another_class_is_not_judged(run_cli, tmp_path):
     _edit(root, ING_AF2, nginx)
     _code, doc = doctor_json(run_cli, root)
     assert status_of(doc, CHECK) == "skip" and findings_of(doc, CHECK) == []
+
+
+def test_right_health_check_with_pods_unread_does_not_blame_the_network(run_cli, tmp_path):
+    """Pods 403: whether any api-server pod is Ready is unknown, so the finding says so and reads them
+    first, rather than concluding that Google's health checkers are blocked."""
+    root = _copy(tmp_path, "gce-ingress-wrong-path-af3")
+    _right_path(root)
+    pods = root / "k8s/api/v1/namespaces/airflow/pods.json"
+    pods.unlink()
+    pods.with_name("pods.error.json").write_text(json.dumps(
+        {"status": 403, "body": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                 "message": 'pods is forbidden: User "doctor" cannot list resource "pods"',
+                                 "reason": "Forbidden", "code": 403}}))
+    _code, doc = doctor_json(run_cli, root)
+    f = _only(doc)
+    assert "the api-server pods were not read (" in f["message"]
+    assert "are blocked or time out" not in f["message"]
+    assert any(e.startswith("the api-server pods were not read: ") for e in f["evidence"])
+    assert f["remediation"]["commands"][0] == "kubectl get pods --namespace airflow -l component=api-server,release=airflow"
