@@ -154,7 +154,7 @@ def _finding(ctx: Context, backends: list[GceBackend], configs: dict[str, Obj]) 
     bc = configs.get(ref) if ref else None
     hc = as_dict(dig(bc.raw, "spec", "healthCheck")) if bc is not None else {}
     ingresses = sorted({x.ingress.name for x in backends})
-    evidence = [f"Ingress {x.ingress.name} (class {x.ingress.spec.get('ingressClassName') or x.ingress.annotations.get('kubernetes.io/ingress.class') or 'gce'}): "
+    evidence = [f"Ingress {x.ingress.name} (class {x.ingress_class or 'gce'}): "
                 f"{BACKENDS} {x.ingress.annotations.get(BACKENDS)}; backend {x.backend_name} is Service "
                 f"{svc.name} port {port.get('port')} ({', '.join(x.paths)})" for x in backends]
     evidence.append(f"Service {svc.name} ({comp}): port {port.get('name')} {port.get('port')} -> container port "
@@ -459,8 +459,7 @@ def _gitops_note(ctx: Context) -> str:
 def _scope(ctx: Context, b: GceBackend) -> str:
     """Where the load balancer's backend service lives: global (external), or the cluster's region
     (internal Application Load Balancer, class gce-internal)."""
-    cls = b.ingress.spec.get("ingressClassName") or b.ingress.annotations.get("kubernetes.io/ingress.class")
-    return f"--region {q(region(ctx))}" if cls == "gce-internal" else "--global"
+    return f"--region {q(region(ctx))}" if b.internal else "--global"
 
 
 def _policies(ctx: Context, svc: Obj) -> list[str]:
