@@ -107,35 +107,34 @@ def _stamp() -> str:
     return h.hexdigest()[:16]
 
 
-def snapshot(n: int, log) -> Path:
-    """The generated snapshot of size ``n``, built once per version of the generator and factories."""
-    dest = OUT / "snapshots" / f"n{n}"
+def _generated(dest: Path, args: list[str], what: str, log, last_line: bool) -> Path:
+    """``dest`` as ``python -m bench.generate ARGS`` writes it, generated once per version of the
+    generator and factories (a ``.stamp`` file records which)."""
     stamp_file = dest / ".stamp"
     stamp = _stamp()
     if (dest / "EXPECTED.json").is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
         return dest
-    log(f"generating {n} task pods into {dest} ...")
-    r = measure([sys.executable, "-m", "bench.generate", str(n), str(dest)])
+    log(f"generating {what} into {dest} ...")
+    r = measure([sys.executable, "-m", "bench.generate", *args])
     if r["code"] != 0:
         raise SystemExit(f"generator failed:\n{r['stderr']}")
-    log("  " + r["stderr"].strip().splitlines()[-1])
+    if last_line:
+        log("  " + r["stderr"].strip().splitlines()[-1])
     stamp_file.write_text(stamp)
     return dest
+
+
+def snapshot(n: int, log) -> Path:
+    """The generated snapshot of size ``n``."""
+    dest = OUT / "snapshots" / f"n{n}"
+    return _generated(dest, [str(n), str(dest)], f"{n} task pods", log, last_line=True)
 
 
 def fleet_snapshot(releases: int, n: int, log) -> Path:
     """A cluster of ``releases`` namespaces of ``n`` task pods each (``bench.generate --releases``)."""
     dest = OUT / "snapshots" / f"fleet{releases}x{n}"
-    stamp_file = dest / ".stamp"
-    stamp = _stamp()
-    if (dest / "EXPECTED.json").is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
-        return dest
-    log(f"generating {releases} releases of {n} task pods into {dest} ...")
-    r = measure([sys.executable, "-m", "bench.generate", str(n), str(dest), "--releases", str(releases)])
-    if r["code"] != 0:
-        raise SystemExit(f"generator failed:\n{r['stderr']}")
-    stamp_file.write_text(stamp)
-    return dest
+    return _generated(dest, [str(n), str(dest), "--releases", str(releases)],
+                      f"{releases} releases of {n} task pods", log, last_line=False)
 
 
 def fleet(releases: int, n: int, log, repeat: int = 1) -> dict:
