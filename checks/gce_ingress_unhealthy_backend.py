@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 from urllib.parse import urlparse
 
-from airflow_gke.views import Context, DataUnavailable, GceBackend, Obj, as_dict, as_list, dig, selector_matches
+from airflow_gke.views import (BACKENDS_ANNOTATION, NEG_STATUS_ANNOTATION, Context, DataUnavailable, GceBackend, Obj,
+                               as_dict, as_list, dig, selector_matches)
 from airflow_gke.model import Finding, Remediation, Result, finding_id, from_findings, passed, skipped
 from airflow_gke.registry import Category, check
 from airflow_gke.remediation import clip, deployer, helm_upgrade, k8s_resource, project, q, quote_event, region, release
 
-BACKENDS = "ingress.kubernetes.io/backends"
-NEG = "cloud.google.com/neg"
-NEG_STATUS = "cloud.google.com/neg-status"
+BACKENDS, NEG_STATUS = BACKENDS_ANNOTATION, NEG_STATUS_ANNOTATION
 BACKEND_CONFIG = ("cloud.google.com/backend-config", "beta.cloud.google.com/backend-config")
 # What each UI component serves its health on (under the [section] base_url path prefix), and the
 # chart's values key of its Service.

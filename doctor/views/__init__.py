@@ -21,7 +21,7 @@ from .base import (BaseContext, DataUnavailable, FailedReads, as_dict, as_list, 
 from .google import WRITE_SCOPES, GoogleViews, NodePool, Repo, google_repo, image_host
 from ..snapshot import parse_time
 from ..source import error_info
-from .kube import (PVC, QUANTITY_UNITS, ContainerStatus, GceBackend, KubeViews, Obj, Pod, StorageClass, all_statuses, container_spec, describe_state,
+from .kube import (BACKENDS_ANNOTATION, NEG_STATUS_ANNOTATION, PVC, QUANTITY_UNITS, ContainerStatus, GceBackend, KubeViews, Obj, Pod, StorageClass, all_statuses, container_spec, describe_state,
                    env_of, env_source, env_value, image_repo, image_tag, node_matches, node_schedulable, owner_of,
                    pod_images, quantity, secret_ref, selector_matches, spec_of, status_of, tolerates, unhealthy)
 from .iam import Evaluation, binding_members, bindings, evaluate, is_federated, member_roles, role_grants, unless_in_groups
@@ -35,7 +35,7 @@ class Context(AirflowViews, GoogleViews):
 
 
 __all__ = ["AIRFLOW_COMPONENTS", "QUANTITY_UNITS", "all_statuses", "as_dict", "as_list", "as_str", "BaseContext", "container_spec",
-           "ContainerStatus", "Context", "GceBackend", "DataUnavailable", "describe_state", "dig", "env_of", "env_source",
+           "BACKENDS_ANNOTATION", "ContainerStatus", "Context", "GceBackend", "NEG_STATUS_ANNOTATION", "DataUnavailable", "describe_state", "dig", "env_of", "env_source",
            "env_value", "error_info", "event_time", "FailedReads", "google_repo", "human_age", "image_host", "image_repo",
            "image_tag", "no_answer_reason", "node_matches", "node_schedulable", "NodePool", "Obj", "owner_of",
            "parse_time", "Pod", "pod_images", "PVC", "quantity", "Repo", "secret_ref", "selector_matches", "spec_of",
